@@ -1,0 +1,1 @@
+//! tabmux: many AI clients, one real browser.
