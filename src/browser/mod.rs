@@ -1,0 +1,454 @@
+//! The browser layer: which browser is in use (launched, attached, or through the
+//! extension), the tabs this instance drives, and element refs. Tools speak only to this
+//! layer and to [`page::Page`].
+
+pub mod element;
+pub mod keys;
+pub mod page;
+pub mod refs;
+pub mod snap;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result, codes};
+use crate::link::TabInfo;
+use crate::link::direct::DirectLink;
+use crate::link::launch::LaunchOptions;
+use element::Element;
+use page::Page;
+use refs::{Lookup, RefTable};
+
+/// Where the browser comes from.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Launch a private browser (temporary profile) on first use.
+    Launch(LaunchOptions),
+    /// Attach to a running browser's CDP endpoint.
+    Cdp(String),
+}
+
+#[derive(Clone)]
+enum Active {
+    Direct(Arc<DirectLink>),
+}
+
+impl Active {
+    fn alive(&self) -> bool {
+        match self {
+            Active::Direct(d) => d.is_alive(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tabs {
+    pages: Vec<Arc<Page>>,
+    current: Option<usize>,
+}
+
+/// Settings for the browser layer.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// Deadline of one CDP command.
+    pub command_timeout: Duration,
+    /// Deadline of a navigation.
+    pub navigation_timeout: Duration,
+}
+
+/// The browser as one instance sees it.
+pub struct Browser {
+    cfg: Config,
+    link: tokio::sync::Mutex<Option<Active>>,
+    tabs: Mutex<Tabs>,
+    pub refs: Mutex<RefTable>,
+    /// One-line notes for the next tool answer (e.g. the browser was relaunched).
+    notes: Mutex<Vec<String>>,
+}
+
+impl Browser {
+    pub fn new(cfg: Config) -> Browser {
+        Browser {
+            cfg,
+            link: tokio::sync::Mutex::new(None),
+            tabs: Mutex::new(Tabs::default()),
+            refs: Mutex::new(RefTable::default()),
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Notes collected since the last answer.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut self.notes.lock().unwrap())
+    }
+
+    fn note(&self, n: impl Into<String>) {
+        self.notes.lock().unwrap().push(n.into());
+    }
+
+    /// The link, (re)started when needed: launching a browser on first use and again
+    /// after it exited.
+    async fn active(&self) -> Result<Active> {
+        let mut link = self.link.lock().await;
+        if let Some(a) = link.as_ref() {
+            if a.alive() {
+                return Ok(a.clone());
+            }
+            let had_tabs = !self.tabs.lock().unwrap().pages.is_empty();
+            self.forget_all_tabs("the browser exited");
+            if had_tabs {
+                self.note("The browser had exited (crashed or was closed); tabmux started it again — earlier tabs are gone.");
+            }
+        }
+        let a = match &self.cfg.mode {
+            Mode::Launch(opts) => Active::Direct(Arc::new(DirectLink::launch(opts).await?)),
+            Mode::Cdp(url) => Active::Direct(Arc::new(DirectLink::connect(url).await?)),
+        };
+        *link = Some(a.clone());
+        Ok(a)
+    }
+
+    fn forget_all_tabs(&self, reason: &str) {
+        let pages: Vec<Arc<Page>> = {
+            let mut t = self.tabs.lock().unwrap();
+            t.current = None;
+            std::mem::take(&mut t.pages)
+        };
+        let mut refs = self.refs.lock().unwrap();
+        for p in pages {
+            p.mark_closed(reason);
+            refs.forget_tab(&p.key);
+        }
+    }
+
+    /// Removes tabs that are gone; returns the error for the current one if it was one
+    /// of them.
+    fn prune(&self) -> Option<Error> {
+        let mut t = self.tabs.lock().unwrap();
+        let mut err = None;
+        let current_key = t
+            .current
+            .and_then(|i| t.pages.get(i))
+            .map(|p| p.key.clone());
+        let mut gone = Vec::new();
+        t.pages.retain(|p| {
+            let closed = p.state().closed;
+            if closed {
+                gone.push(p.clone());
+            }
+            !closed
+        });
+        for p in &gone {
+            if Some(&p.key) == current_key.as_ref() {
+                err = p.check_open().err();
+            }
+            self.refs.lock().unwrap().forget_tab(&p.key);
+        }
+        if !gone.is_empty() {
+            t.current = match current_key {
+                Some(k) => t
+                    .pages
+                    .iter()
+                    .position(|p| p.key == k)
+                    .or(if t.pages.is_empty() {
+                        None
+                    } else {
+                        Some(t.pages.len() - 1)
+                    }),
+                None => None,
+            };
+        }
+        err
+    }
+
+    /// The current tab; opens one when there is none.
+    pub async fn page(&self) -> Result<Arc<Page>> {
+        let active = self.active().await?;
+        if let Some(e) = self.prune() {
+            return Err(e);
+        }
+        {
+            let t = self.tabs.lock().unwrap();
+            if let Some(i) = t.current
+                && let Some(p) = t.pages.get(i)
+            {
+                return Ok(p.clone());
+            }
+        }
+        let (_, p) = self.open_tab(&active).await?;
+        Ok(p)
+    }
+
+    /// The current tab if there is one, without opening any.
+    pub fn current(&self) -> Option<Arc<Page>> {
+        let t = self.tabs.lock().unwrap();
+        t.current.and_then(|i| t.pages.get(i)).cloned()
+    }
+
+    async fn open_tab(&self, active: &Active) -> Result<(usize, Arc<Page>)> {
+        let tab = match active {
+            Active::Direct(d) => d.create_tab().await?,
+        };
+        let page = Page::start(tab, true, self.cfg.command_timeout).await?;
+        let mut t = self.tabs.lock().unwrap();
+        t.pages.push(page.clone());
+        let i = t.pages.len() - 1;
+        t.current = Some(i);
+        Ok((i, page))
+    }
+
+    /// Opens a new tab (in the background) and makes it current.
+    pub async fn new_tab(&self) -> Result<(usize, Arc<Page>)> {
+        let active = self.active().await?;
+        self.prune();
+        self.open_tab(&active).await
+    }
+
+    /// This instance's tabs, in order: (index, page, is current).
+    pub fn tabs(&self) -> Vec<(usize, Arc<Page>, bool)> {
+        self.prune();
+        let t = self.tabs.lock().unwrap();
+        t.pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.clone(), t.current == Some(i)))
+            .collect()
+    }
+
+    fn by_index(&self, index: usize) -> Result<Arc<Page>> {
+        self.prune();
+        let t = self.tabs.lock().unwrap();
+        t.pages.get(index).cloned().ok_or_else(|| {
+            Error::new(
+                codes::NO_TAB,
+                format!(
+                    "there is no tab {index}: you have {} tab(s) (indexes 0–{}); list them with browser_tabs",
+                    t.pages.len(),
+                    t.pages.len().saturating_sub(1)
+                ),
+            )
+        })
+    }
+
+    pub fn select(&self, index: usize) -> Result<Arc<Page>> {
+        let p = self.by_index(index)?;
+        self.tabs.lock().unwrap().current = Some(index);
+        Ok(p)
+    }
+
+    fn remove_page(&self, key: &str) {
+        let mut t = self.tabs.lock().unwrap();
+        let cur_key = t
+            .current
+            .and_then(|i| t.pages.get(i))
+            .map(|p| p.key.clone());
+        t.pages.retain(|p| p.key != key);
+        t.current = match cur_key {
+            Some(k) if k != key => t.pages.iter().position(|p| p.key == k),
+            _ if t.pages.is_empty() => None,
+            _ => Some(t.pages.len() - 1),
+        };
+        drop(t);
+        self.refs.lock().unwrap().forget_tab(key);
+    }
+
+    /// Closes one of this instance's tabs (the current one by default).
+    pub async fn close_tab(&self, index: Option<usize>) -> Result<()> {
+        let page = match index {
+            Some(i) => self.by_index(i)?,
+            None => self
+                .current()
+                .ok_or_else(|| Error::new(codes::NO_TAB, "there is no tab to close"))?,
+        };
+        let active = self.active().await?;
+        // Wait for calls running on the tab to finish first.
+        let _op = page.op.lock().await;
+        match &active {
+            Active::Direct(d) => d.close_tab(&page.key).await?,
+        }
+        page.mark_closed("closed by browser_tabs");
+        self.remove_page(&page.key);
+        Ok(())
+    }
+
+    /// Every tab of the browser, with who holds it.
+    pub async fn list_all(&self) -> Result<Vec<TabInfo>> {
+        let active = self.active().await?;
+        match &active {
+            Active::Direct(d) => d.list_all().await,
+        }
+    }
+
+    /// Takes an existing tab of the browser and makes it current.
+    pub async fn claim(&self, tab_id: &str, _timeout: Duration) -> Result<(usize, Arc<Page>)> {
+        let active = self.active().await?;
+        if let Some((i, _, _)) = self.tabs().into_iter().find(|(_, p, _)| p.key == tab_id) {
+            self.tabs.lock().unwrap().current = Some(i);
+            return Err(Error::bad_request(format!(
+                "tab {tab_id} is already yours (index {i}); it is now the current tab"
+            )));
+        }
+        let tab = match &active {
+            Active::Direct(d) => d.claim(tab_id).await?,
+        };
+        let page = Page::start(tab, false, self.cfg.command_timeout).await?;
+        let mut t = self.tabs.lock().unwrap();
+        t.pages.push(page.clone());
+        let i = t.pages.len() - 1;
+        t.current = Some(i);
+        Ok((i, page))
+    }
+
+    /// Gives a tab back without closing it.
+    pub async fn release(&self, index: usize) -> Result<()> {
+        let page = self.by_index(index)?;
+        let active = self.active().await?;
+        let _op = page.op.lock().await;
+        match &active {
+            Active::Direct(d) => d.release(&page.key).await?,
+        }
+        page.mark_closed("released");
+        self.remove_page(&page.key);
+        Ok(())
+    }
+
+    /// Closes the browser (a launched one) or this instance's tabs (elsewhere). The next
+    /// tool call starts again.
+    pub async fn close(&self) -> Result<()> {
+        let active = self.link.lock().await.take();
+        self.forget_all_tabs("the browser was closed");
+        if let Some(Active::Direct(d)) = active {
+            d.shutdown().await;
+        }
+        Ok(())
+    }
+
+    /// Leaves cleanly (tabmux is exiting).
+    pub async fn shutdown(&self) {
+        let _ = self.close().await;
+    }
+
+    /// The pid of a browser tabmux launched, if one runs.
+    pub async fn browser_pid(&self) -> Option<u32> {
+        let link = self.link.lock().await;
+        match link.as_ref() {
+            Some(Active::Direct(d)) => d.browser_pid().await,
+            None => None,
+        }
+    }
+
+    /// Resolves a model's `target`: a ref from a snapshot (`e12`) or a CSS selector.
+    pub async fn resolve(&self, page: &Page, target: &str) -> Result<Element> {
+        let target = target.trim();
+        if target.is_empty() {
+            return Err(Error::bad_request(
+                "target is empty: pass a ref from the snapshot (like e12) or a CSS selector",
+            ));
+        }
+        let Some(n) = refs::parse_ref(target) else {
+            return element::by_selector(page, target).await;
+        };
+        let t = {
+            let table = self.refs.lock().unwrap();
+            match table.lookup(n) {
+                Lookup::Found(t) => t.clone(),
+                Lookup::Forgotten => {
+                    return Err(Error::new(
+                        codes::STALE_REF,
+                        format!(
+                            "ref e{n} is from a page or tab that is gone; take a new snapshot (browser_snapshot) and use its refs"
+                        ),
+                    ));
+                }
+                Lookup::Unknown => {
+                    return Err(Error::new(
+                        codes::NOT_FOUND,
+                        format!(
+                            "there is no ref e{n}; refs come from the latest browser_snapshot (or an action's answer)"
+                        ),
+                    ));
+                }
+            }
+        };
+        let label = if t.name.is_empty() {
+            format!("e{n} ({})", t.role)
+        } else {
+            format!("e{n} ({} \"{}\")", t.role, t.name)
+        };
+        if t.tab != page.key {
+            let idx = self
+                .tabs()
+                .into_iter()
+                .find(|(_, p, _)| p.key == t.tab)
+                .map(|(i, _, _)| i);
+            return Err(Error::bad_request(match idx {
+                Some(i) => format!(
+                    "{label} belongs to your tab {i}, not the current tab; select it with browser_tabs {{action: \"select\", index: {i}}}"
+                ),
+                None => {
+                    format!("{label} belongs to a tab that is no longer yours; take a new snapshot")
+                }
+            }));
+        }
+        {
+            let s = page.state();
+            match s.frame_loader(&t.frame) {
+                Some(l) if l == t.loader => {}
+                Some(_) if t.frame == s.main_frame => {
+                    return Err(Error::new(
+                        codes::STALE_REF,
+                        format!(
+                            "{label} is from a page that has since been replaced (now at {}); take a new snapshot (browser_snapshot)",
+                            s.url
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(Error::new(
+                        codes::STALE_REF,
+                        format!(
+                            "{label} is from a frame whose document has been replaced or removed; take a new snapshot (browser_snapshot)"
+                        ),
+                    ));
+                }
+            }
+        }
+        let r: Value = page
+            .call_in(
+                t.session.as_deref(),
+                "DOM.resolveNode",
+                json!({"backendNodeId": t.backend}),
+            )
+            .await
+            .map_err(|e| {
+                if e.is(codes::STALE_REF) || e.message.contains("No node") {
+                    Error::new(
+                        codes::STALE_REF,
+                        format!(
+                            "{label} is no longer in the page (it was removed); take a new snapshot"
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+        let object_id = r["object"]["objectId"].as_str().ok_or_else(|| {
+            Error::new(
+                codes::STALE_REF,
+                format!("{label} is no longer in the page"),
+            )
+        })?;
+        Ok(Element {
+            session: t.session.clone(),
+            object_id: object_id.to_string(),
+            label,
+        })
+    }
+}

@@ -1,0 +1,753 @@
+//! One tab: its CDP channel, the state its events build up (frames, navigation,
+//! console, network, dialogs), and the lock that runs its tool calls one at a time.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::cdp::CdpEvent;
+use crate::error::{Error, Result, codes};
+use crate::link::{Channel, TabConn};
+
+/// Bound of the console log kept per tab.
+pub const MAX_CONSOLE: usize = 2000;
+/// Bound of the network log kept per tab.
+pub const MAX_NETWORK: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Warning = 2,
+    Error = 3,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Level> {
+        Some(match s {
+            "debug" | "verbose" => Level::Debug,
+            "info" | "log" => Level::Info,
+            "warning" | "warn" => Level::Warning,
+            "error" => Level::Error,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsoleEntry {
+    pub seq: u64,
+    pub level: Level,
+    pub text: String,
+    pub location: Option<String>,
+    /// The navigation this entry belongs to.
+    pub nav: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetEntry {
+    /// Monotonic per tab: requests started after a mark have a larger seq.
+    pub seq: u64,
+    pub request_id: String,
+    pub method: String,
+    pub url: String,
+    pub resource_type: String,
+    pub status: Option<i64>,
+    pub status_text: String,
+    pub failed: Option<String>,
+    pub done: bool,
+    pub nav: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    pub kind: String,
+    pub message: String,
+    pub default_prompt: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileChooser {
+    pub backend_node_id: i64,
+    pub multiple: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FrameInfo {
+    pub parent: Option<String>,
+    pub loader: String,
+    pub url: String,
+    /// The child session that runs this frame (out-of-process iframes and their
+    /// descendants); `None` for frames of the tab's own session.
+    pub session: Option<String>,
+}
+
+/// What a tab's events have told tabmux.
+#[derive(Debug, Default)]
+pub struct PageState {
+    pub url: String,
+    pub title: String,
+    pub main_frame: String,
+    pub loader: String,
+    /// Counts main-frame navigations (new documents).
+    pub nav: u64,
+    /// Counts navigations that were asked for (by the page or by tabmux) and not yet
+    /// committed or abandoned.
+    pub nav_requested: u64,
+    pub lifecycle: HashSet<String>,
+    pub frames: HashMap<String, FrameInfo>,
+    /// Child sessions (out-of-process iframes): session id -> target (frame) id.
+    pub child_sessions: HashMap<String, String>,
+    pub console: VecDeque<ConsoleEntry>,
+    pub console_seq: u64,
+    pub network: VecDeque<NetEntry>,
+    pub net_seq: u64,
+    pub inflight: HashSet<String>,
+    /// Data of an HTML drag intercepted while tabmux drags (Input.dragIntercepted).
+    pub drag_data: Option<Value>,
+    pub dialog: Option<Dialog>,
+    pub file_chooser: Option<FileChooser>,
+    pub crashed: bool,
+    pub closed: bool,
+    pub closed_reason: Option<String>,
+    /// The last rendered snapshot of this document, for "what changed" answers.
+    pub last_snapshot: Option<(u64, String)>,
+}
+
+impl PageState {
+    pub fn loaded(&self) -> bool {
+        self.lifecycle.contains("load")
+    }
+
+    pub fn frame_loader(&self, frame: &str) -> Option<&str> {
+        self.frames.get(frame).map(|f| f.loader.as_str())
+    }
+
+    fn push_console(&mut self, level: Level, text: String, location: Option<String>) {
+        self.console_seq += 1;
+        if self.console.len() >= MAX_CONSOLE {
+            self.console.pop_front();
+        }
+        let seq = self.console_seq;
+        let nav = self.nav;
+        self.console.push_back(ConsoleEntry {
+            seq,
+            level,
+            text,
+            location,
+            nav,
+        });
+    }
+}
+
+/// One tab driven by this instance.
+pub struct Page {
+    pub key: String,
+    pub chan: Channel,
+    /// Tool calls on this tab run one at a time.
+    pub op: tokio::sync::Mutex<()>,
+    state: Mutex<PageState>,
+    changed: watch::Sender<u64>,
+    pub timeout: Duration,
+    pub created: Instant,
+    /// Whether this instance created the tab (as opposed to claiming it).
+    pub created_here: bool,
+}
+
+impl Page {
+    /// Starts following a tab's events and enables the CDP domains tabmux uses.
+    pub async fn start(tab: TabConn, created_here: bool, timeout: Duration) -> Result<Arc<Page>> {
+        let (changed, _) = watch::channel(0);
+        let page = Arc::new(Page {
+            key: tab.key,
+            chan: tab.channel,
+            op: tokio::sync::Mutex::new(()),
+            state: Mutex::new(PageState::default()),
+            changed,
+            timeout,
+            created: Instant::now(),
+            created_here,
+        });
+        tokio::spawn(event_loop(Arc::downgrade(&page), tab.events));
+        page.init(None).await?;
+        Ok(page)
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, PageState> {
+        self.state.lock().unwrap()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Marks the tab closed (its holder's next command fails with `TAB_CLOSED`).
+    pub fn mark_closed(&self, reason: &str) {
+        {
+            let mut s = self.state();
+            s.closed = true;
+            s.closed_reason.get_or_insert_with(|| reason.to_string());
+        }
+        self.bump();
+    }
+
+    /// Enables the domains tabmux uses on the tab's session (or a child session).
+    /// Safe to repeat, e.g. after the debugger was attached again.
+    pub async fn init(&self, child: Option<&str>) -> Result<()> {
+        let calls: Vec<(&str, Value)> = vec![
+            ("Page.enable", json!({})),
+            ("Page.setLifecycleEventsEnabled", json!({"enabled": true})),
+            ("Runtime.enable", json!({})),
+            (
+                "Network.enable",
+                json!({"maxTotalBufferSize": 1_000_000, "maxResourceBufferSize": 200_000}),
+            ),
+            ("Log.enable", json!({})),
+            (
+                "Page.setInterceptFileChooserDialog",
+                json!({"enabled": true}),
+            ),
+            (
+                "Target.setAutoAttach",
+                json!({"autoAttach": true, "waitForDebuggerOnStart": false, "flatten": true}),
+            ),
+        ];
+        let futs = calls
+            .into_iter()
+            .map(|(m, p)| self.chan.call_raw(child, m, p, self.timeout));
+        let results = futures_util::future::join_all(futs).await;
+        for r in results {
+            if let Err(e) = r {
+                if e.is(codes::CDP_ERROR) && e.message.contains("setInterceptFileChooserDialog") {
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+        if child.is_none() {
+            let _ = self
+                .chan
+                .call_raw(
+                    None,
+                    "Emulation.setFocusEmulationEnabled",
+                    json!({"enabled": true}),
+                    self.timeout,
+                )
+                .await;
+            self.load_frame_tree().await?;
+        } else {
+            let _ = self
+                .chan
+                .call_raw(
+                    child,
+                    "Runtime.runIfWaitingForDebugger",
+                    json!({}),
+                    self.timeout,
+                )
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn load_frame_tree(&self) -> Result<()> {
+        let tree: Value = self.call("Page.getFrameTree", json!({})).await?;
+        let mut s = self.state();
+        fn walk(s: &mut PageState, node: &Value, parent: Option<String>) {
+            let f = &node["frame"];
+            let id = f["id"].as_str().unwrap_or_default().to_string();
+            let info = FrameInfo {
+                parent: parent.clone(),
+                loader: f["loaderId"].as_str().unwrap_or_default().to_string(),
+                url: f["url"].as_str().unwrap_or_default().to_string(),
+                session: None,
+            };
+            if parent.is_none() {
+                s.main_frame = id.clone();
+                s.loader = info.loader.clone();
+                s.url = info.url.clone();
+            }
+            s.frames.entry(id.clone()).or_insert(info);
+            if let Some(children) = node["childFrames"].as_array() {
+                for c in children {
+                    walk(s, c, Some(id.clone()));
+                }
+            }
+        }
+        walk(&mut s, &tree["frameTree"], None);
+        Ok(())
+    }
+
+    /// Sends a command to the tab's own session.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T> {
+        self.call_in(None, method, params).await
+    }
+
+    /// Sends a command to the tab's session or one of its child sessions.
+    pub async fn call_in<T: DeserializeOwned>(
+        &self,
+        child: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<T> {
+        self.check_open()?;
+        let raw = self
+            .chan
+            .call_raw(child, method, params, self.timeout)
+            .await
+            .map_err(|e| self.explain(e))?;
+        serde_json::from_str(raw.get()).map_err(|e| {
+            Error::new(
+                codes::CDP_ERROR,
+                format!("unexpected answer to {method}: {e}"),
+            )
+        })
+    }
+
+    /// Like [`Page::call_in`], but gives up as soon as a JavaScript dialog opens (a
+    /// dialog blocks the page until it is handled). Returns `Ok(None)` then.
+    pub async fn call_or_dialog<T: DeserializeOwned>(
+        &self,
+        child: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Option<T>> {
+        if self.state().dialog.is_some() {
+            return Ok(None);
+        }
+        let mut rx = self.changed.subscribe();
+        let call = self.call_in::<T>(child, method, params);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                r = &mut call => return r.map(Some),
+                changed = rx.changed() => {
+                    if changed.is_err() || self.state().dialog.is_some() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The error for a command on a tab that is gone, or `Ok`.
+    pub fn check_open(&self) -> Result<()> {
+        let s = self.state();
+        if s.closed {
+            return Err(Error::new(
+                codes::TAB_CLOSED,
+                format!(
+                    "this tab is gone ({}); list your tabs with browser_tabs",
+                    s.closed_reason.as_deref().unwrap_or("closed")
+                ),
+            ));
+        }
+        if s.crashed {
+            return Err(Error::new(
+                codes::TAB_CLOSED,
+                "the page crashed; navigate again (browser_navigate) or close the tab",
+            ));
+        }
+        Ok(())
+    }
+
+    fn explain(&self, e: Error) -> Error {
+        if e.is(codes::BROWSER_GONE) || e.is(codes::TAB_CLOSED) {
+            let s = self.state();
+            if s.closed {
+                return Error::new(
+                    codes::TAB_CLOSED,
+                    format!(
+                        "this tab is gone ({})",
+                        s.closed_reason.as_deref().unwrap_or("closed")
+                    ),
+                );
+            }
+        }
+        e
+    }
+
+    /// Waits until `pred` holds on the page state, at most until `deadline`. Returns
+    /// whether it held. Ends early (false) when the tab closes.
+    pub async fn wait_until(
+        &self,
+        deadline: Instant,
+        mut pred: impl FnMut(&PageState) -> bool,
+    ) -> bool {
+        let mut rx = self.changed.subscribe();
+        loop {
+            {
+                let s = self.state();
+                if pred(&s) {
+                    return true;
+                }
+                if s.closed || s.crashed {
+                    return false;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            match tokio::time::timeout(deadline - now, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return pred(&self.state()),
+            }
+        }
+    }
+
+    /// Evaluates an expression in the main frame; the result by value.
+    pub async fn eval(&self, expression: &str) -> Result<Value> {
+        let r: Value = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await?;
+        if let Some(ex) = r.get("exceptionDetails") {
+            return Err(Error::new(codes::EVAL_ERROR, exception_text(ex)));
+        }
+        Ok(r["result"]["value"].clone())
+    }
+}
+
+/// A readable one-line text of CDP `exceptionDetails`.
+pub fn exception_text(ex: &Value) -> String {
+    let desc = ex["exception"]["description"]
+        .as_str()
+        .or_else(|| ex["exception"]["value"].as_str())
+        .map(str::to_string);
+    let text = ex["text"].as_str().unwrap_or("exception");
+    let mut out = match desc {
+        Some(d) => {
+            // The description carries the stack; its first line is the message.
+            let first = d.lines().next().unwrap_or(d.as_str()).to_string();
+            if text == "Uncaught" || text.is_empty() {
+                format!("Uncaught {first}")
+            } else {
+                format!("{text} {first}")
+            }
+        }
+        None => text.to_string(),
+    };
+    if let Some(line) = ex["lineNumber"].as_i64()
+        && let Some(url) = ex["url"].as_str().filter(|u| !u.is_empty())
+    {
+        out.push_str(&format!(" ({}:{})", short_url(url), line + 1));
+    }
+    out
+}
+
+fn short_url(url: &str) -> &str {
+    url.rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(url)
+}
+
+fn remote_object_text(o: &Value) -> String {
+    if let Some(s) = o["value"].as_str() {
+        return s.to_string();
+    }
+    if let Some(v) = o.get("value")
+        && !v.is_null()
+    {
+        return v.to_string();
+    }
+    if let Some(u) = o["unserializableValue"].as_str() {
+        return u.to_string();
+    }
+    if let Some(d) = o["description"].as_str() {
+        return d.to_string();
+    }
+    match o["type"].as_str() {
+        Some("undefined") => "undefined".into(),
+        Some(t) if o["subtype"].as_str() == Some("null") => {
+            let _ = t;
+            "null".into()
+        }
+        Some(t) => t.to_string(),
+        None => String::new(),
+    }
+}
+
+async fn event_loop(page: std::sync::Weak<Page>, mut events: mpsc::Receiver<CdpEvent>) {
+    while let Some(ev) = events.recv().await {
+        let Some(page) = page.upgrade() else { return };
+        handle_event(&page, ev);
+        page.bump();
+    }
+    if let Some(page) = page.upgrade() {
+        page.mark_closed("the tab was closed");
+    }
+}
+
+fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
+    let p = &ev.params;
+    let child = ev.session.clone();
+    let mut s = page.state();
+    match ev.method.as_str() {
+        "Page.frameNavigated" => {
+            let f = &p["frame"];
+            let id = f["id"].as_str().unwrap_or_default().to_string();
+            let parent = f["parentId"].as_str().map(str::to_string);
+            let loader = f["loaderId"].as_str().unwrap_or_default().to_string();
+            let url = f["url"].as_str().unwrap_or_default().to_string();
+            let is_main = parent.is_none() && child.is_none();
+            let entry = s.frames.entry(id.clone()).or_default();
+            entry.parent = parent;
+            entry.loader = loader.clone();
+            entry.url = url.clone();
+            entry.session = child.clone();
+            if is_main {
+                s.main_frame = id;
+                s.url = url;
+                s.loader = loader;
+                s.nav += 1;
+                s.nav_requested = 0;
+                s.lifecycle.clear();
+                s.last_snapshot = None;
+                s.file_chooser = None;
+                // Frames of the old document are gone.
+                let main = s.main_frame.clone();
+                s.frames.retain(|k, f| *k == main || f.parent.is_some());
+            }
+        }
+        "Page.navigatedWithinDocument" => {
+            let id = p["frameId"].as_str().unwrap_or_default();
+            let url = p["url"].as_str().unwrap_or_default().to_string();
+            if id == s.main_frame {
+                s.url = url.clone();
+            }
+            if let Some(f) = s.frames.get_mut(id) {
+                f.url = url;
+            }
+        }
+        "Page.frameAttached" => {
+            let id = p["frameId"].as_str().unwrap_or_default().to_string();
+            let parent = p["parentFrameId"].as_str().map(str::to_string);
+            let e = s.frames.entry(id).or_default();
+            e.parent = parent;
+            e.session = child;
+        }
+        "Page.frameDetached" if p["reason"].as_str() != Some("swap") => {
+            let id = p["frameId"].as_str().unwrap_or_default();
+            s.frames.remove(id);
+        }
+        "Page.frameRequestedNavigation" | "Page.frameScheduledNavigation"
+            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
+        {
+            s.nav_requested += 1;
+        }
+        "Page.frameStoppedLoading"
+            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
+        {
+            s.nav_requested = 0;
+        }
+        "Page.frameClearedScheduledNavigation"
+            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
+        {
+            s.nav_requested = s.nav_requested.saturating_sub(1);
+        }
+        "Page.lifecycleEvent"
+            if child.is_none() && p["frameId"].as_str() == Some(s.main_frame.as_str()) =>
+        {
+            let name = p["name"].as_str().unwrap_or_default().to_string();
+            if name == "init" {
+                s.lifecycle.clear();
+            } else if p["loaderId"].as_str() == Some(s.loader.as_str()) || s.loader.is_empty() {
+                s.lifecycle.insert(name);
+            }
+        }
+        "Page.loadEventFired" if child.is_none() => {
+            s.lifecycle.insert("load".into());
+        }
+        "Page.javascriptDialogOpening" => {
+            s.dialog = Some(Dialog {
+                kind: p["type"].as_str().unwrap_or("alert").to_string(),
+                message: p["message"].as_str().unwrap_or_default().to_string(),
+                default_prompt: p["defaultPrompt"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        "Page.javascriptDialogClosed" => {
+            s.dialog = None;
+        }
+        "Page.fileChooserOpened" => {
+            if let Some(id) = p["backendNodeId"].as_i64() {
+                s.file_chooser = Some(FileChooser {
+                    backend_node_id: id,
+                    multiple: p["mode"].as_str() == Some("selectMultiple"),
+                });
+            }
+        }
+        "Runtime.consoleAPICalled" => {
+            let kind = p["type"].as_str().unwrap_or("log");
+            let level = match kind {
+                "error" | "assert" => Level::Error,
+                "warning" => Level::Warning,
+                "debug" => Level::Debug,
+                _ => Level::Info,
+            };
+            let text = p["args"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(remote_object_text)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let frame0 = &p["stackTrace"]["callFrames"][0];
+            let location = frame0["url"].as_str().filter(|u| !u.is_empty()).map(|u| {
+                format!(
+                    "{}:{}",
+                    short_url(u),
+                    frame0["lineNumber"].as_i64().unwrap_or(0) + 1
+                )
+            });
+            let text = if kind == "assert" {
+                format!("Assertion failed: {text}")
+            } else {
+                text
+            };
+            s.push_console(level, text, location);
+        }
+        "Runtime.exceptionThrown" => {
+            let text = exception_text(&p["exceptionDetails"]);
+            s.push_console(Level::Error, text, None);
+        }
+        "Log.entryAdded" => {
+            let e = &p["entry"];
+            let level = Level::parse(e["level"].as_str().unwrap_or("info")).unwrap_or(Level::Info);
+            let mut text = e["text"].as_str().unwrap_or_default().to_string();
+            if let Some(url) = e["url"].as_str().filter(|u| !u.is_empty()) {
+                text.push_str(&format!(" ({url})"));
+            }
+            s.push_console(level, text, None);
+        }
+        "Network.requestWillBeSent" => {
+            let id = p["requestId"].as_str().unwrap_or_default().to_string();
+            if let Some(redirect) = p.get("redirectResponse").filter(|r| r.is_object())
+                && let Some(prev) = s.network.iter_mut().rev().find(|n| n.request_id == id)
+            {
+                prev.status = redirect["status"].as_i64();
+                prev.status_text = redirect["statusText"].as_str().unwrap_or_default().into();
+                prev.done = true;
+            }
+            if s.network.len() >= MAX_NETWORK {
+                s.network.pop_front();
+            }
+            let nav = s.nav;
+            s.net_seq += 1;
+            let seq = s.net_seq;
+            s.network.push_back(NetEntry {
+                seq,
+                request_id: id.clone(),
+                method: p["request"]["method"].as_str().unwrap_or("GET").to_string(),
+                url: p["request"]["url"].as_str().unwrap_or_default().to_string(),
+                resource_type: p["type"].as_str().unwrap_or("Other").to_string(),
+                status: None,
+                status_text: String::new(),
+                failed: None,
+                done: false,
+                nav,
+            });
+            if s.inflight.len() < 10_000 {
+                s.inflight.insert(id);
+            }
+        }
+        "Network.responseReceived" => {
+            let id = p["requestId"].as_str().unwrap_or_default();
+            if let Some(n) = s.network.iter_mut().rev().find(|n| n.request_id == id) {
+                n.status = p["response"]["status"].as_i64();
+                n.status_text = p["response"]["statusText"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(t) = p["type"].as_str() {
+                    n.resource_type = t.to_string();
+                }
+            }
+        }
+        "Network.loadingFinished" | "Network.loadingFailed" => {
+            let id = p["requestId"].as_str().unwrap_or_default().to_string();
+            if let Some(n) = s.network.iter_mut().rev().find(|n| n.request_id == id) {
+                n.done = true;
+                if ev.method == "Network.loadingFailed" {
+                    let mut why = p["errorText"].as_str().unwrap_or("failed").to_string();
+                    if p["canceled"].as_bool() == Some(true) {
+                        why = "canceled".into();
+                    }
+                    n.failed = Some(why);
+                }
+            }
+            s.inflight.remove(&id);
+        }
+        "Input.dragIntercepted" => {
+            s.drag_data = Some(p["data"].clone());
+        }
+        "Inspector.targetCrashed" if child.is_none() => {
+            s.crashed = true;
+        }
+        "Inspector.detached" if child.is_none() => {
+            s.closed = true;
+            let reason = p["reason"].as_str().unwrap_or("detached").to_string();
+            s.closed_reason.get_or_insert(reason);
+        }
+        "Target.attachedToTarget" => {
+            let session = p["sessionId"].as_str().unwrap_or_default().to_string();
+            let target = p["targetInfo"]["targetId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let kind = p["targetInfo"]["type"].as_str().unwrap_or_default();
+            if kind == "iframe" {
+                s.child_sessions.insert(session.clone(), target.clone());
+                let e = s.frames.entry(target).or_default();
+                e.session = Some(session.clone());
+                drop(s);
+                let page = page.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = page.init(Some(&session)).await {
+                        tracing::debug!("child session init failed: {e}");
+                    }
+                });
+            } else {
+                // Workers and the like: let them run, tabmux does not drive them.
+                drop(s);
+                let page = page.clone();
+                tokio::spawn(async move {
+                    let _ = page
+                        .chan
+                        .call_raw(
+                            Some(&session),
+                            "Runtime.runIfWaitingForDebugger",
+                            json!({}),
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                });
+            }
+        }
+        "Target.detachedFromTarget" => {
+            if let Some(session) = p["sessionId"].as_str()
+                && let Some(target) = s.child_sessions.remove(session)
+            {
+                s.frames
+                    .retain(|k, f| *k != target || f.session.as_deref() != Some(session));
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,169 @@
+//! Element refs (`e12`): one table for the whole instance, so a ref names its tab, its
+//! frame, the document it came from and the element. The same element keeps its ref
+//! within a document; a ref from a replaced document is `STALE_REF`.
+
+use std::collections::HashMap;
+
+/// What a ref points at.
+#[derive(Debug, Clone)]
+pub struct RefTarget {
+    pub tab: String,
+    pub frame: String,
+    pub loader: String,
+    pub session: Option<String>,
+    pub backend: i64,
+    pub role: String,
+    pub name: String,
+}
+
+/// Refs handed out so far. Bounded: past [`RefTable::CAP`] entries the oldest are
+/// forgotten; a forgotten ref reads as stale, never as another element.
+#[derive(Default)]
+pub struct RefTable {
+    next: u64,
+    by_key: HashMap<(String, String, String, i64), u64>,
+    by_ref: HashMap<u64, RefTarget>,
+}
+
+pub enum Lookup<'a> {
+    Found(&'a RefTarget),
+    /// The ref existed once but has been forgotten.
+    Forgotten,
+    Unknown,
+}
+
+impl RefTable {
+    pub const CAP: usize = 400_000;
+
+    /// The ref for an element, made on first sight.
+    pub fn ref_for(
+        &mut self,
+        tab: &str,
+        frame: &str,
+        loader: &str,
+        session: Option<&str>,
+        backend: i64,
+    ) -> u64 {
+        let key = (
+            tab.to_string(),
+            frame.to_string(),
+            loader.to_string(),
+            backend,
+        );
+        if let Some(r) = self.by_key.get(&key) {
+            return *r;
+        }
+        if self.by_ref.len() >= Self::CAP {
+            self.forget_oldest(Self::CAP / 4);
+        }
+        self.next += 1;
+        let r = self.next;
+        self.by_key.insert(key, r);
+        self.by_ref.insert(
+            r,
+            RefTarget {
+                tab: tab.to_string(),
+                frame: frame.to_string(),
+                loader: loader.to_string(),
+                session: session.map(str::to_string),
+                backend,
+                role: String::new(),
+                name: String::new(),
+            },
+        );
+        r
+    }
+
+    /// Records the role and name a ref was shown with (for error messages).
+    pub fn describe(&mut self, r: u64, role: &str, name: &str) {
+        if let Some(t) = self.by_ref.get_mut(&r) {
+            if t.role != role {
+                t.role = role.to_string();
+            }
+            if t.name != name {
+                t.name = name.chars().take(60).collect();
+            }
+        }
+    }
+
+    pub fn lookup(&self, r: u64) -> Lookup<'_> {
+        match self.by_ref.get(&r) {
+            Some(t) => Lookup::Found(t),
+            None if r >= 1 && r <= self.next => Lookup::Forgotten,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Forgets every ref of a tab (it closed or was released).
+    pub fn forget_tab(&mut self, tab: &str) {
+        self.by_ref.retain(|_, t| t.tab != tab);
+        self.by_key.retain(|k, _| k.0 != tab);
+    }
+
+    fn forget_oldest(&mut self, n: usize) {
+        let mut ids: Vec<u64> = self.by_ref.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids.into_iter().take(n) {
+            if let Some(t) = self.by_ref.remove(&id) {
+                self.by_key.remove(&(t.tab, t.frame, t.loader, t.backend));
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ref.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ref.is_empty()
+    }
+}
+
+/// Parses `e12` (also `ref=e12`, `[e12]`) into its number.
+pub fn parse_ref(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(s);
+    let s = s.strip_prefix("ref=").unwrap_or(s);
+    let digits = s.strip_prefix('e')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_element_same_ref() {
+        let mut t = RefTable::default();
+        let a = t.ref_for("tab1", "f", "l1", None, 10);
+        let b = t.ref_for("tab1", "f", "l1", None, 11);
+        assert_ne!(a, b);
+        assert_eq!(t.ref_for("tab1", "f", "l1", None, 10), a);
+        // A new document: a new ref, and the old one still points at the old document.
+        let c = t.ref_for("tab1", "f", "l2", None, 10);
+        assert_ne!(c, a);
+        match t.lookup(a) {
+            Lookup::Found(x) => assert_eq!(x.loader, "l1"),
+            _ => panic!("lost"),
+        }
+        assert!(matches!(t.lookup(999), Lookup::Unknown));
+        t.forget_tab("tab1");
+        assert!(matches!(t.lookup(a), Lookup::Forgotten));
+    }
+
+    #[test]
+    fn parses_refs() {
+        assert_eq!(parse_ref("e12"), Some(12));
+        assert_eq!(parse_ref("[e7]"), Some(7));
+        assert_eq!(parse_ref("ref=e3"), Some(3));
+        assert_eq!(parse_ref("#e12"), None);
+        assert_eq!(parse_ref("e"), None);
+        assert_eq!(parse_ref("button.e12"), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! Links carry CDP between tabmux and a browser. Tools never see which one is in use:
+//! they talk to a [`Channel`] (one tab) and the browser layer asks the link for tabs.
+
+pub mod direct;
+pub mod launch;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::cdp::{CdpConnection, CdpEvent};
+use crate::error::Result;
+
+/// The CDP channel of one tab.
+#[derive(Clone)]
+pub enum Channel {
+    /// A flat CDP session on a direct connection.
+    Direct {
+        conn: CdpConnection,
+        session: String,
+    },
+}
+
+impl Channel {
+    /// Sends a command to the tab, or to one of its child sessions (an out-of-process
+    /// iframe) when `child` is given.
+    pub async fn call_raw(
+        &self,
+        child: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>> {
+        match self {
+            Channel::Direct { conn, session } => {
+                conn.call_raw(Some(child.unwrap_or(session)), method, params, timeout)
+                    .await
+            }
+        }
+    }
+}
+
+/// A tab a link hands to the browser layer: its key, its channel and its events.
+pub struct TabConn {
+    pub key: String,
+    pub channel: Channel,
+    pub events: mpsc::Receiver<CdpEvent>,
+}
+
+/// A tab of the browser as listed to a model.
+#[derive(Debug, Clone)]
+pub struct TabInfo {
+    pub id: String,
+    pub title: String,
+    pub url: String,
+    /// The holder's name when another instance holds it.
+    pub holder: Option<String>,
+    pub mine: bool,
+}

@@ -1,0 +1,313 @@
+//! Navigation tools: navigate, back, forward, reload, wait_for.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::report::{self, Mark};
+use super::{Ctx, Out};
+use crate::browser::page::Page;
+use crate::error::{Error, Result, codes};
+
+/// Adds `https://` to a bare host, refuses what is not a URL.
+pub fn normalize_url(url: &str) -> Result<String> {
+    let u = url.trim();
+    if u.is_empty() {
+        return Err(Error::bad_request("url is empty"));
+    }
+    if u.chars().any(|c| c.is_whitespace()) {
+        return Err(Error::bad_request(format!(
+            "{u:?} is not a URL (it contains spaces)"
+        )));
+    }
+    let lower = u.to_ascii_lowercase();
+    let has_scheme = lower.contains("://")
+        || [
+            "about:",
+            "data:",
+            "javascript:",
+            "blob:",
+            "chrome:",
+            "file:",
+            "view-source:",
+        ]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    if has_scheme {
+        return Ok(u.to_string());
+    }
+    let host = u.split(['/', '?', '#']).next().unwrap_or("");
+    let local =
+        host.starts_with("localhost") || host.starts_with("127.") || host.starts_with("[::1]");
+    if host.contains('.') || local {
+        Ok(format!("{}://{u}", if local { "http" } else { "https" }))
+    } else {
+        Err(Error::bad_request(format!(
+            "{u:?} is not a URL: give a full URL such as https://example.com"
+        )))
+    }
+}
+
+/// Waits for a navigation that started after `m` to commit and load.
+async fn wait_loaded(ctx: &Ctx<'_>, page: &Page, m: Mark, loader: Option<&str>) -> Option<String> {
+    let timeout = ctx.browser.config().navigation_timeout;
+    let deadline = Instant::now() + timeout;
+    let ok = page
+        .wait_until(deadline, |s| {
+            s.dialog.is_some()
+                || (match loader {
+                    Some(l) => s.loader == l,
+                    None => s.nav != m.nav,
+                } && s.loaded())
+        })
+        .await;
+    if ok {
+        None
+    } else if page.state().nav != m.nav {
+        Some(format!(
+            "The page is still loading after {} s; it is shown as it is now.",
+            timeout.as_secs()
+        ))
+    } else {
+        Some(format!(
+            "The navigation did not finish within {} s.",
+            timeout.as_secs()
+        ))
+    }
+}
+
+async fn answer_after_navigation(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    m: Mark,
+    note: Option<String>,
+) -> Result<Out> {
+    report::settle(ctx.browser, page, m).await;
+    let mut out = report::header(page);
+    if let Some(n) = note {
+        out.push('\n');
+        out.push_str(&n);
+    }
+    report::modal_lines(page, &mut out);
+    report::console_lines(page, &m, &mut out);
+    report::page_changes(ctx.browser, page, &mut out, false).await?;
+    Ok(Out::text(out))
+}
+
+#[derive(Deserialize)]
+struct NavigateArgs {
+    url: String,
+}
+
+pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
+    let a: NavigateArgs = super::parse(args)?;
+    let url = normalize_url(&a.url)?;
+    let page = ctx.browser.page().await?;
+    let _op = page.op.lock().await;
+    navigate_page(ctx, &page, &url).await
+}
+
+/// Navigates a page (its op lock held by the caller) and answers with its snapshot.
+pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
+    let m = report::mark(page);
+    let r: Option<Value> = page
+        .call_or_dialog(None, "Page.navigate", json!({"url": url}))
+        .await?;
+    let Some(r) = r else {
+        return answer_after_navigation(ctx, page, m, None).await;
+    };
+    if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
+        let hint = match err {
+            "net::ERR_CONNECTION_REFUSED" => {
+                " — nothing is listening there; is the server running?"
+            }
+            "net::ERR_NAME_NOT_RESOLVED" => " — the host name does not resolve; check the spelling",
+            "net::ERR_INTERNET_DISCONNECTED" => " — the machine is offline",
+            "net::ERR_ABORTED" => {
+                " — the navigation was aborted (a download, or the page stopped it)"
+            }
+            "net::ERR_CERT_AUTHORITY_INVALID" | "net::ERR_CERT_COMMON_NAME_INVALID" => {
+                " — the site's certificate is not trusted"
+            }
+            _ => "",
+        };
+        return Err(Error::new(
+            codes::NAVIGATION_FAILED,
+            format!("could not open {url}: {err}{hint}"),
+        ));
+    }
+    let loader = r["loaderId"].as_str().map(str::to_string);
+    let note = match &loader {
+        Some(l) => wait_loaded(ctx, page, m, Some(l)).await,
+        None => None, // same-document navigation
+    };
+    answer_after_navigation(ctx, page, m, note).await
+}
+
+async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
+    let page = ctx.browser.page().await?;
+    let _op = page.op.lock().await;
+    let h: Value = page.call("Page.getNavigationHistory", json!({})).await?;
+    let cur = h["currentIndex"].as_i64().unwrap_or(0);
+    let entries = h["entries"].as_array().cloned().unwrap_or_default();
+    let target = cur + step;
+    if target < 0 || target as usize >= entries.len() {
+        return Err(Error::new(
+            codes::NAVIGATION_FAILED,
+            if step < 0 {
+                "there is no previous page in this tab's history"
+            } else {
+                "there is no next page in this tab's history"
+            },
+        ));
+    }
+    let entry = &entries[target as usize];
+    let m = report::mark(&page);
+    let url_before = page.state().url.clone();
+    page.call::<Value>(
+        "Page.navigateToHistoryEntry",
+        json!({"entryId": entry["id"]}),
+    )
+    .await?;
+    let deadline = Instant::now() + ctx.browser.config().navigation_timeout;
+    page.wait_until(deadline, |s| {
+        s.dialog.is_some()
+            || (s.nav != m.nav && s.loaded())
+            || (s.nav == m.nav && s.url != url_before)
+    })
+    .await;
+    answer_after_navigation(ctx, &page, m, None).await
+}
+
+pub async fn back(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+    history(ctx, -1).await
+}
+
+pub async fn forward(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+    history(ctx, 1).await
+}
+
+pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+    let page = ctx.browser.page().await?;
+    let _op = page.op.lock().await;
+    let m = report::mark(&page);
+    page.call::<Value>("Page.reload", json!({})).await?;
+    let note = wait_loaded(ctx, &page, m, None).await;
+    answer_after_navigation(ctx, &page, m, note).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WaitArgs {
+    time: Option<f64>,
+    text: Option<String>,
+    text_gone: Option<String>,
+    timeout: Option<f64>,
+}
+
+const HAS_TEXT_JS: &str = r#"(t) => {
+  const norm = s => (s || '').replace(/\s+/g, ' ').toLowerCase();
+  const parts = [];
+  const visit = (doc) => {
+    if (!doc || !doc.body) return;
+    parts.push(doc.body.innerText);
+    for (const el of doc.querySelectorAll('*')) {
+      if (el.shadowRoot) parts.push(el.shadowRoot.textContent);
+      if (el.tagName === 'IFRAME' || el.tagName === 'FRAME') {
+        try { visit(el.contentDocument); } catch (e) {}
+      }
+      if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') parts.push(el.value);
+    }
+  };
+  visit(document);
+  return norm(parts.join(' ')).includes(norm(t));
+}"#;
+
+pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
+    let a: WaitArgs = super::parse(args)?;
+    if a.time.is_none() && a.text.is_none() && a.text_gone.is_none() {
+        return Err(Error::bad_request("give text, textGone or time (seconds)"));
+    }
+    let page = ctx.browser.page().await?;
+    let _op = page.op.lock().await;
+    let m = report::mark(&page);
+    if let Some(t) = a.time {
+        if !(0.0..=300.0).contains(&t) || t.is_nan() {
+            return Err(Error::bad_request("time is in seconds, from 0 to 300"));
+        }
+        tokio::time::sleep(Duration::from_secs_f64(t)).await;
+    }
+    let limit = a.timeout.unwrap_or(10.0);
+    if !(0.0..=300.0).contains(&limit) || limit.is_nan() {
+        return Err(Error::bad_request("timeout is in seconds, from 0 to 300"));
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(limit);
+    let mut lead = String::new();
+    for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
+        let Some(text) = text else { continue };
+        loop {
+            let expr = format!(
+                "({HAS_TEXT_JS})({})",
+                serde_json::to_string(text).unwrap_or_default()
+            );
+            let r: Option<Value> = page
+                .call_or_dialog(
+                    None,
+                    "Runtime.evaluate",
+                    json!({"expression": expr, "returnByValue": true}),
+                )
+                .await?;
+            let Some(r) = r else {
+                lead = "A dialog opened while waiting.".into();
+                break;
+            };
+            if r["result"]["value"].as_bool() == Some(want) {
+                lead = if want {
+                    format!("Found {text:?}.")
+                } else {
+                    format!("{text:?} is gone.")
+                };
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::timeout(format!(
+                    "waited {limit} s but {text:?} {}; raise timeout, or check the page with browser_snapshot",
+                    if want {
+                        "did not appear"
+                    } else {
+                        "is still there"
+                    }
+                )));
+            }
+            // Either the page changes (events) or 100 ms pass.
+            page.wait_until(Instant::now() + Duration::from_millis(100), |_| false)
+                .await;
+        }
+    }
+    if lead.is_empty() {
+        lead = format!("Waited {} s.", a.time.unwrap_or(0.0));
+    }
+    Ok(Out::text(
+        report::after_action(ctx.browser, &page, m, &lead).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(normalize_url("example.com").unwrap(), "https://example.com");
+        assert_eq!(
+            normalize_url("localhost:8080/x").unwrap(),
+            "http://localhost:8080/x"
+        );
+        assert_eq!(normalize_url("http://a.b/c").unwrap(), "http://a.b/c");
+        assert_eq!(normalize_url("about:blank").unwrap(), "about:blank");
+        assert!(normalize_url("not a url").is_err());
+        assert!(normalize_url("word").is_err());
+        assert!(normalize_url("").is_err());
+    }
+}
