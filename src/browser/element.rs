@@ -261,12 +261,12 @@ pub fn button(name: Option<&str>) -> Result<(&'static str, i64)> {
 
 /// Moves the mouse to a point of the tab's viewport.
 pub async fn mouse_move(page: &Page, x: f64, y: f64, buttons: i64, modifiers: i64) -> Result<()> {
-    page.call_or_dialog::<Value>(
-        None,
-        "Input.dispatchMouseEvent",
-        json!({"type": "mouseMoved", "x": x, "y": y, "buttons": buttons, "modifiers": modifiers}),
-    )
-    .await?;
+    let mut p = json!({"type": "mouseMoved", "x": x, "y": y, "buttons": buttons, "modifiers": modifiers});
+    if buttons & 1 != 0 {
+        p["button"] = json!("left");
+    }
+    page.call_or_dialog::<Value>(None, "Input.dispatchMouseEvent", p)
+        .await?;
     Ok(())
 }
 

@@ -115,8 +115,6 @@ pub struct PageState {
     pub network: VecDeque<NetEntry>,
     pub net_seq: u64,
     pub inflight: HashSet<String>,
-    /// Data of an HTML drag intercepted while tabmux drags (Input.dragIntercepted).
-    pub drag_data: Option<Value>,
     pub dialog: Option<Dialog>,
     pub file_chooser: Option<FileChooser>,
     pub crashed: bool,
@@ -693,9 +691,6 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
                 }
             }
             s.inflight.remove(&id);
-        }
-        "Input.dragIntercepted" => {
-            s.drag_data = Some(p["data"].clone());
         }
         "Inspector.targetCrashed" if child.is_none() => {
             s.crashed = true;

@@ -362,53 +362,28 @@ pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     let from = ctx.browser.resolve(&page, &a.start_target).await?;
     let to = ctx.browser.resolve(&page, &a.end_target).await?;
     let m = report::mark(&page);
+    // Both ends in view: the target's scroll may move the source, so look again.
+    from.point(&page, Need::Drag).await?;
+    let (x1, y1) = to.point(&page, Need::Hover).await?;
     let (x0, y0) = from.point(&page, Need::Drag).await?;
-    page.state().drag_data = None;
-    page.call::<Value>("Input.setInterceptDrags", json!({"enabled": true}))
-        .await?;
-    let result = async {
-        element::mouse_move(&page, x0, y0, 0, 0).await?;
-        page.call::<Value>(
-            "Input.dispatchMouseEvent",
-            json!({"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1, "clickCount": 1}),
-        )
-        .await?;
-        // A few pixels of movement start a drag.
-        element::mouse_move(&page, x0 + 3.0, y0 + 3.0, 1, 0).await?;
-        let (x1, y1) = to.point(&page, Need::Hover).await?;
-        let steps = 5;
-        for i in 1..=steps {
-            let t = i as f64 / steps as f64;
-            element::mouse_move(&page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
-        }
-        // Give the dragIntercepted event a moment to arrive.
-        page.wait_until(Instant::now() + Duration::from_millis(50), |s| s.drag_data.is_some())
-            .await;
-        let data = page.state().drag_data.take();
-        if let Some(data) = data {
-            for kind in ["dragEnter", "dragOver", "drop"] {
-                page.call::<Value>(
-                    "Input.dispatchDragEvent",
-                    json!({"type": kind, "x": x1, "y": y1, "data": data}),
-                )
-                .await?;
-            }
-        }
-        page.call::<Value>(
-            "Input.dispatchMouseEvent",
-            json!({"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0, "clickCount": 1}),
-        )
-        .await?;
-        Ok::<_, Error>(())
+    element::mouse_move(&page, x0, y0, 0, 0).await?;
+    page.call::<Value>(
+        "Input.dispatchMouseEvent",
+        json!({"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1, "clickCount": 1}),
+    )
+    .await?;
+    // Small steps, as a hand would: pages start a drag after a few pixels.
+    let steps = 10;
+    for i in 1..=steps {
+        let t = i as f64 / steps as f64;
+        element::mouse_move(&page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
     }
-    .await;
-    let _ = page
-        .call::<Value>("Input.setInterceptDrags", json!({"enabled": false}))
-        .await;
-    result?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    page.call::<Value>(
+        "Input.dispatchMouseEvent",
+        json!({"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0, "clickCount": 1}),
+    )
+    .await?;
+    Ok(Out::text(report::after_action(ctx.browser, &page, m, "").await?))
 }
 
 #[derive(Deserialize)]

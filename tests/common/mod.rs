@@ -1,0 +1,274 @@
+//! Shared test harness: a fixture web server, temporary directories, and an MCP client
+//! that runs the real `tabmux` binary over stdio.
+
+#![allow(dead_code)]
+
+pub mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::Value;
+
+pub use server::Fixtures;
+
+/// Fails with a clear message when no browser is installed.
+pub fn require_chromium() {
+    let found = std::env::var_os("CHROME_PATH").is_some()
+        || ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .iter()
+            .any(|p| Path::new(p).exists())
+        || std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|d| d.join("chromium").exists())
+        });
+    assert!(
+        found,
+        "these end-to-end tests need Chromium: install it with `apt-get install -y chromium` \
+         (or point CHROME_PATH at a Chrome/Chromium binary)"
+    );
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tabmux-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The answer of one tool call: its text (all text blocks joined) and images.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub text: String,
+    pub is_error: bool,
+    pub images: Vec<(String, String)>,
+}
+
+impl Answer {
+    fn from(r: CallToolResult) -> Answer {
+        let mut text = Vec::new();
+        let mut images = Vec::new();
+        for c in r.content {
+            let v = serde_json::to_value(&c).unwrap();
+            match v["type"].as_str() {
+                Some("text") => text.push(v["text"].as_str().unwrap_or_default().to_string()),
+                Some("image") => images.push((
+                    v["data"].as_str().unwrap_or_default().to_string(),
+                    v["mimeType"].as_str().unwrap_or_default().to_string(),
+                )),
+                _ => {}
+            }
+        }
+        Answer {
+            text: text.join("\n"),
+            is_error: r.is_error == Some(true),
+            images,
+        }
+    }
+
+    /// The ref on the first snapshot line that contains all of `needles`.
+    pub fn ref_of(&self, needles: &[&str]) -> String {
+        find_ref(&self.text, needles)
+            .unwrap_or_else(|| panic!("no line with {needles:?} and a ref in:\n{}", self.text))
+    }
+}
+
+/// Finds `eN` on the first line containing all needles.
+pub fn find_ref(text: &str, needles: &[&str]) -> Option<String> {
+    for line in text.lines() {
+        if needles.iter().all(|n| line.contains(n)) {
+            let bytes = line.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'e'
+                    && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+                    && i + 1 < bytes.len()
+                    && bytes[i + 1].is_ascii_digit()
+                {
+                    let mut j = i + 1;
+                    while j < bytes.len() && bytes[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    if j == bytes.len() || !bytes[j].is_ascii_alphanumeric() {
+                        return Some(line[i..j].to_string());
+                    }
+                }
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// One tabmux process driven by a real MCP client over its stdio.
+pub struct Client {
+    pub service: RunningService<RoleClient, ClientConfig>,
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+    pub state: TempDir,
+}
+
+impl Client {
+    /// Starts `tabmux` with `args`, as an MCP client named `name` would.
+    pub async fn start(name: &str, args: &[&str]) -> Client {
+        Self::start_with(name, args, &[]).await
+    }
+
+    pub async fn start_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
+        let state = TempDir::new("state");
+        let log = state.path().join("stderr.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"));
+        cmd.args(args)
+            .env("TABMUX_STATE_DIR", state.path())
+            .env("TABMUX_LOG", "debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the tabmux binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut cfg = ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.0"));
+        cfg.protocol_version = ProtocolVersion::V_2025_11_25;
+        let service = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
+            .await
+            .expect("initialize within 20 s")
+            .expect("MCP initialize succeeds");
+        Client {
+            service,
+            child,
+            log,
+            state,
+        }
+    }
+
+    /// Calls a tool; panics on protocol errors (tool errors come back as answers).
+    pub async fn call(&self, tool: &str, args: Value) -> Answer {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = match args {
+            Value::Object(m) => Some(m),
+            Value::Null => None,
+            other => panic!("arguments must be an object, not {other}"),
+        };
+        let r = tokio::time::timeout(Duration::from_secs(90), self.service.call_tool(p))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} answered within 90 s\n{}", self.log_tail()))
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}\n{}", self.log_tail()));
+        Answer::from(r)
+    }
+
+    /// Calls a tool that must succeed.
+    pub async fn ok(&self, tool: &str, args: Value) -> Answer {
+        let a = self.call(tool, args.clone()).await;
+        assert!(
+            !a.is_error,
+            "{tool} {args} failed: {}\n{}",
+            a.text,
+            self.log_tail()
+        );
+        a
+    }
+
+    /// Calls a tool that must fail; returns its error text.
+    pub async fn err(&self, tool: &str, args: Value) -> String {
+        let a = self.call(tool, args.clone()).await;
+        assert!(a.is_error, "{tool} {args} should have failed, got: {}", a.text);
+        a.text
+    }
+
+    /// Evaluates a function on the page and returns its result text.
+    pub async fn eval(&self, function: &str) -> String {
+        let a = self.ok("browser_evaluate", serde_json::json!({"function": function})).await;
+        let first = a.text.lines().next().unwrap_or_default();
+        first
+            .strip_prefix("Result: ")
+            .unwrap_or_else(|| panic!("no result line in {}", a.text))
+            .to_string()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(40);
+        format!("--- tabmux stderr (last lines) ---\n{}", lines[start..].join("\n"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    /// Closes stdin (the client goes away) and waits for tabmux to exit.
+    pub async fn quit(self) -> std::process::ExitStatus {
+        let Client {
+            service, mut child, ..
+        } = self;
+        let _ = service.cancel().await;
+        match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+            Ok(s) => s.unwrap(),
+            Err(_) => panic!("tabmux did not exit within 15 s after its client left"),
+        }
+    }
+}
+
+/// Pids of processes whose command line contains `needle`.
+pub fn pids_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                if cmd.contains(needle) {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Waits until `f` holds, polling every 50 ms, for at most `timeout`.
+pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
