@@ -1,1 +1,3 @@
 //! tabmux: many AI clients, one real browser.
+
+pub mod registry;
