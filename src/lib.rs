@@ -1,3 +1,4 @@
 //! tabmux: many AI clients, one real browser.
 
+pub mod bridge;
 pub mod registry;
