@@ -198,8 +198,9 @@ impl Bridge {
     /// Starts serving `listener` (a `127.0.0.1` listener, e.g. from
     /// [`crate::registry::PortClaim::take_listener`]) on the current tokio runtime.
     ///
-    /// Fails if there is no current runtime or the listener cannot be made
-    /// non-blocking or converted.
+    /// The bridge runs until [`Bridge::shutdown`] or until the runtime stops; dropping
+    /// the last `Bridge` clone does not stop it. Fails if there is no current runtime
+    /// or the listener cannot be made non-blocking or converted.
     pub fn start(
         listener: std::net::TcpListener,
         identity: Identity,
