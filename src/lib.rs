@@ -1,12 +1,15 @@
 //! tabmux: many AI clients, one real browser.
 //!
 //! The parts: [`mcp`] (the MCP server and its tools), [`browser`] (tabs, pages, refs),
-//! [`link`] (how CDP reaches a browser), [`cdp`] (the protocol connection) and
-//! [`snapshot`] (accessibility tree to text).
+//! [`link`] (how CDP reaches a browser), [`cdp`] (the protocol connection),
+//! [`snapshot`] (accessibility tree to text), [`registry`] (the port registry) and
+//! [`bridge`] (the WebSocket endpoint the extension connects to).
 
+pub mod bridge;
 pub mod browser;
 pub mod cdp;
 pub mod error;
 pub mod link;
 pub mod mcp;
+pub mod registry;
 pub mod snapshot;

@@ -1,0 +1,700 @@
+//! One extension connection: the hello handshake, the reader and writer loops, request
+//! correlation, liveness.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::codec::{self, Frame};
+use super::error::{WireError, codes};
+use super::pending::Pending;
+use super::{BridgeEvent, PROTOCOL_VERSION, Shared};
+use crate::registry::unix_ms;
+
+/// Close code sent after a `PROTOCOL_MISMATCH` answer.
+pub const CLOSE_PROTOCOL_MISMATCH: u16 = 4001;
+
+/// An event sent by the extension (`cdp.event`, `tab.closed`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireEvent {
+    /// The event name.
+    pub event: String,
+    /// Its parameters (an object).
+    pub params: Value,
+}
+
+/// What the extension said about itself in `hello`.
+#[derive(Debug, Clone)]
+struct HelloInfo {
+    browser: String,
+    profile_id: String,
+    extension_version: String,
+}
+
+enum Outgoing {
+    Text(String),
+    Close(u16, String),
+}
+
+/// One extension connection (one browser profile) that completed `hello`.
+///
+/// Requests and replies never cross connections: every connection has its own id
+/// counter and its own table of pending requests. When the connection closes, every
+/// pending request fails at once with `DISCONNECTED`.
+#[derive(Debug)]
+pub struct Connection {
+    id: u64,
+    hello: HelloInfo,
+    connected_at: Instant,
+    connected_unix_ms: u64,
+    next_request_id: AtomicU64,
+    pending: Pending,
+    out: mpsc::UnboundedSender<Outgoing>,
+    events_tx: mpsc::Sender<WireEvent>,
+    events_rx: Mutex<Option<mpsc::Receiver<WireEvent>>>,
+    dropped_events: AtomicU64,
+    open: watch::Sender<bool>,
+    close_requested: watch::Sender<bool>,
+    close_reason: Mutex<Option<String>>,
+    max_out: usize,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outgoing::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Outgoing::Close(c, r) => write!(f, "Close({c}, {r:?})"),
+        }
+    }
+}
+
+struct CancelOnDrop<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.pending.cancel(self.id);
+    }
+}
+
+fn mib(bytes: usize) -> String {
+    let m = bytes as f64 / (1024.0 * 1024.0);
+    if m >= 1.0 {
+        format!("{m:.1} MiB")
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+impl Connection {
+    /// This connection's id, unique within the bridge, in connect order.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The browser as the extension named it, e.g. `Chrome/156.0.8078.73`.
+    pub fn browser(&self) -> &str {
+        &self.hello.browser
+    }
+
+    /// The browser profile's random id (one extension per profile).
+    pub fn profile_id(&self) -> &str {
+        &self.hello.profile_id
+    }
+
+    /// The extension's version.
+    pub fn extension_version(&self) -> &str {
+        &self.hello.extension_version
+    }
+
+    /// How long ago `hello` completed.
+    pub fn connected_for(&self) -> Duration {
+        self.connected_at.elapsed()
+    }
+
+    /// When `hello` completed, Unix milliseconds.
+    pub fn connected_unix_ms(&self) -> u64 {
+        self.connected_unix_ms
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Events dropped because the event channel was full (see [`Connection::take_events`]).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// Resolves once the connection has closed (at once if it already has).
+    pub async fn closed(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| !*open).await;
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<String> {
+        self.close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Asks the connection to close (code 1000). Pending requests fail with
+    /// `DISCONNECTED`; [`Connection::closed`] resolves when it is done.
+    pub fn close(&self) {
+        self.close_requested.send_replace(true);
+    }
+
+    /// The events the extension sends on this connection, in order. The receiver can be
+    /// taken once; later calls return `None`.
+    ///
+    /// The channel is bounded ([`super::BridgeConfig::event_buffer`], 1024 by default)
+    /// so that a consumer that stops reading cannot make the bridge grow without end.
+    /// When it is full, the new event is dropped (counted in
+    /// [`Connection::dropped_events`], logged at the first drop and every 1000th) and the
+    /// connection goes on: replies keep flowing, because the reader never waits on the
+    /// event consumer. Events that arrive before the receiver is taken are kept up to
+    /// the same bound.
+    pub fn take_events(&self) -> Option<mpsc::Receiver<WireEvent>> {
+        self.events_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn disconnected(&self, why: &str) -> WireError {
+        WireError::new(
+            codes::DISCONNECTED,
+            format!(
+                "the connection to the browser ({}, connection {}) closed: {why}",
+                self.hello.browser, self.id
+            ),
+        )
+    }
+
+    fn check_size(&self, what: &str, len: usize) -> Result<(), WireError> {
+        if len > self.max_out {
+            return Err(WireError::new(
+                codes::TOO_LARGE,
+                format!(
+                    "{what} is {} ({len} bytes), over the {} limit for frames to the extension; nothing was sent",
+                    mib(len),
+                    mib(self.max_out)
+                ),
+            )
+            .with_data(json!({"size": len, "limit": self.max_out})));
+        }
+        Ok(())
+    }
+
+    /// Sends request `method` to the extension and waits for its reply, at most `timeout`.
+    ///
+    /// - `Ok(result)`: the extension's result.
+    /// - `Err` with the extension's code (`TAB_BUSY`, `CDP_ERROR`, …) when it answered
+    ///   with an error.
+    /// - `TIMEOUT`: no reply within `timeout`; a reply that comes later is dropped.
+    /// - `DISCONNECTED`: the connection closed before the reply (failed at once, not
+    ///   at the deadline), or was already closed.
+    /// - `TOO_LARGE`: the encoded request is over the outgoing limit; nothing was sent.
+    /// - `BAD_REQUEST`: the extension's reply to this request was malformed.
+    ///
+    /// `trace` is the tool call's id, passed on for the extension's logs. Dropping the
+    /// future withdraws the request (a later reply is dropped).
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Value,
+        trace: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, WireError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let text = codec::encode_request(id, method, &params, trace);
+        drop(params);
+        self.check_size(&format!("request `{method}`"), text.len())?;
+        let mut rx = self.pending.register(id)?;
+        let _withdraw = CancelOnDrop {
+            pending: &self.pending,
+            id,
+        };
+        tracing::debug!(
+            conn = self.id,
+            id,
+            method,
+            bytes = text.len(),
+            trace,
+            "request"
+        );
+        if self.out.send(Outgoing::Text(text)).is_err() {
+            return Err(self.disconnected("the socket writer has stopped"));
+        }
+        match tokio::time::timeout(timeout, &mut rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(self.disconnected("the request was dropped")),
+            Err(_) => {
+                if self.pending.cancel(id) {
+                    tracing::debug!(conn = self.id, id, method, "request timed out");
+                    Err(WireError::new(
+                        codes::TIMEOUT,
+                        format!(
+                            "no reply to `{method}` from the extension ({}) within {} ms",
+                            self.hello.browser,
+                            timeout.as_millis()
+                        ),
+                    ))
+                } else {
+                    // Resolved in the same instant; the outcome is already in `rx`.
+                    rx.try_recv()
+                        .unwrap_or_else(|_| Err(self.disconnected("the request was dropped")))
+                }
+            }
+        }
+    }
+
+    /// Sends event `event` to the extension (no reply). Fails with `TOO_LARGE` (nothing
+    /// sent) or `DISCONNECTED`.
+    pub fn notify(&self, event: &str, params: Value) -> Result<(), WireError> {
+        let text = codec::encode_event(event, &params);
+        self.check_size(&format!("event `{event}`"), text.len())?;
+        if !self.is_open() {
+            return Err(self.disconnected("already closed"));
+        }
+        self.out
+            .send(Outgoing::Text(text))
+            .map_err(|_| self.disconnected("the socket writer has stopped"))
+    }
+
+    fn deliver_event(&self, event: WireEvent) {
+        match self.events_tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let dropped = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped == 1 || dropped.is_multiple_of(1000) {
+                    tracing::warn!(
+                        conn = self.id,
+                        event = %ev.event,
+                        dropped,
+                        "event channel full: dropping events"
+                    );
+                }
+            }
+            // The consumer dropped its receiver: it does not want events.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// Why the socket loop ended, and what close frame to send (if any).
+struct Ending {
+    reason: String,
+    close: Option<(u16, String)>,
+}
+
+impl Ending {
+    fn new(reason: impl Into<String>, close: Option<(u16, &str)>) -> Self {
+        Self {
+            reason: reason.into(),
+            close: close.map(|(c, r)| (c, r.to_owned())),
+        }
+    }
+}
+
+/// Runs one WebSocket from just after the upgrade to its end.
+pub(crate) async fn run_socket(
+    ws: WebSocketStream<TcpStream>,
+    shared: Arc<Shared>,
+    peer: std::net::SocketAddr,
+) {
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (writer_done_tx, mut writer_done) = watch::channel(false);
+
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            let result = match msg {
+                Outgoing::Text(t) => sink.send(Message::text(t)).await,
+                Outgoing::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(2), sink.close()).await;
+                    break;
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "socket write failed");
+                break;
+            }
+        }
+        writer_done_tx.send_replace(true);
+    });
+
+    let cfg = &shared.cfg;
+    let mut shutdown = shared.shutdown.subscribe();
+    let hello_deadline = tokio::time::Instant::now() + cfg.hello_timeout;
+    let mut last_rx = tokio::time::Instant::now();
+    let mut conn: Option<Arc<Connection>> = None;
+    let mut close_requested: Option<watch::Receiver<bool>> = None;
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + cfg.ping_interval,
+        cfg.ping_interval,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let ending: Ending = loop {
+        let deadline = match conn {
+            None => hello_deadline.min(last_rx + cfg.idle_timeout),
+            Some(_) => last_rx + cfg.idle_timeout,
+        };
+        tokio::select! {
+            biased;
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                break Ending::new("tabmux is shutting down", Some((1001, "tabmux is shutting down")));
+            }
+            _ = async {
+                match close_requested.as_mut() {
+                    Some(rx) => { let _ = rx.wait_for(|c| *c).await; }
+                    None => std::future::pending().await,
+                }
+            } => {
+                break Ending::new("closed by tabmux", Some((1000, "closed by tabmux")));
+            }
+            _ = async { let _ = writer_done.wait_for(|d| *d).await; } => {
+                break Ending::new("the socket could not be written", None);
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                break if conn.is_none() && deadline == hello_deadline {
+                    Ending::new(
+                        format!("no hello within {} ms", cfg.hello_timeout.as_millis()),
+                        Some((1008, "no hello")),
+                    )
+                } else {
+                    Ending::new(
+                        format!("no frame from the extension for {} s", cfg.idle_timeout.as_secs()),
+                        Some((1000, "idle")),
+                    )
+                };
+            }
+            _ = ping.tick(), if conn.is_some() => {
+                if let Some(c) = conn.clone() {
+                    let wait = cfg.idle_timeout;
+                    tokio::spawn(async move {
+                        if let Err(e) = c.request("ping", json!({}), None, wait).await {
+                            tracing::debug!(conn = c.id, error = %e, "ping failed");
+                        }
+                    });
+                }
+            }
+            msg = stream.next() => {
+                let msg = match msg {
+                    None => break Ending::new("the extension closed the connection", None),
+                    Some(Err(e)) => break ending_for_error(e, cfg.max_in_bytes),
+                    Some(Ok(m)) => m,
+                };
+                last_rx = tokio::time::Instant::now();
+                let text = match msg {
+                    Message::Text(t) => t,
+                    Message::Binary(b) => {
+                        tracing::debug!(bytes = b.len(), "binary frame refused");
+                        let err = WireError::bad_request(
+                            "binary frames are not part of the tabmux protocol; send JSON in text frames",
+                        );
+                        let _ = out_tx.send(Outgoing::Text(codec::protocol_error_event(&err)));
+                        continue;
+                    }
+                    Message::Close(frame) => {
+                        let why = match frame {
+                            Some(f) => format!("the extension closed the connection ({} {})", u16::from(f.code), f.reason),
+                            None => "the extension closed the connection".to_owned(),
+                        };
+                        break Ending::new(why, None);
+                    }
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                };
+                match &conn {
+                    Some(c) => handle_frame(c, &out_tx, text.as_str()),
+                    None => match handle_before_hello(&shared, &out_tx, text.as_str()) {
+                        BeforeHello::Continue => {}
+                        BeforeHello::Stop(e) => break e,
+                        BeforeHello::Ready(info) => {
+                            let c = register(&shared, info, out_tx.clone());
+                            close_requested = Some(c.close_requested.subscribe());
+                            tracing::info!(
+                                conn = c.id, %peer, browser = %c.hello.browser,
+                                profile = %c.hello.profile_id, "extension connected"
+                            );
+                            conn = Some(c);
+                        }
+                    },
+                }
+            }
+        }
+    };
+
+    tracing::info!(conn = conn.as_ref().map(|c| c.id), reason = %ending.reason, "extension connection closed");
+    if let Some(c) = &conn {
+        let failed = c.pending.close(c.disconnected(&ending.reason));
+        if failed > 0 {
+            tracing::debug!(conn = c.id, failed, "failed pending requests");
+        }
+        *c.close_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(ending.reason.clone());
+        shared.remove(c.id);
+        c.open.send_replace(false);
+    }
+    if let Some((code, reason)) = ending.close {
+        let _ = out_tx.send(Outgoing::Close(code, reason));
+    }
+    drop(out_tx);
+    // Give the writer a moment to flush the close frame; then drop both halves.
+    let _ = tokio::time::timeout(Duration::from_secs(3), writer).await;
+    drop(stream);
+}
+
+fn ending_for_error(e: WsError, max_in: usize) -> Ending {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            tracing::warn!(size, max_size, "incoming frame over the limit");
+            Ending::new(
+                format!(
+                    "the extension sent a frame of {} (limit {})",
+                    mib(size),
+                    mib(max_size)
+                ),
+                Some((1009, &format!("frame over the {} limit", mib(max_in)))),
+            )
+        }
+        WsError::Utf8(_) => Ending::new(
+            "the extension sent a text frame that is not UTF-8",
+            Some((1007, "invalid UTF-8")),
+        ),
+        WsError::Protocol(p) => Ending::new(
+            format!("WebSocket protocol error: {p}"),
+            Some((1002, "protocol error")),
+        ),
+        WsError::ConnectionClosed | WsError::AlreadyClosed => {
+            Ending::new("the extension closed the connection", None)
+        }
+        other => Ending::new(format!("socket error: {other}"), None),
+    }
+}
+
+enum BeforeHello {
+    Continue,
+    Stop(Ending),
+    Ready(HelloInfo),
+}
+
+fn handle_before_hello(
+    shared: &Shared,
+    out: &mpsc::UnboundedSender<Outgoing>,
+    text: &str,
+) -> BeforeHello {
+    let send = |t: String| {
+        let _ = out.send(Outgoing::Text(t));
+    };
+    let (id, params) = match codec::decode(text) {
+        Err(e) => {
+            send(codec::bad_request_answer(&e));
+            return BeforeHello::Continue;
+        }
+        Ok(Frame::Request { id, method, .. }) if method != "hello" => {
+            send(codec::encode_error(
+                id,
+                &WireError::bad_request(format!(
+                    "`{method}` before `hello`: the first request on a connection must be `hello`"
+                )),
+            ));
+            return BeforeHello::Continue;
+        }
+        Ok(Frame::Request { id, params, .. }) => (id, params),
+        Ok(_) => {
+            send(codec::protocol_error_event(&WireError::bad_request(
+                "the first request on a connection must be `hello`",
+            )));
+            return BeforeHello::Continue;
+        }
+    };
+    let Some(protocol) = params.get("protocol").and_then(Value::as_u64) else {
+        send(codec::encode_error(
+            id,
+            &WireError::bad_request("hello: \"protocol\" must be a non-negative integer"),
+        ));
+        return BeforeHello::Continue;
+    };
+    let identity = shared.identity();
+    if protocol != PROTOCOL_VERSION {
+        let update = if protocol > PROTOCOL_VERSION {
+            "update tabmux"
+        } else {
+            "update the tabmux extension"
+        };
+        let err = WireError::new(
+            codes::PROTOCOL_MISMATCH,
+            format!(
+                "the extension speaks wire protocol {protocol}, tabmux {} speaks protocol {PROTOCOL_VERSION}: {update}",
+                identity.version
+            ),
+        )
+        .with_data(json!({"tabmux": PROTOCOL_VERSION, "extension": protocol}));
+        tracing::warn!(
+            extension = protocol,
+            tabmux = PROTOCOL_VERSION,
+            "protocol mismatch"
+        );
+        send(codec::encode_error(id, &err));
+        return BeforeHello::Stop(Ending::new(
+            err.message.clone(),
+            Some((CLOSE_PROTOCOL_MISMATCH, "protocol mismatch")),
+        ));
+    }
+    let text_param = |key: &str| {
+        params
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown")
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let info = HelloInfo {
+        browser: text_param("browser"),
+        profile_id: text_param("profileId"),
+        extension_version: text_param("extensionVersion"),
+    };
+    send(codec::encode_reply(
+        id,
+        &json!({
+            "protocol": PROTOCOL_VERSION,
+            "instanceId": identity.instance_id,
+            "name": identity.name,
+            "pid": identity.pid,
+            "version": identity.version,
+            "leaseMs": identity.lease_ms,
+            "graceMs": identity.grace_ms,
+        }),
+    ));
+    BeforeHello::Ready(info)
+}
+
+fn register(
+    shared: &Arc<Shared>,
+    hello: HelloInfo,
+    out: mpsc::UnboundedSender<Outgoing>,
+) -> Arc<Connection> {
+    let (events_tx, events_rx) = mpsc::channel(shared.cfg.event_buffer.max(1));
+    let conn = Arc::new(Connection {
+        id: shared.next_conn_id.fetch_add(1, Ordering::Relaxed),
+        hello,
+        connected_at: Instant::now(),
+        connected_unix_ms: unix_ms(),
+        next_request_id: AtomicU64::new(1),
+        pending: Pending::new(),
+        out,
+        events_tx,
+        events_rx: Mutex::new(Some(events_rx)),
+        dropped_events: AtomicU64::new(0),
+        open: watch::Sender::new(true),
+        close_requested: watch::Sender::new(false),
+        close_reason: Mutex::new(None),
+        max_out: shared.cfg.max_out_bytes,
+    });
+    shared.add(conn.clone());
+    conn
+}
+
+fn handle_frame(conn: &Connection, out: &mpsc::UnboundedSender<Outgoing>, text: &str) {
+    let send = |t: String| {
+        let _ = out.send(Outgoing::Text(t));
+    };
+    match codec::decode(text) {
+        Err(e) => {
+            tracing::debug!(conn = conn.id, bytes = text.len(), error = %e, "malformed frame");
+            if let Some(id) = e.reply_id
+                && conn.pending.resolve(
+                    id,
+                    Err(WireError::bad_request(format!(
+                        "the extension's reply was malformed: {}",
+                        e.message
+                    ))),
+                )
+            {
+                tracing::debug!(conn = conn.id, id, "failed request on malformed reply");
+            }
+            send(codec::bad_request_answer(&e));
+        }
+        Ok(Frame::Request { id, method, .. }) => match method.as_str() {
+            "ping" => send(codec::encode_reply(id, &json!({}))),
+            "hello" => send(codec::encode_error(
+                id,
+                &WireError::bad_request("`hello` was already done on this connection"),
+            )),
+            other => send(codec::encode_error(
+                id,
+                &WireError::bad_request(format!(
+                    "unknown method `{other}`: tabmux answers `hello` and `ping`"
+                )),
+            )),
+        },
+        Ok(Frame::Reply { id, result }) => {
+            if !conn.pending.resolve(id, Ok(result)) {
+                tracing::debug!(conn = conn.id, id, "late or unknown reply dropped");
+            }
+        }
+        Ok(Frame::Error { id, error }) => {
+            if !conn.pending.resolve(id, Err(error)) {
+                tracing::debug!(conn = conn.id, id, "late or unknown error reply dropped");
+            }
+        }
+        Ok(Frame::Event { event, params }) => {
+            if event == codec::PROTOCOL_ERROR_EVENT {
+                let code = params.get("code").and_then(|c| c.as_str()).unwrap_or("");
+                tracing::warn!(
+                    conn = conn.id,
+                    code,
+                    "the extension reports a protocol error"
+                );
+            }
+            conn.deliver_event(WireEvent { event, params });
+        }
+    }
+}
+
+impl Shared {
+    fn add(&self, conn: Arc<Connection>) {
+        let id = conn.id;
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        let _ = self.events.send(BridgeEvent::Connected(id));
+    }
+
+    fn remove(&self, id: u64) {
+        self.conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| c.id != id);
+        let _ = self.events.send(BridgeEvent::Disconnected(id));
+    }
+}

@@ -1,0 +1,282 @@
+//! `tabmux status`: the registry's entries, each live one asked for its probe.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::registry::{self, PortRange, unix_ms};
+
+/// Deadline for one probe in [`status_report`].
+const PROBE_DEADLINE: Duration = Duration::from_millis(1500);
+/// Largest probe answer read.
+const PROBE_MAX_BYTES: usize = 1 << 20;
+
+/// Fetches `GET /tabmux` from `127.0.0.1:<port>` (no `Origin`, as a CLI does) within
+/// `deadline`, and returns the JSON if it is a tabmux probe (`"tabmux": 1`).
+pub async fn fetch_probe(port: u16, deadline: Duration) -> Result<Value, String> {
+    let fetch = async {
+        let mut s = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let req =
+            format!("GET /tabmux HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send: {e}"))?;
+        let mut buf = Vec::new();
+        (&mut s)
+            .take(PROBE_MAX_BYTES as u64)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| format!("cannot read: {e}"))?;
+        Ok::<_, String>(buf)
+    };
+    let buf = tokio::time::timeout(deadline, fetch)
+        .await
+        .map_err(|_| format!("no answer within {} ms", deadline.as_millis()))??;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("not an HTTP answer")?;
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let status = head.split(' ').nth(1).unwrap_or_default();
+    if status != "200" {
+        return Err(format!("answered HTTP {status}"));
+    }
+    let body: Value = serde_json::from_slice(&buf[split + 4..])
+        .map_err(|_| "answered something that is not JSON")?;
+    if body.get("tabmux").and_then(Value::as_u64) != Some(1) {
+        return Err("answered, but is not tabmux".into());
+    }
+    Ok(body)
+}
+
+/// One browser connected to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserStatus {
+    /// The browser as the extension named it.
+    pub browser: String,
+    /// The profile id.
+    pub profile_id: String,
+    /// How long it has been connected, ms.
+    pub connected_ms: u64,
+}
+
+/// A live instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// Its port.
+    pub port: u16,
+    /// Its pid (from the probe, else the metadata).
+    pub pid: Option<u32>,
+    /// The MCP client's name, if known.
+    pub name: Option<String>,
+    /// Its version.
+    pub version: Option<String>,
+    /// How long it has run, ms.
+    pub uptime_ms: Option<u64>,
+    /// Connected browsers (from the probe).
+    pub browsers: Vec<BrowserStatus>,
+    /// Why the probe failed, if it did (the lock is held, so the process lives).
+    pub probe_error: Option<String>,
+    /// Whether the port is inside the range asked about.
+    pub in_range: bool,
+}
+
+/// A registry entry whose lock is free: its owner is gone. Harmless; the next claim
+/// of that port reuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleEntry {
+    /// The port.
+    pub port: u16,
+    /// The last owner's pid, if its metadata remained.
+    pub pid: Option<u32>,
+    /// The last owner's client name, if known.
+    pub name: Option<String>,
+}
+
+/// What `tabmux status` prints (its `Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    /// The state directory scanned.
+    pub state_dir: PathBuf,
+    /// The range asked about.
+    pub range: PortRange,
+    /// Live instances, by port.
+    pub instances: Vec<InstanceStatus>,
+    /// Stale entries that still have metadata (a crashed owner), by port.
+    pub stale: Vec<StaleEntry>,
+}
+
+/// Scans the registry in `state_dir` and asks every live port for its probe (in
+/// parallel, 1.5 s deadline each). Entries outside `range` are reported too, marked.
+pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
+    let entries = registry::scan(state_dir);
+    let mut probes = Vec::new();
+    for e in entries.iter().filter(|e| e.live) {
+        let port = e.port;
+        probes.push(tokio::spawn(async move {
+            fetch_probe(port, PROBE_DEADLINE).await
+        }));
+    }
+    let mut instances = Vec::new();
+    let mut stale = Vec::new();
+    let mut probes = probes.into_iter();
+    for e in entries {
+        if !e.live {
+            // A lock file alone is the normal trace of a past run; only report leftovers
+            // with metadata (an owner that did not exit cleanly).
+            if let Some(m) = e.meta {
+                stale.push(StaleEntry {
+                    port: e.port,
+                    pid: Some(m.pid),
+                    name: m.client_name,
+                });
+            }
+            continue;
+        }
+        let probe = match probes.next() {
+            Some(h) => h.await.unwrap_or_else(|_| Err("probe task failed".into())),
+            None => Err("probe task missing".into()),
+        };
+        let meta = e.meta.as_ref();
+        let mut st = InstanceStatus {
+            port: e.port,
+            pid: meta.map(|m| m.pid),
+            name: meta.and_then(|m| m.client_name.clone()),
+            version: meta.map(|m| m.version.clone()),
+            uptime_ms: meta.map(|m| unix_ms().saturating_sub(m.started_ms)),
+            browsers: Vec::new(),
+            probe_error: None,
+            in_range: range.contains(e.port),
+        };
+        match probe {
+            Ok(p) => {
+                let str_of =
+                    |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                st.pid = p
+                    .get("pid")
+                    .and_then(Value::as_u64)
+                    .map(|x| x as u32)
+                    .or(st.pid);
+                st.name = str_of(&p, "name").filter(|n| !n.is_empty()).or(st.name);
+                st.version = str_of(&p, "version").or(st.version);
+                st.uptime_ms = p.get("uptimeMs").and_then(Value::as_u64).or(st.uptime_ms);
+                st.browsers = p
+                    .get("browsers")
+                    .and_then(Value::as_array)
+                    .map(|bs| {
+                        bs.iter()
+                            .map(|b| BrowserStatus {
+                                browser: str_of(b, "browser").unwrap_or_default(),
+                                profile_id: str_of(b, "profileId").unwrap_or_default(),
+                                connected_ms: b
+                                    .get("connectedMs")
+                                    .and_then(Value::as_u64)
+                                    .unwrap_or(0),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+            Err(e) => st.probe_error = Some(e),
+        }
+        instances.push(st);
+    }
+    StatusReport {
+        state_dir: state_dir.to_path_buf(),
+        range,
+        instances,
+        stale,
+    }
+}
+
+fn human(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.instances.is_empty() {
+            writeln!(
+                f,
+                "no tabmux instance is running (ports {}, state {})",
+                self.range,
+                self.state_dir.display()
+            )?;
+        } else {
+            writeln!(
+                f,
+                "{} tabmux instance{} (ports {}, state {}):",
+                self.instances.len(),
+                if self.instances.len() == 1 { "" } else { "s" },
+                self.range,
+                self.state_dir.display()
+            )?;
+        }
+        for i in &self.instances {
+            write!(f, "  port {}", i.port)?;
+            if !i.in_range {
+                write!(f, " (outside {})", self.range)?;
+            }
+            match i.pid {
+                Some(pid) => write!(f, "  pid {pid}")?,
+                None => write!(f, "  pid ?")?,
+            }
+            match &i.name {
+                Some(n) => write!(f, "  \"{n}\"")?,
+                None => write!(f, "  (client not named yet)")?,
+            }
+            if let Some(v) = &i.version {
+                write!(f, "  v{v}")?;
+            }
+            if let Some(up) = i.uptime_ms {
+                write!(f, "  up {}", human(up))?;
+            }
+            if let Some(e) = &i.probe_error {
+                writeln!(f, "  not answering its probe: {e}")?;
+                continue;
+            }
+            if i.browsers.is_empty() {
+                writeln!(f, "  no browser")?;
+            } else {
+                writeln!(f)?;
+                for b in &i.browsers {
+                    writeln!(
+                        f,
+                        "      browser {} (profile {}), connected {}",
+                        b.browser,
+                        b.profile_id,
+                        human(b.connected_ms)
+                    )?;
+                }
+            }
+        }
+        if !self.stale.is_empty() {
+            writeln!(
+                f,
+                "stale entries (owner gone; the port is free and will be reused):"
+            )?;
+            for s in &self.stale {
+                write!(f, "  port {}", s.port)?;
+                if let Some(pid) = s.pid {
+                    write!(f, "  was pid {pid}")?;
+                }
+                if let Some(n) = &s.name {
+                    write!(f, "  \"{n}\"")?;
+                }
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}
