@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod browser;
 pub mod cdp;
 pub mod error;
+pub mod extension_files;
 pub mod link;
 pub mod mcp;
 pub mod registry;

@@ -7,15 +7,19 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use rmcp::ServiceExt;
 
+use tabmux::bridge::{self, Bridge, BridgeConfig, BridgeEvent, Identity};
 use tabmux::browser::{Browser, Config, Mode};
+use tabmux::link::extension::ExtensionLink;
 use tabmux::link::launch::LaunchOptions;
 use tabmux::mcp::Server;
+use tabmux::registry::{self, InstanceMeta, PortRange};
 
 /// One real browser for many AI clients: an MCP server on stdio.
 #[derive(Parser, Debug)]
 #[command(name = "tabmux", version, about, long_about = None)]
 struct Cli {
-    /// Launch a private browser (temporary profile, removed on exit).
+    /// Launch a private browser (temporary profile, removed on exit) instead of using
+    /// the browser that runs the tabmux extension.
     #[arg(long, conflicts_with = "cdp")]
     launch: bool,
     /// Attach to a running browser: ws://host:port/devtools/browser/<id> or http://host:port.
@@ -30,6 +34,21 @@ struct Cli {
     /// Extra flag for a launched browser (repeatable).
     #[arg(long = "browser-arg", value_name = "FLAG", allow_hyphen_values = true)]
     browser_args: Vec<String>,
+    /// Ports tabmux instances and the extension use.
+    #[arg(long, value_name = "FIRST-LAST", env = "TABMUX_PORTS", default_value = "8765-8775")]
+    ports: PortRange,
+    /// Accept the extension with this id (for a differently packaged build).
+    #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
+    extension_id: String,
+    /// Seconds a first tool call waits for a browser running the extension.
+    #[arg(long, default_value_t = 3.0)]
+    extension_wait: f64,
+    /// Seconds an idle holder keeps a tab that another client waits for.
+    #[arg(long, default_value_t = 60)]
+    lease: u64,
+    /// Seconds the extension keeps this instance's tabs after its connection drops.
+    #[arg(long, default_value_t = 5)]
+    grace: u64,
     /// Deadline of one browser command, in seconds.
     #[arg(long, default_value_t = 30)]
     command_timeout: u64,
@@ -41,7 +60,23 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// List the running tabmux instances and their browsers.
+    Status,
+    /// The browser extension that lets tabmux use your own Chrome.
+    Extension {
+        #[command(subcommand)]
+        action: ExtensionAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExtensionAction {
+    /// Write the extension's files into DIR, ready for chrome://extensions → Load unpacked.
+    Install { dir: PathBuf },
+    /// Print the extension's id.
+    Id,
+}
 
 fn init_logging() {
     let level = match std::env::var("TABMUX_LOG").as_deref() {
@@ -72,25 +107,110 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(cli))
+    match &cli.command {
+        Some(Command::Status) => rt.block_on(status(&cli)),
+        Some(Command::Extension { action }) => extension(action),
+        None => rt.block_on(serve(cli)),
+    }
+}
+
+async fn status(cli: &Cli) -> anyhow::Result<()> {
+    let dir = registry::default_state_dir()?;
+    let report = bridge::status_report(&dir, cli.ports).await;
+    print!("{report}");
+    Ok(())
+}
+
+fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
+    match action {
+        ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
+        ExtensionAction::Install { dir } => {
+            let n = tabmux::extension_files::install(dir)
+                .map_err(|e| anyhow::anyhow!("cannot write the extension into {}: {e}", dir.display()))?;
+            let shown = std::path::absolute(dir).unwrap_or(dir.clone());
+            println!(
+                "Wrote the tabmux extension ({n} files, version {}) to {}.\n\
+                 Now open chrome://extensions, turn on Developer mode, click \"Load unpacked\" and choose that folder.",
+                tabmux::extension_files::version().unwrap_or_else(|| "?".into()),
+                shown.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The extension link: a port of the range, the bridge on it, the registry entry.
+fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim, InstanceMeta)> {
+    if !bridge::is_extension_id(&cli.extension_id) {
+        anyhow::bail!("--extension-id {:?} is not an extension id (32 letters a-p)", cli.extension_id);
+    }
+    let dir = registry::default_state_dir()?;
+    let meta = InstanceMeta::for_this_process(registry::new_instance_id());
+    let mut claim = registry::claim_port(&dir, cli.ports, &meta)?;
+    let listener = claim
+        .take_listener()
+        .ok_or_else(|| anyhow::anyhow!("the claimed port has no listener"))?;
+    let mut identity = Identity::new(meta.instance_id.clone(), "tabmux");
+    identity.lease_ms = cli.lease.max(1) * 1000;
+    identity.grace_ms = cli.grace * 1000;
+    let cfg = BridgeConfig {
+        allowed_origin: bridge::extension_origin(&cli.extension_id),
+        ..BridgeConfig::default()
+    };
+    let b = Bridge::start(listener, identity, cfg)?;
+    tracing::info!(port = claim.port(), "waiting for the tabmux extension");
+    let link = ExtensionLink::new(b, Duration::from_secs(cli.grace.max(2)));
+    Ok((link, claim, meta))
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let mode = match &cli.cdp {
-        Some(url) => Mode::Cdp(url.clone()),
-        None => Mode::Launch(LaunchOptions {
+    let mut registration = None;
+    let mode = if let Some(url) = &cli.cdp {
+        Mode::Cdp(url.clone())
+    } else if cli.launch {
+        Mode::Launch(LaunchOptions {
             browser_path: cli.browser_path.clone(),
             headed: cli.headed,
             extra_args: cli.browser_args.clone(),
             ..Default::default()
-        }),
+        })
+    } else {
+        let (link, claim, meta) = start_bridge(&cli)?;
+        registration = Some((link.bridge().clone(), Arc::new(std::sync::Mutex::new((claim, meta)))));
+        Mode::Extension(link)
     };
     let browser = Arc::new(Browser::new(Config {
         mode,
+        extension_wait: Duration::from_secs_f64(cli.extension_wait.clamp(0.0, 600.0)),
         command_timeout: Duration::from_secs(cli.command_timeout.max(1)),
         navigation_timeout: Duration::from_secs(cli.navigation_timeout.max(1)),
     }));
-    let server = Server::new(browser.clone());
+    let mut server = Server::new(browser.clone());
+    if let Some((bridge, reg)) = &registration {
+        // The client's name goes to the extension (tab group titles) and the registry.
+        let (bridge, reg2) = (bridge.clone(), reg.clone());
+        server = server.on_client_named(move |name| {
+            bridge.set_name(name);
+            let mut r = reg2.lock().unwrap();
+            r.1.client_name = Some(name.to_string());
+            let _ = r.0.update_meta(&r.1);
+        });
+        // Browsers connecting and leaving show in the registry (tabmux status).
+        let (bridge, reg) = (registration.as_ref().unwrap().0.clone(), reg.clone());
+        let mut events = bridge.subscribe();
+        tokio::spawn(async move {
+            while let Ok(ev) = events.recv().await {
+                let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
+                let mut r = reg.lock().unwrap();
+                r.1.browsers = n;
+                let _ = r.0.update_meta(&r.1);
+                match ev {
+                    BridgeEvent::Connected(id) => tracing::info!(connection = id, "browser connected"),
+                    BridgeEvent::Disconnected(id) => tracing::info!(connection = id, "browser disconnected"),
+                }
+            }
+        });
+    }
     let service = server
         .serve(rmcp::transport::io::stdio_pipes())
         .await
@@ -102,7 +222,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         _ = ended => tracing::info!("client closed the connection"),
         _ = shutdown_signal() => tracing::info!("signal received"),
     }
-    browser.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), browser.shutdown()).await;
+    if let Some((bridge, _)) = &registration {
+        bridge.shutdown();
+    }
     Ok(())
 }
 

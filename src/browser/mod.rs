@@ -16,29 +16,34 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result, codes};
 use crate::link::TabInfo;
 use crate::link::direct::DirectLink;
+use crate::link::extension::{ExtensionLink, no_extension};
 use crate::link::launch::LaunchOptions;
 use element::Element;
 use page::Page;
 use refs::{Lookup, RefTable};
 
 /// Where the browser comes from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Mode {
     /// Launch a private browser (temporary profile) on first use.
     Launch(LaunchOptions),
     /// Attach to a running browser's CDP endpoint.
     Cdp(String),
+    /// The user's browser, through the tabmux extension.
+    Extension(ExtensionLink),
 }
 
 #[derive(Clone)]
 enum Active {
     Direct(Arc<DirectLink>),
+    Extension(ExtensionLink),
 }
 
 impl Active {
     fn alive(&self) -> bool {
         match self {
             Active::Direct(d) => d.is_alive(),
+            Active::Extension(_) => true,
         }
     }
 }
@@ -50,9 +55,11 @@ struct Tabs {
 }
 
 /// Settings for the browser layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub mode: Mode,
+    /// How long a tool call waits for a browser running the extension.
+    pub extension_wait: Duration,
     /// Deadline of one CDP command.
     pub command_timeout: Duration,
     /// Deadline of a navigation.
@@ -96,6 +103,12 @@ impl Browser {
     /// The link, (re)started when needed: launching a browser on first use and again
     /// after it exited.
     async fn active(&self) -> Result<Active> {
+        if let Mode::Extension(ext) = &self.cfg.mode {
+            ext.connection(self.cfg.extension_wait)
+                .await
+                .ok_or_else(no_extension)?;
+            return Ok(Active::Extension(ext.clone()));
+        }
         let mut link = self.link.lock().await;
         if let Some(a) = link.as_ref() {
             if a.alive() {
@@ -110,6 +123,7 @@ impl Browser {
         let a = match &self.cfg.mode {
             Mode::Launch(opts) => Active::Direct(Arc::new(DirectLink::launch(opts).await?)),
             Mode::Cdp(url) => Active::Direct(Arc::new(DirectLink::connect(url).await?)),
+            Mode::Extension(_) => unreachable!("handled above"),
         };
         *link = Some(a.clone());
         Ok(a)
@@ -195,6 +209,7 @@ impl Browser {
     async fn open_tab(&self, active: &Active) -> Result<(usize, Arc<Page>)> {
         let tab = match active {
             Active::Direct(d) => d.create_tab().await?,
+            Active::Extension(e) => e.create_tab().await?,
         };
         let page = Page::start(tab, true, self.cfg.command_timeout).await?;
         let mut t = self.tabs.lock().unwrap();
@@ -272,6 +287,7 @@ impl Browser {
         let _op = page.op.lock().await;
         match &active {
             Active::Direct(d) => d.close_tab(&page.key).await?,
+            Active::Extension(e) => e.close_tab(&page.key).await?,
         }
         page.mark_closed("closed by browser_tabs");
         self.remove_page(&page.key);
@@ -283,11 +299,12 @@ impl Browser {
         let active = self.active().await?;
         match &active {
             Active::Direct(d) => d.list_all().await,
+            Active::Extension(e) => e.list_all().await,
         }
     }
 
     /// Takes an existing tab of the browser and makes it current.
-    pub async fn claim(&self, tab_id: &str, _timeout: Duration) -> Result<(usize, Arc<Page>)> {
+    pub async fn claim(&self, tab_id: &str, timeout: Duration) -> Result<(usize, Arc<Page>)> {
         let active = self.active().await?;
         if let Some((i, _, _)) = self.tabs().into_iter().find(|(_, p, _)| p.key == tab_id) {
             self.tabs.lock().unwrap().current = Some(i);
@@ -297,6 +314,7 @@ impl Browser {
         }
         let tab = match &active {
             Active::Direct(d) => d.claim(tab_id).await?,
+            Active::Extension(e) => e.claim(tab_id, timeout).await?,
         };
         let page = Page::start(tab, false, self.cfg.command_timeout).await?;
         let mut t = self.tabs.lock().unwrap();
@@ -313,6 +331,7 @@ impl Browser {
         let _op = page.op.lock().await;
         match &active {
             Active::Direct(d) => d.release(&page.key).await?,
+            Active::Extension(e) => e.release(&page.key).await?,
         }
         page.mark_closed("released");
         self.remove_page(&page.key);
@@ -322,6 +341,12 @@ impl Browser {
     /// Closes the browser (a launched one) or this instance's tabs (elsewhere). The next
     /// tool call starts again.
     pub async fn close(&self) -> Result<()> {
+        if let Mode::Extension(ext) = &self.cfg.mode {
+            let held: Vec<String> = self.tabs().into_iter().map(|(_, p, _)| p.key.clone()).collect();
+            ext.shutdown(&held).await;
+            self.forget_all_tabs("closed by browser_close");
+            return Ok(());
+        }
         let active = self.link.lock().await.take();
         self.forget_all_tabs("the browser was closed");
         if let Some(Active::Direct(d)) = active {
@@ -340,7 +365,7 @@ impl Browser {
         let link = self.link.lock().await;
         match link.as_ref() {
             Some(Active::Direct(d)) => d.browser_pid().await,
-            None => None,
+            _ => None,
         }
     }
 

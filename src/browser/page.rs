@@ -120,6 +120,8 @@ pub struct PageState {
     pub crashed: bool,
     pub closed: bool,
     pub closed_reason: Option<String>,
+    /// Set when another instance took the tab (the lease ran out while it waited).
+    pub lost_to: Option<String>,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
 }
@@ -342,6 +344,14 @@ impl Page {
     /// The error for a command on a tab that is gone, or `Ok`.
     pub fn check_open(&self) -> Result<()> {
         let s = self.state();
+        if let Some(to) = &s.lost_to {
+            return Err(Error::new(
+                codes::LOCK_LOST,
+                format!(
+                    "you lost this tab to {to}: it sat idle past its lease while they waited; claim it again with browser_tabs (it queues) or use another tab"
+                ),
+            ));
+        }
         if s.closed {
             return Err(Error::new(
                 codes::TAB_CLOSED,
@@ -361,6 +371,13 @@ impl Page {
     }
 
     fn explain(&self, e: Error) -> Error {
+        if e.is(codes::LOCK_LOST) || e.is(codes::NOT_HELD) {
+            let mut s = self.state();
+            s.closed = true;
+            s.closed_reason
+                .get_or_insert_with(|| "the browser no longer counts it as yours".into());
+            return e;
+        }
         if e.is(codes::BROWSER_GONE) || e.is(codes::TAB_CLOSED) {
             let s = self.state();
             if s.closed {
@@ -496,6 +513,32 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
     let child = ev.session.clone();
     let mut s = page.state();
     match ev.method.as_str() {
+        crate::link::extension::EV_CLOSED => {
+            s.closed = true;
+            let why = match p["reason"].as_str() {
+                Some("user") => "closed in the browser".to_string(),
+                Some("creator-left") => "its creator left".to_string(),
+                Some("crashed") => "it crashed".to_string(),
+                Some(other) => other.to_string(),
+                None => "closed".to_string(),
+            };
+            s.closed_reason.get_or_insert(why);
+        }
+        crate::link::extension::EV_LOST => {
+            s.closed = true;
+            let to = p["to"]["name"].as_str().unwrap_or("another client");
+            s.lost_to = Some(format!("{to:?}"));
+        }
+        crate::link::extension::EV_ATTACHED => {
+            drop(s);
+            let page = page.clone();
+            tokio::spawn(async move {
+                if let Err(e) = page.init(None).await {
+                    tracing::debug!("re-enabling the tab's domains failed: {e}");
+                }
+            });
+            return;
+        }
         "Page.frameNavigated" => {
             let f = &p["frame"];
             let id = f["id"].as_str().unwrap_or_default().to_string();

@@ -2,6 +2,7 @@
 //! they talk to a [`Channel`] (one tab) and the browser layer asks the link for tabs.
 
 pub mod direct;
+pub mod extension;
 pub mod launch;
 
 use std::time::Duration;
@@ -21,6 +22,11 @@ pub enum Channel {
         conn: CdpConnection,
         session: String,
     },
+    /// A tab relayed by the extension.
+    Extension {
+        link: extension::ExtensionLink,
+        tab: i64,
+    },
 }
 
 impl Channel {
@@ -37,6 +43,9 @@ impl Channel {
             Channel::Direct { conn, session } => {
                 conn.call_raw(Some(child.unwrap_or(session)), method, params, timeout)
                     .await
+            }
+            Channel::Extension { link, tab } => {
+                link.cdp(*tab, child, method, params, timeout).await
             }
         }
     }

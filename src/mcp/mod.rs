@@ -133,7 +133,9 @@ impl Server {
         let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let trace = format!("t{:x}-{n}", std::process::id());
         let started = Instant::now();
-        let result = self.dispatch(name, args, &trace).await;
+        let result = crate::link::extension::TRACE
+            .scope(trace.clone(), self.dispatch(name, args, &trace))
+            .await;
         let ms = started.elapsed().as_millis();
         let mut prefix = Vec::new();
         if let Some(line) = self.first_line.lock().unwrap().take() {

@@ -1,0 +1,372 @@
+//! The extension link: CDP relayed by the tabmux extension in the user's browser, over
+//! the bridge's WebSocket (`docs/PROTOCOL.md`). The extension owns the truth about tabs
+//! (who holds what, the queues, the leases); this side asks it for tabs and relays CDP
+//! for the ones it holds.
+//!
+//! Which browser: one extension connects per browser profile. Tools use the *primary*
+//! browser — the first that connected and is still connected. When it goes away,
+//! tabmux waits a short while for the same profile to come back (its service worker
+//! restarting), then moves to the next connected browser, if any.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use super::{Channel, TabConn, TabInfo};
+use crate::bridge::{self, Bridge, Connection, WireError};
+use crate::cdp::{CdpEvent, EVENT_QUEUE, cdp_error};
+use crate::error::{Error, Result, codes};
+
+tokio::task_local! {
+    /// The trace id of the tool call being served, sent with every request so one
+    /// operation can be followed in both logs.
+    pub static TRACE: String;
+}
+
+fn trace() -> Option<String> {
+    TRACE.try_with(|t| t.clone()).ok()
+}
+
+/// Synthetic page events that carry what the extension tells about a tab.
+pub const EV_CLOSED: &str = "tabmux.tabClosed";
+pub const EV_LOST: &str = "tabmux.lockLost";
+pub const EV_ATTACHED: &str = "tabmux.attached";
+
+const CALL: Duration = Duration::from_secs(30);
+
+struct Inner {
+    bridge: Bridge,
+    current: Mutex<Option<Arc<Connection>>>,
+    routes: Mutex<HashMap<i64, mpsc::Sender<CdpEvent>>>,
+    /// Connections whose events are being read.
+    watched: Mutex<Vec<u64>>,
+    /// Tabs this instance created (closed when it leaves; the rest are released).
+    created: Mutex<Vec<i64>>,
+    /// How long to wait for the browser to come back after its connection dropped.
+    reconnect_wait: Duration,
+}
+
+/// The extension link of one instance. Cheap to clone.
+#[derive(Clone)]
+pub struct ExtensionLink {
+    inner: Arc<Inner>,
+}
+
+/// Converts a wire error into a tool error.
+fn from_wire(e: WireError, what: &str) -> Error {
+    let code = match e.code.as_str() {
+        bridge::codes::TAB_BUSY => codes::TAB_BUSY,
+        bridge::codes::TAB_CLOSED => codes::TAB_CLOSED,
+        bridge::codes::LOCK_LOST => codes::LOCK_LOST,
+        bridge::codes::NOT_HELD => codes::NOT_HELD,
+        bridge::codes::NOT_ATTACHABLE => codes::NOT_ATTACHABLE,
+        bridge::codes::TIMEOUT => codes::TIMEOUT,
+        bridge::codes::TOO_LARGE => codes::TOO_LARGE,
+        bridge::codes::BAD_REQUEST => codes::BAD_REQUEST,
+        bridge::codes::DISCONNECTED => codes::BROWSER_GONE,
+        bridge::codes::CDP_ERROR => {
+            let data = e.data.clone().unwrap_or(Value::Null);
+            let msg = data["cdpMessage"].as_str().unwrap_or(&e.message).to_string();
+            let cdp_code = data["cdpCode"].as_i64().unwrap_or(-32000);
+            return cdp_error(what, cdp_code, &msg, None);
+        }
+        _ => codes::INTERNAL,
+    };
+    let mut message = e.message;
+    if code == codes::BROWSER_GONE {
+        message = format!("{message}; the browser's tabmux extension disconnected (retry in a moment)");
+    }
+    Error::new(code, message)
+}
+
+impl ExtensionLink {
+    pub fn new(bridge: Bridge, reconnect_wait: Duration) -> ExtensionLink {
+        ExtensionLink {
+            inner: Arc::new(Inner {
+                bridge,
+                current: Mutex::new(None),
+                routes: Mutex::new(HashMap::new()),
+                watched: Mutex::new(Vec::new()),
+                created: Mutex::new(Vec::new()),
+                reconnect_wait,
+            }),
+        }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        &self.inner.bridge
+    }
+
+    /// The browser connection in use, waiting up to `wait` for one.
+    pub async fn connection(&self, wait: Duration) -> Option<Arc<Connection>> {
+        let previous = self.inner.current.lock().unwrap().clone();
+        if let Some(c) = &previous
+            && c.is_open()
+        {
+            return Some(c.clone());
+        }
+        // The same profile first (its service worker restarting); any other browser
+        // only once the wait is over.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut changes = self.inner.bridge.subscribe();
+        let chosen = loop {
+            let open: Vec<_> = self
+                .inner
+                .bridge
+                .connections()
+                .into_iter()
+                .filter(|c| c.is_open())
+                .collect();
+            let over = tokio::time::Instant::now() >= deadline;
+            let pick = match &previous {
+                Some(p) => open
+                    .iter()
+                    .find(|c| c.profile_id() == p.profile_id())
+                    .cloned()
+                    .or_else(|| if over { open.first().cloned() } else { None }),
+                None => open.first().cloned(),
+            };
+            if pick.is_some() || over {
+                break pick;
+            }
+            let _ = tokio::time::timeout_at(deadline, changes.recv()).await;
+        };
+        let c = chosen?;
+        if previous.as_ref().is_some_and(|p| p.profile_id() != c.profile_id()) {
+            // Another browser: the tabs of the old one are not reachable any more.
+            let routes: Vec<_> = self.inner.routes.lock().unwrap().drain().collect();
+            for (tab, sink) in routes {
+                let _ = sink.try_send(CdpEvent {
+                    session: None,
+                    method: EV_CLOSED.into(),
+                    params: json!({"tabId": tab, "reason": "its browser disconnected"}),
+                });
+            }
+            self.inner.created.lock().unwrap().clear();
+        }
+        *self.inner.current.lock().unwrap() = Some(c.clone());
+        self.watch(&c);
+        Some(c)
+    }
+
+    /// Whether a browser is connected now.
+    pub fn connected(&self) -> bool {
+        self.inner.bridge.connections().iter().any(|c| c.is_open())
+    }
+
+    /// Reads a connection's events and routes them to pages.
+    fn watch(&self, conn: &Arc<Connection>) {
+        {
+            let mut w = self.inner.watched.lock().unwrap();
+            if w.contains(&conn.id()) {
+                return;
+            }
+            w.push(conn.id());
+        }
+        let Some(mut events) = conn.take_events() else {
+            return;
+        };
+        let inner = Arc::downgrade(&self.inner);
+        let id = conn.id();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let Some(inner) = inner.upgrade() else { return };
+                let tab = ev.params["tabId"].as_i64().unwrap_or(-1);
+                let sink = inner.routes.lock().unwrap().get(&tab).cloned();
+                let Some(sink) = sink else { continue };
+                let out = match ev.event.as_str() {
+                    "cdp.event" => CdpEvent {
+                        session: ev.params["sessionId"].as_str().map(str::to_string),
+                        method: ev.params["method"].as_str().unwrap_or_default().to_string(),
+                        params: ev.params["params"].clone(),
+                    },
+                    "tab.closed" => CdpEvent {
+                        session: None,
+                        method: EV_CLOSED.into(),
+                        params: ev.params.clone(),
+                    },
+                    "tab.lost" => CdpEvent {
+                        session: None,
+                        method: EV_LOST.into(),
+                        params: ev.params.clone(),
+                    },
+                    "tab.attached" => CdpEvent {
+                        session: None,
+                        method: EV_ATTACHED.into(),
+                        params: ev.params.clone(),
+                    },
+                    _ => continue,
+                };
+                if matches!(ev.event.as_str(), "tab.closed" | "tab.lost") {
+                    inner.routes.lock().unwrap().remove(&tab);
+                    inner.created.lock().unwrap().retain(|t| *t != tab);
+                }
+                if sink.try_send(out).is_err() {
+                    tracing::warn!("page event queue full or closed (tab {tab})");
+                }
+            }
+            if let Some(inner) = inner.upgrade() {
+                inner.watched.lock().unwrap().retain(|c| *c != id);
+            }
+        });
+    }
+
+    async fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
+        let conn = self
+            .connection(self.inner.reconnect_wait)
+            .await
+            .ok_or_else(no_extension)?;
+        conn.request(method, params, trace().as_deref(), timeout)
+            .await
+            .map_err(|e| from_wire(e, method))
+    }
+
+    /// Sends a CDP command to a tab this instance holds.
+    pub(super) async fn cdp(
+        &self,
+        tab: i64,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>> {
+        let mut p = json!({"tabId": tab, "method": method, "params": params});
+        if let Some(s) = session {
+            p["sessionId"] = json!(s);
+        }
+        let v = self.request("cdp", p, timeout).await.map_err(|e| {
+            if e.is(codes::CDP_ERROR) || e.is(codes::STALE_REF) {
+                e
+            } else {
+                Error::new(e.code, format!("{method}: {}", e.message))
+            }
+        })?;
+        RawValue::from_string(v.to_string())
+            .map_err(|e| Error::internal(format!("CDP answer to {method}: {e}")))
+    }
+
+    fn tab_conn(&self, tab: i64) -> TabConn {
+        let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        self.inner.routes.lock().unwrap().insert(tab, tx);
+        TabConn {
+            key: tab.to_string(),
+            channel: Channel::Extension {
+                link: self.clone(),
+                tab,
+            },
+            events: rx,
+        }
+    }
+
+    /// Opens a tab in the background, held by this instance from birth.
+    pub async fn create_tab(&self) -> Result<TabConn> {
+        let r = self
+            .request("tabs.create", json!({"url": "about:blank"}), CALL)
+            .await?;
+        let tab = r["tabId"]
+            .as_i64()
+            .ok_or_else(|| Error::internal("tabs.create answered without tabId"))?;
+        self.inner.created.lock().unwrap().push(tab);
+        Ok(self.tab_conn(tab))
+    }
+
+    /// Takes a tab of the browser, waiting in its queue up to `timeout`.
+    pub async fn claim(&self, tab_id: &str, timeout: Duration) -> Result<TabConn> {
+        let tab: i64 = tab_id.trim().parse().map_err(|_| {
+            Error::bad_request(format!(
+                "tabId {tab_id:?} is not a tab id; list tabs with browser_tabs {{action: \"list\", all: true}}"
+            ))
+        })?;
+        let ms = timeout.as_millis() as u64;
+        self.request(
+            "tabs.claim",
+            json!({"tabId": tab, "timeoutMs": ms}),
+            timeout + Duration::from_secs(10),
+        )
+        .await?;
+        Ok(self.tab_conn(tab))
+    }
+
+    fn unroute(&self, tab: i64) {
+        self.inner.routes.lock().unwrap().remove(&tab);
+        self.inner.created.lock().unwrap().retain(|t| *t != tab);
+    }
+
+    /// Gives a tab back without closing it.
+    pub async fn release(&self, key: &str) -> Result<()> {
+        let tab: i64 = key.parse().unwrap_or(-1);
+        self.unroute(tab);
+        self.request("tabs.release", json!({"tabId": tab}), CALL).await?;
+        Ok(())
+    }
+
+    /// Closes a tab and waits until it is gone.
+    pub async fn close_tab(&self, key: &str) -> Result<()> {
+        let tab: i64 = key.parse().unwrap_or(-1);
+        self.unroute(tab);
+        self.request("tabs.close", json!({"tabId": tab}), CALL).await?;
+        Ok(())
+    }
+
+    /// Every tab of the browser with its holder.
+    pub async fn list_all(&self) -> Result<Vec<TabInfo>> {
+        let r = self.request("tabs.list", json!({"all": true}), CALL).await?;
+        let tabs = r["tabs"].as_array().cloned().unwrap_or_default();
+        Ok(tabs
+            .into_iter()
+            .map(|t| TabInfo {
+                id: t["tabId"].as_i64().unwrap_or(-1).to_string(),
+                title: t["title"].as_str().unwrap_or_default().to_string(),
+                url: t["url"].as_str().unwrap_or_default().to_string(),
+                holder: t["holder"]["name"].as_str().map(str::to_string),
+                mine: t["mine"].as_bool().unwrap_or(false),
+            })
+            .collect())
+    }
+
+    /// Which browser is in use, for people.
+    pub fn describe(&self) -> String {
+        match self.inner.current.lock().unwrap().as_ref() {
+            Some(c) => format!("{} (through the tabmux extension)", c.browser()),
+            None => "no browser connected yet".to_string(),
+        }
+    }
+
+    /// Leaves: closes the tabs this instance created and releases the others, at once
+    /// (the extension would do it after its grace period anyway).
+    pub async fn shutdown(&self, held: &[String]) {
+        let created: Vec<i64> = self.inner.created.lock().unwrap().clone();
+        let Some(conn) = self.inner.current.lock().unwrap().clone() else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        let calls = held.iter().filter_map(|k| k.parse::<i64>().ok()).map(|tab| {
+            let conn = conn.clone();
+            let method = if created.contains(&tab) {
+                "tabs.close"
+            } else {
+                "tabs.release"
+            };
+            async move {
+                let _ = conn
+                    .request(method, json!({"tabId": tab}), None, Duration::from_secs(3))
+                    .await;
+            }
+        });
+        futures_util::future::join_all(calls).await;
+    }
+}
+
+/// The error when no browser runs the extension.
+pub fn no_extension() -> Error {
+    Error::new(
+        codes::NO_EXTENSION,
+        "no browser with the tabmux extension is connected. Install it: run `tabmux extension install ~/tabmux-extension`, open chrome://extensions, turn on Developer mode, click \"Load unpacked\" and pick that folder (see the README). Or start tabmux with --launch for a private throwaway browser.",
+    )
+}
