@@ -52,6 +52,13 @@ const app = new App({
   clock,
   version: chrome.runtime.getManifest().version,
   userAgent: navigator.userAgent,
+  browserVersion: async () => {
+    const ua = navigator.userAgentData;
+    if (!ua || !ua.getHighEntropyValues) return null;
+    const { fullVersionList } = await ua.getHighEntropyValues(['fullVersionList']);
+    const b = (fullVersionList || []).find((x) => /^(Google Chrome|Chromium)$/.test(x.brand));
+    return b ? `Chrome/${b.version}` : null;
+  },
   randomId: () => crypto.randomUUID(),
 });
 

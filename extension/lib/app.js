@@ -36,7 +36,7 @@ export function browserFromUserAgent(ua) {
 }
 
 export class App {
-  constructor({ api, WebSocket, fetch, clock, log, version = '0.0.0', userAgent = '', randomId }) {
+  constructor({ api, WebSocket, fetch, clock, log, version = '0.0.0', userAgent = '', browserVersion = null, randomId }) {
     this.api = api;
     this.WebSocket = WebSocket;
     this.fetch = fetch;
@@ -44,6 +44,8 @@ export class App {
     this._log = log || ((line) => console.log(line)); // eslint-disable-line no-console
     this.version = version;
     this.userAgent = userAgent;
+    this.browserVersion = browserVersion; // async () → "Chrome/156.0.8078.108" (the UA string is reduced to x.0.0.0)
+    this.browser = browserFromUserAgent(userAgent);
     this.randomId = randomId;
     /** instanceId → its current open Connection. */
     this.conns = new Map();
@@ -93,6 +95,13 @@ export class App {
   // ------------------------------------------------------------------ startup
 
   async start() {
+    if (this.browserVersion) {
+      try {
+        this.browser = (await this.browserVersion()) || this.browser;
+      } catch {
+        /* keep the UA's */
+      }
+    }
     const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY])) || {};
     this.profileId = local[PROFILE_KEY];
     if (typeof this.profileId !== 'string' || !this.profileId) {
@@ -172,7 +181,7 @@ export class App {
     return {
       protocol: PROTOCOL_VERSION,
       extensionVersion: this.version,
-      browser: browserFromUserAgent(this.userAgent),
+      browser: this.browser,
       profileId: this.profileId,
     };
   }
