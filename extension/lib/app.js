@@ -18,6 +18,11 @@ const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
 const MAX_ERRORS = 20;
+/**
+ * A waiter whose connection has been silent this long is not handed a tab
+ * (both sides ping at least every 20 s, so a live connection is never this quiet).
+ */
+const WAITER_SILENCE_MS = 35_000;
 
 function bad(message) {
   return new TabmuxError(Codes.BAD_REQUEST, message);
@@ -80,7 +85,6 @@ export class App {
     this.ready = new Promise((r) => {
       this._markReady = r;
     });
-    this.restarted = false;
   }
 
   log(label, trace, msg) {
@@ -117,7 +121,6 @@ export class App {
     } catch (e) {
       this.log('-', null, `reading stored state failed: ${e.message}`);
     }
-    this.restarted = !!(stored && stored.instances && stored.instances.length);
     this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
     if (this.locks.tabs.size || this.locks.instances.size) {
       this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs; each has its grace period to reconnect`);
@@ -298,7 +301,7 @@ export class App {
 
   _lockHooks() {
     return {
-      isOpen: (c) => this._isCurrent(c),
+      isOpen: (c) => this._isCurrent(c) && this.clock.now() - c.lastHeard < WAITER_SILENCE_MS,
       emit: (id, conn, event, params) => conn.emit(event, params),
       prepareGrant: async (tabId, id) => {
         await this._attachFor(tabId, id);

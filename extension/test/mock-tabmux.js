@@ -149,7 +149,8 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
   return m;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run by hand only (node --test also loads every file under test/).
+if (import.meta.url === `file://${process.argv[1]}` && !process.env.NODE_TEST_CONTEXT) {
   const port = Number(process.argv[2] || 8765);
   const m = await startMockTabmux({ port, name: process.argv[3] || 'Mock', log: (l) => console.log(l) });
   console.log(`mock tabmux ${m.instanceId} on ${port}`);
