@@ -316,6 +316,7 @@ export class App {
       tabGone: (tabId) => {
         this._cancelReattach(tabId);
         this.dbg.forget(tabId);
+        this.groups.forget(tabId);
       },
       relabeled: (id) => {
         const c = this.conns.get(id);

@@ -19,6 +19,13 @@ export class GroupPainter {
     this.clock = clock;
     this.log = log;
     this._tail = Promise.resolve();
+    /** tabId → the group the tab was in before it first joined a holder's group. */
+    this.origin = new Map();
+  }
+
+  /** The tab is gone. */
+  forget(tabId) {
+    this.origin.delete(tabId);
   }
 
   _run(what, fn) {
@@ -59,6 +66,7 @@ export class GroupPainter {
       const win = await this.api.windows.get(tab.windowId);
       if (win && win.type && win.type !== 'normal') return null; // groups exist only in normal windows
       const before = typeof tab.groupId === 'number' ? tab.groupId : NO_GROUP;
+      if (!this.origin.has(tabId)) this.origin.set(tabId, before);
       const groupId = await this._findGroup(tab.windowId, who);
       if (groupId != null && before === groupId) return before;
       if (groupId != null) {
@@ -74,6 +82,9 @@ export class GroupPainter {
   /** Take a tab out of its holder's group: back to its original group if it still exists, else ungrouped. */
   leave(tabId, origGroupId) {
     return this._run(`leave tab ${tabId}`, async () => {
+      // The lock record's value wins; else what join saw (a release can be queued before join reported back).
+      if (origGroupId == null) origGroupId = this.origin.get(tabId);
+      this.origin.delete(tabId);
       const tab = await this.api.tabs.get(tabId);
       if (typeof tab.groupId !== 'number' || tab.groupId === NO_GROUP) return;
       if (origGroupId != null && origGroupId !== NO_GROUP && origGroupId !== tab.groupId) {

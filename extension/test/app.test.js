@@ -229,6 +229,23 @@ test('a borrowed user tab goes back to its own group on release', async () => {
   assert.equal(w.browser.group(user.id).id, gid);
 });
 
+test('a borrowed tab released before its grouping reported back still returns to its own group', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A' });
+  await w.until(() => app.conns.size === 1);
+  const user = w.browser.addTab({ url: 'https://mail.example/' });
+  const other = w.browser.addTab({ url: 'https://docs.example/' });
+  const gid = await w.browser.api.tabs.group({ tabIds: [user.id, other.id] });
+  await w.browser.api.tabGroups.update(gid, { title: 'Mine', color: 'green' });
+  const claimed = a.request('tabs.claim', { tabId: user.id, timeoutMs: 1000 });
+  const released = claimed.then(() => a.request('tabs.release', { tabId: user.id }));
+  await released;
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(user.id).id, gid);
+  assert.equal(app.groups.origin.size, 0);
+});
+
 test('chrome:// tabs are NOT_ATTACHABLE; missing tabs TAB_CLOSED; bad params BAD_REQUEST', async () => {
   const w = await world();
   const app = await w.newApp();
@@ -420,6 +437,7 @@ test('100 connect/disconnect cycles leave no state behind', async () => {
   assert.equal(app.removedWaiters.size, 0);
   assert.equal(app.reattach.size, 0);
   assert.equal(app.dbg.attached.size, 0);
+  assert.equal(app.groups.origin.size, 0);
   assert.equal(w.browser.tabs.size, 0);
   assert.equal(w.browser.session[STATE_KEY].instances.length, 0);
 });
