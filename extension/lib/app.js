@@ -1,0 +1,626 @@
+// The extension's core: discovery → one Connection per instance → requests
+// (tabs.*, cdp) → lock manager, debugger, tab groups. No chrome.* here: every
+// browser API comes in through `api` (see background.js for its shape), time
+// through `clock`, sockets through `WebSocket`, HTTP through `fetch`.
+
+import { Codes, TabmuxError } from './errors.js';
+import { LockManager } from './locks.js';
+import { Discovery, DEFAULT_RANGE, httpProbe, validRange } from './discovery.js';
+import { Connection } from './connection.js';
+import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotAttachedError } from './debugger.js';
+import { GroupPainter, NO_GROUP } from './groups.js';
+import { PROTOCOL_VERSION } from './codec.js';
+
+export const STATE_KEY = 'tabmuxLocks';
+export const RANGE_KEY = 'portRange';
+export const PROFILE_KEY = 'profileId';
+const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
+const MAX_COMMAND_MS = 120_000;
+const CLOSE_WAIT_MS = 3_000;
+const MAX_ERRORS = 20;
+/**
+ * A waiter whose connection has been silent this long is not handed a tab
+ * (both sides ping at least every 20 s, so a live connection is never this quiet).
+ */
+const WAITER_SILENCE_MS = 35_000;
+
+function bad(message) {
+  return new TabmuxError(Codes.BAD_REQUEST, message);
+}
+
+function intParam(p, name) {
+  const v = p[name];
+  if (!Number.isSafeInteger(v) || v < 0) throw bad(`${name} must be a tab id (a non-negative integer)`);
+  return v;
+}
+
+/** "Chrome/156.0.8078.108" from a user agent string. */
+export function browserFromUserAgent(ua) {
+  const m = /(?:Chrome|Chromium)\/(\d+(?:\.\d+)*)/.exec(ua || '');
+  return m ? `Chrome/${m[1]}` : 'Chrome/unknown';
+}
+
+export class App {
+  constructor({ api, WebSocket, fetch, clock, log, version = '0.0.0', userAgent = '', browserVersion = null, randomId }) {
+    this.api = api;
+    this.WebSocket = WebSocket;
+    this.fetch = fetch;
+    this.clock = clock;
+    this._log = log || ((line) => console.log(line)); // eslint-disable-line no-console
+    this.version = version;
+    this.userAgent = userAgent;
+    this.browserVersion = browserVersion; // async () → "Chrome/156.0.8078.108" (the UA string is reduced to x.0.0.0)
+    this.browser = browserFromUserAgent(userAgent);
+    this.randomId = randomId;
+    /** instanceId → its current open Connection. */
+    this.conns = new Map();
+    /** Connections being opened (before hello). */
+    this.attempts = new Set();
+    this.errors = [];
+    this.removedWaiters = new Map();
+    this.reattach = new Map();
+    this.range = { ...DEFAULT_RANGE };
+    this.profileId = null;
+    this.locks = null;
+    this.discovery = null;
+    this.dbg = new Debuggers({ api: api.debugger, log: (m) => this.log('-', null, m) });
+    this.groups = new GroupPainter({
+      api,
+      clock,
+      identity: (id) => {
+        const i = this.locks && this.locks.instance(id);
+        return i ? { label: i.label, color: i.color } : null;
+      },
+      log: (m) => this.log('-', null, m),
+    });
+    this.handlers = {
+      'tabs.list': (c, p) => this.tabsList(c, p),
+      'tabs.create': (c, p) => this.tabsCreate(c, p),
+      'tabs.claim': (c, p) => this.tabsClaim(c, p),
+      'tabs.release': (c, p) => this.tabsRelease(c, p),
+      'tabs.close': (c, p) => this.tabsClose(c, p),
+      'tabs.activate': (c, p) => this.tabsActivate(c, p),
+      cdp: (c, p) => this.cdp(c, p),
+    };
+    this.ready = new Promise((r) => {
+      this._markReady = r;
+    });
+  }
+
+  log(label, trace, msg) {
+    this._log(`[tabmux] ${label}${trace ? ` [${trace}]` : ''} ${msg}`);
+  }
+
+  _error(port, label, code, message) {
+    this.errors.push({ at: this.clock.now(), port, label, code, message });
+    while (this.errors.length > MAX_ERRORS) this.errors.shift();
+  }
+
+  // ------------------------------------------------------------------ startup
+
+  async start() {
+    if (this.browserVersion) {
+      try {
+        this.browser = (await this.browserVersion()) || this.browser;
+      } catch {
+        /* keep the UA's */
+      }
+    }
+    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY])) || {};
+    this.profileId = local[PROFILE_KEY];
+    if (typeof this.profileId !== 'string' || !this.profileId) {
+      this.profileId = `p-${this.randomId()}`;
+      await this.api.storage.local.set({ [PROFILE_KEY]: this.profileId });
+    }
+    const r = local[RANGE_KEY];
+    if (r && validRange(r.from, r.to)) this.range = { from: r.from, to: r.to };
+
+    let stored = null;
+    try {
+      stored = ((await this.api.storage.session.get(STATE_KEY)) || {})[STATE_KEY] || null;
+    } catch (e) {
+      this.log('-', null, `reading stored state failed: ${e.message}`);
+    }
+    this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
+    if (this.locks.tabs.size || this.locks.instances.size) {
+      this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs; each has its grace period to reconnect`);
+    }
+    // Tabs closed while the worker was stopped.
+    try {
+      const alive = new Set((await this.api.tabs.query({})).map((t) => t.id));
+      for (const tabId of [...this.locks.tabs.keys()]) if (!alive.has(tabId)) this.locks.tabRemoved(tabId);
+    } catch (e) {
+      this.log('-', null, `reconciling tabs failed: ${e.message}`);
+    }
+    this.locks.resume();
+    // Held tabs get their debugger back at once; their holders are told
+    // (tab.attached) when they reconnect.
+    for (const rec of this.locks.tabs.values()) {
+      if (rec.closing) continue;
+      const { tabId, holder } = rec;
+      this.locks.serial(tabId, async () => {
+        try {
+          const tab = await this.api.tabs.get(tabId);
+          await this.dbg.attach(tabId, tab.url, holder);
+        } catch (e) {
+          this.log('-', null, `re-attaching tab ${tabId} failed: ${e.message}`);
+        }
+      });
+    }
+    this.discovery = new Discovery({
+      clock: this.clock,
+      range: this.range,
+      probe: (port) => httpProbe(this.fetch, port, { setTimeout: (f, ms) => this.clock.setTimeout(f, ms), clearTimeout: (t) => this.clock.clearTimeout(t) }),
+      connect: (port, body) => this.connect(port, body),
+      onGone: (port, instanceId) => this.instanceGone(instanceId),
+      onMismatch: (port, body, message) => {
+        this.log(body.name || `port ${port}`, null, message);
+        this._error(port, body.name || '', Codes.PROTOCOL_MISMATCH, message);
+      },
+      keepAlive: () => this.api.keepAlive(),
+      log: (m) => this.log('-', null, m),
+    });
+    this.discovery.start();
+    this._markReady();
+  }
+
+  /** chrome.alarms backstop: make sure discovery runs. */
+  async wake() {
+    await this.ready;
+    this.discovery.kick();
+  }
+
+  async setRange(from, to) {
+    if (!validRange(from, to)) throw new Error(`invalid port range ${from}–${to} (1024–65535, at most 64 ports)`);
+    await this.ready;
+    this.range = { from, to };
+    await this.api.storage.local.set({ [RANGE_KEY]: { from, to } });
+    this.discovery.setRange(from, to);
+  }
+
+  // -------------------------------------------------------------- connections
+
+  helloParams() {
+    return {
+      protocol: PROTOCOL_VERSION,
+      extensionVersion: this.version,
+      browser: this.browser,
+      profileId: this.profileId,
+    };
+  }
+
+  async connect(port) {
+    const conn = new Connection({
+      port,
+      WebSocket: this.WebSocket,
+      clock: this.clock,
+      hello: this.helloParams(),
+      onRequest: (c, m) => this._onRequest(c, m),
+      onEvent: (c, m) => this._onEvent(c, m),
+      onClose: (c, info) => this._onClose(c, info),
+      log: (l, t, m) => this.log(l, t, m),
+    });
+    this.attempts.add(conn);
+    const res = await conn.open();
+    this.attempts.delete(conn);
+    if (!res.ok) {
+      if (res.mismatch) {
+        this.log(`port ${port}`, null, `protocol mismatch: ${res.message}`);
+        this._error(port, (res.hello && res.hello.name) || '', Codes.PROTOCOL_MISMATCH, res.message || 'protocol mismatch');
+      }
+      return res;
+    }
+    const id = conn.instanceId;
+    const hello = res.hello;
+    const old = this.conns.get(id);
+    this.conns.set(id, conn);
+    const { resumed, tabs } = this.locks.connect(id, conn, {
+      name: hello.name,
+      leaseMs: hello.leaseMs,
+      graceMs: hello.graceMs,
+      port,
+    });
+    if (old && old !== conn) old.close(4003, 'replaced by a newer connection of the same instance');
+    conn.label = this.locks.instance(id).label;
+    this.log(conn.label, null, `${resumed ? 'resumed' : 'connected'} on port ${port} (pid ${hello.pid}, tabmux ${hello.version}, lease ${hello.leaseMs} ms, grace ${hello.graceMs} ms)`);
+    // Its held tabs: make sure the debugger is attached and tell it to re-enable its domains.
+    for (const tabId of tabs) {
+      this.locks.serial(tabId, async () => {
+        try {
+          await this._attachFor(tabId, id);
+          if (conn.isOpen()) conn.emit('tab.attached', { tabId });
+        } catch (e) {
+          this.log(conn.label, null, `tab ${tabId}: ${e.message}`);
+        }
+      });
+    }
+    if (tabs.length) this.groups.repaint(id, tabs);
+    return { ok: true, instanceId: id };
+  }
+
+  _onClose(conn, info) {
+    this.attempts.delete(conn);
+    const id = conn.instanceId;
+    if (!id) return;
+    if (this.conns.get(id) === conn) this.conns.delete(id);
+    if (info.wasOpen) this.log(conn.label, null, `connection closed (${info.code || 'no code'}${info.reason ? ` ${info.reason}` : ''})`);
+    if (this.locks) this.locks.disconnect(id, conn);
+    if (this.discovery) this.discovery.disconnected(conn.port, id, { livedMs: info.livedMs });
+  }
+
+  /** The port now answers another instance: the old one is gone for good. */
+  instanceGone(instanceId) {
+    const c = this.conns.get(instanceId);
+    if (c) c.close(4004, 'instance replaced');
+    this.locks.gone(instanceId);
+  }
+
+  _isCurrent(conn) {
+    return !!conn && conn.isOpen() && this.conns.get(conn.instanceId) === conn;
+  }
+
+  _onEvent(conn, m) {
+    if (!this._isCurrent(conn)) return;
+    if (m.event === 'instance.updated') {
+      const name = m.params && m.params.name;
+      if (typeof name !== 'string') return;
+      this.locks.rename(conn.instanceId, name);
+      conn.label = this.locks.instance(conn.instanceId).label;
+      this.log(conn.label, null, `renamed (client name "${name}")`);
+      return;
+    }
+    this.log(conn.label, null, `ignored event ${m.event}`);
+  }
+
+  _onRequest(conn, m) {
+    const handler = Object.prototype.hasOwnProperty.call(this.handlers, m.method) ? this.handlers[m.method] : null;
+    if (!handler) {
+      conn.replyError(m.id, bad(`unknown method ${String(m.method).slice(0, 60)}`));
+      return;
+    }
+    if (!this._isCurrent(conn)) return;
+    const started = this.clock.now();
+    const what = m.method === 'cdp' ? `cdp ${String(m.params.method).slice(0, 60)} tab ${m.params.tabId}` : `${m.method}${m.params.tabId !== undefined ? ` tab ${m.params.tabId}` : ''}`;
+    Promise.resolve()
+      .then(() => handler(conn, m.params, m))
+      .then(
+        (result) => {
+          const sent = conn.reply(m.id, result);
+          this.log(conn.label, m.trace, `${what} → ok in ${this.clock.now() - started} ms${sent ? '' : ' (its connection is gone: reply dropped)'}`);
+        },
+        (err) => {
+          const sent = conn.replyError(m.id, err);
+          const code = (err && err.code) || Codes.INTERNAL;
+          this.log(conn.label, m.trace, `${what} → ${code}${err && err.message ? `: ${err.message}` : ''}${sent ? '' : ' (reply dropped)'}`);
+          if (!(err instanceof TabmuxError)) this.log(conn.label, m.trace, `internal: ${err && err.stack}`);
+        },
+      );
+  }
+
+  // ---------------------------------------------------------------- the locks
+
+  _lockHooks() {
+    return {
+      isOpen: (c) => this._isCurrent(c) && this.clock.now() - c.lastHeard < WAITER_SILENCE_MS,
+      emit: (id, conn, event, params) => conn.emit(event, params),
+      prepareGrant: async (tabId, id) => {
+        await this._attachFor(tabId, id);
+        this._joinGroup(tabId, id);
+      },
+      released: async (tabId, id, { handedTo, origGroupId }) => {
+        this._cancelReattach(tabId);
+        await this.dbg.detach(tabId);
+        if (!handedTo) this.groups.leave(tabId, origGroupId);
+      },
+      closeTab: (tabId) => this._closeTab(tabId),
+      tabGone: (tabId) => {
+        this._cancelReattach(tabId);
+        this.dbg.forget(tabId);
+        this.groups.forget(tabId);
+      },
+      relabeled: (id) => {
+        const c = this.conns.get(id);
+        const inst = this.locks && this.locks.instance(id);
+        if (c && inst) c.label = inst.label;
+        if (inst) this.groups.repaint(id, this.locks.tabsOf(id));
+      },
+      persist: (snapshot) => {
+        this.api.storage.session.set({ [STATE_KEY]: snapshot }).catch((e) => this.log('-', null, `storing state failed: ${e.message}`));
+      },
+    };
+  }
+
+  /** Attach the debugger to a tab for `instanceId` (its new holder). */
+  async _attachFor(tabId, instanceId) {
+    let tab;
+    try {
+      tab = await this.api.tabs.get(tabId);
+    } catch {
+      throw new TabmuxError(Codes.TAB_CLOSED, `tab ${tabId} is gone`, { tabId, reason: 'user' });
+    }
+    const url = tab.url || tab.pendingUrl || '';
+    if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
+    if (this.dbg.isAttached(tabId) && this.dbg.owner(tabId) !== instanceId) await this.dbg.detach(tabId);
+    await this.dbg.attach(tabId, url, instanceId);
+  }
+
+  _joinGroup(tabId, instanceId) {
+    this.groups.join(tabId, instanceId).then((before) => {
+      if (before != null) this.locks.setOrigGroup(tabId, before);
+    });
+  }
+
+  /** Remove a tab; resolves true once it is gone (chrome.tabs.remove done and the tab no longer exists). */
+  async _closeTab(tabId) {
+    this._cancelReattach(tabId);
+    try {
+      await this.api.tabs.remove(tabId);
+    } catch (e) {
+      this.log('-', null, `removing tab ${tabId}: ${e.message}`);
+    }
+    try {
+      await this.api.tabs.get(tabId);
+    } catch {
+      return true; // gone
+    }
+    // Still there (e.g. a beforeunload dialog): wait a little for onRemoved.
+    return new Promise((resolve) => {
+      let set = this.removedWaiters.get(tabId);
+      if (!set) this.removedWaiters.set(tabId, (set = new Set()));
+      const done = (gone) => {
+        this.clock.clearTimeout(timer);
+        set.delete(done);
+        if (!set.size) this.removedWaiters.delete(tabId);
+        resolve(gone);
+      };
+      const timer = this.clock.setTimeout(() => done(false), CLOSE_WAIT_MS);
+      set.add(done);
+    });
+  }
+
+  // --------------------------------------------------------- browser events
+
+  async onTabRemoved(tabId) {
+    await this.ready;
+    const set = this.removedWaiters.get(tabId);
+    if (set) for (const done of [...set]) done(true);
+    this.dbg.forget(tabId);
+    this.locks.tabRemoved(tabId);
+  }
+
+  async onDebuggerEvent(source, method, params) {
+    if (!this.locks) await this.ready;
+    const tabId = source && source.tabId;
+    if (tabId == null) return;
+    const rec = this.locks.record(tabId);
+    if (!rec || rec.closing) return;
+    // Only the holder for whom this attachment was made gets its events.
+    if (this.dbg.owner(tabId) !== rec.holder) return;
+    const conn = this.conns.get(rec.holder);
+    if (!conn || !conn.isOpen()) return;
+    const ev = { tabId, method, params: params || {} };
+    if (source.sessionId) ev.sessionId = source.sessionId;
+    if (!conn.emit('cdp.event', ev)) this.log(conn.label, null, `cdp.event ${method} of tab ${tabId} not sent (too large or closed)`);
+  }
+
+  async onDebuggerDetach(source, reason) {
+    await this.ready;
+    const tabId = source && source.tabId;
+    if (tabId == null) return;
+    this.dbg.detached(tabId);
+    const rec = this.locks.record(tabId);
+    if (!rec || rec.closing) return;
+    this.log(this.locks.holderOf(tabId).name, null, `debugger detached from tab ${tabId} (${reason}); re-attaching`);
+    this._scheduleReattach(tabId, 0);
+  }
+
+  _scheduleReattach(tabId, attempt) {
+    this._cancelReattach(tabId);
+    if (attempt >= REATTACH_DELAYS_MS.length) {
+      this.log('-', null, `tab ${tabId}: giving up re-attaching; the holder's next command tries again`);
+      return;
+    }
+    const timer = this.clock.setTimeout(() => {
+      this.reattach.delete(tabId);
+      this.locks.serial(tabId, async () => {
+        const rec = this.locks.record(tabId);
+        if (!rec || rec.closing || this.dbg.isAttached(tabId)) return;
+        try {
+          await this._attachFor(tabId, rec.holder);
+        } catch (e) {
+          if (e && e.code === Codes.TAB_CLOSED) return;
+          this._scheduleReattach(tabId, attempt + 1);
+          return;
+        }
+        const conn = this.conns.get(rec.holder);
+        if (conn && conn.isOpen()) conn.emit('tab.attached', { tabId });
+      });
+    }, REATTACH_DELAYS_MS[attempt]);
+    this.reattach.set(tabId, timer);
+  }
+
+  _cancelReattach(tabId) {
+    const t = this.reattach.get(tabId);
+    if (t) {
+      this.clock.clearTimeout(t);
+      this.reattach.delete(tabId);
+    }
+  }
+
+  // ----------------------------------------------------------------- requests
+
+  async _tabEntry(tab, instanceId) {
+    const rec = this.locks.record(tab.id);
+    const holder = rec ? this.locks.holderOf(tab.id) : null;
+    const url = tab.url || tab.pendingUrl || '';
+    return {
+      tabId: tab.id,
+      windowId: tab.windowId,
+      title: tab.title || '',
+      url,
+      active: !!tab.active,
+      holder,
+      mine: !!holder && holder.instanceId === instanceId && !rec.closing,
+      created: !!(rec && rec.created),
+      waiting: rec ? rec.queue.length : 0,
+      attachable: isAttachableUrl(url),
+    };
+  }
+
+  async tabsList(conn, p) {
+    const id = conn.instanceId;
+    const all = p.all === true;
+    const tabs = await this.api.tabs.query({});
+    if (all) return { tabs: await Promise.all(tabs.map((t) => this._tabEntry(t, id))) };
+    const byId = new Map(tabs.map((t) => [t.id, t]));
+    const mine = this.locks.tabsOf(id).filter((t) => byId.has(t));
+    return { tabs: await Promise.all(mine.map((t) => this._tabEntry(byId.get(t), id))) };
+  }
+
+  async _targetWindow() {
+    try {
+      const w = await this.api.windows.getLastFocused({ windowTypes: ['normal'] });
+      if (w && (!w.type || w.type === 'normal')) return w.id;
+    } catch {
+      /* none focused */
+    }
+    try {
+      const all = await this.api.windows.getAll({ windowTypes: ['normal'] });
+      if (all && all.length) return all[0].id;
+    } catch {
+      /* none */
+    }
+    return null;
+  }
+
+  async tabsCreate(conn, p) {
+    const id = conn.instanceId;
+    const url = p.url === undefined ? 'about:blank' : p.url;
+    if (typeof url !== 'string' || url.length > 8192) throw bad('url must be a string');
+    if (!isAttachableUrl(url)) throw notAttachable('(new)', url);
+    const windowId = await this._targetWindow();
+    let tab;
+    if (windowId == null) {
+      const w = await this.api.windows.create({ url, focused: false, type: 'normal' });
+      tab = w.tabs && w.tabs[0];
+      if (!tab) throw new TabmuxError(Codes.INTERNAL, 'tabs.create: the new window has no tab');
+    } else {
+      tab = await this.api.tabs.create({ windowId, url, active: false });
+    }
+    const tabId = tab.id;
+    if (!this._isCurrent(conn)) {
+      // It left while the tab was being made: nobody would own it.
+      this.api.tabs.remove(tabId).catch(() => {});
+      throw new TabmuxError(Codes.INTERNAL, 'connection closed during tabs.create');
+    }
+    this.locks.created(id, tabId);
+    this.locks.setOrigGroup(tabId, NO_GROUP);
+    try {
+      await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+    } catch (e) {
+      await this.locks.close(id, tabId).catch(() => {});
+      throw e;
+    }
+    this.groups.join(tabId, id);
+    return { tabId };
+  }
+
+  async tabsClaim(conn, p) {
+    const id = conn.instanceId;
+    const tabId = intParam(p, 'tabId');
+    const timeoutMs = p.timeoutMs === undefined ? 30_000 : p.timeoutMs;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw bad('timeoutMs must be a non-negative number');
+    let tab;
+    try {
+      tab = await this.api.tabs.get(tabId);
+    } catch {
+      throw new TabmuxError(Codes.TAB_CLOSED, `tab ${tabId} does not exist`, { tabId, reason: 'user' });
+    }
+    const url = tab.url || tab.pendingUrl || '';
+    if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
+    return this.locks.claim(id, conn, tabId, timeoutMs);
+  }
+
+  async tabsRelease(conn, p) {
+    this.locks.release(conn.instanceId, intParam(p, 'tabId'));
+    return {};
+  }
+
+  async tabsClose(conn, p) {
+    await this.locks.close(conn.instanceId, intParam(p, 'tabId'));
+    return {};
+  }
+
+  async tabsActivate(conn, p) {
+    const tabId = intParam(p, 'tabId');
+    this.locks.check(conn.instanceId, tabId);
+    await this.api.tabs.update(tabId, { active: true });
+    return {};
+  }
+
+  async cdp(conn, p) {
+    const id = conn.instanceId;
+    const tabId = intParam(p, 'tabId');
+    if (typeof p.method !== 'string' || !p.method) throw bad('method must be a CDP method name');
+    if (p.params !== undefined && (p.params === null || typeof p.params !== 'object' || Array.isArray(p.params))) throw bad('params must be an object');
+    if (p.sessionId !== undefined && typeof p.sessionId !== 'string') throw bad('sessionId must be a string');
+    const done = this.locks.use(id, tabId);
+    const cap = this.clock.setTimeout(done, MAX_COMMAND_MS);
+    try {
+      if (!this.dbg.isAttached(tabId) || this.dbg.owner(tabId) !== id) {
+        await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+        this.locks.check(id, tabId);
+        conn.emit('tab.attached', { tabId });
+      }
+      const target = p.sessionId ? { tabId, sessionId: p.sessionId } : { tabId };
+      try {
+        return (await this.api.debugger.sendCommand(target, p.method, p.params || {})) || {};
+      } catch (e) {
+        if (!isNotAttachedError(e)) throw classifyCommandError(e, tabId, p.method);
+      }
+      // Detached under us (the tab navigated somewhere, DevTools took over): once more.
+      this.dbg.detached(tabId);
+      await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+      this.locks.check(id, tabId);
+      conn.emit('tab.attached', { tabId });
+      try {
+        return (await this.api.debugger.sendCommand(target, p.method, p.params || {})) || {};
+      } catch (e) {
+        throw classifyCommandError(e, tabId, p.method);
+      }
+    } finally {
+      this.clock.clearTimeout(cap);
+      done();
+    }
+  }
+
+  // ------------------------------------------------------------------- popup
+
+  async status() {
+    await this.ready;
+    const s = this.locks.status();
+    let tabs = [];
+    try {
+      tabs = await this.api.tabs.query({});
+    } catch {
+      /* ignore */
+    }
+    const byId = new Map(tabs.map((t) => [t.id, t]));
+    const tabView = (t) => {
+      const tab = byId.get(t.tabId);
+      return { ...t, title: tab ? tab.title : '', url: tab ? tab.url || tab.pendingUrl || '' : '' };
+    };
+    return {
+      range: this.range,
+      version: this.version,
+      instances: s.instances.map((i) => {
+        const c = this.conns.get(i.instanceId);
+        return { ...i, connected: !!(c && c.isOpen()), lastActivityMs: c ? Math.min(i.lastActivityMs, this.clock.now() - c.lastActivity) : i.lastActivityMs };
+      }),
+      tabs: s.tabs.map(tabView),
+      ports: this.discovery ? this.discovery.view() : [],
+      connecting: [...this.attempts].map((c) => c.port),
+      errors: this.errors.slice().reverse(),
+    };
+  }
+}

@@ -1,0 +1,99 @@
+// The status popup: asks the service worker for its status once a second.
+
+const COLORS = { grey: '#5f6368', blue: '#1a73e8', red: '#d93025', yellow: '#f9ab00', green: '#188038', pink: '#d01884', purple: '#a142f4', cyan: '#007b83', orange: '#fa903e' };
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'style') Object.assign(e.style, v);
+    else if (k === 'class') e.className = v;
+    else e[k] = v;
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+function ago(ms) {
+  if (ms == null || !Number.isFinite(ms)) return '–';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function render(st) {
+  $('version').textContent = st.version ? `v${st.version}` : '';
+  const live = st.instances.filter((i) => i.connected).length;
+  $('summary').textContent = `${live} connected · ports ${st.range.from}–${st.range.to}`;
+  const tabsById = new Map(st.tabs.map((t) => [t.tabId, t]));
+
+  const box = $('instances');
+  box.replaceChildren();
+  if (!st.instances.length) box.append(el('p', { class: 'muted', textContent: `No tabmux found on ports ${st.range.from}–${st.range.to}.` }));
+  for (const i of st.instances) {
+    const state = i.connected ? 'connected' : i.status === 'grace' ? `reconnecting · ${ago(i.graceLeftMs)} left` : i.status;
+    const head = el('div', { class: 'inst-head' },
+      el('span', { class: 'dot', style: { background: COLORS[i.color] || '#999' } }),
+      el('span', { class: 'name', textContent: i.label }),
+      el('span', { class: 'meta', textContent: i.port ? `port ${i.port}` : '' }),
+      el('span', { class: `state ${i.connected ? 'connected' : 'grace'}`, textContent: state }));
+    const meta = el('div', { class: 'meta', textContent: `last activity ${ago(i.lastActivityMs)} ago · lease ${ago(i.leaseMs)}` });
+    const table = el('table');
+    for (const tabId of i.tabs) {
+      const t = tabsById.get(tabId);
+      if (!t) continue;
+      table.append(el('tr', {},
+        el('td', { class: 'title', title: t.url, textContent: t.title || t.url || `tab ${tabId}` }),
+        el('td', {}, el('span', { class: 'tag', textContent: t.created ? 'created' : 'borrowed' })),
+        el('td', { class: 'num', title: 'held for', textContent: `held ${ago(t.heldForMs)}` }),
+        el('td', { class: 'num', title: 'since the last command', textContent: `idle ${ago(t.leaseAgeMs)}` })));
+    }
+    const node = el('div', { class: 'inst' }, head, meta);
+    if (i.tabs.length) node.append(table);
+    else node.append(el('div', { class: 'muted', textContent: 'no tabs' }));
+    box.append(node);
+  }
+
+  const wait = $('waiting');
+  wait.replaceChildren();
+  const queued = st.tabs.filter((t) => t.waiters.length);
+  if (!queued.length) wait.append(el('p', { class: 'muted', textContent: 'Nobody waits.' }));
+  for (const t of queued) {
+    const names = t.waiters.map((w) => `${w.label} (${ago(w.waitedMs)}${w.live ? '' : ', disconnected'})`).join(', ');
+    wait.append(el('p', {}, el('strong', { textContent: t.title || `tab ${t.tabId}` }), ` held by ${t.holder.name}: `, names));
+  }
+
+  const errs = st.errors || [];
+  $('errors-section').hidden = !errs.length;
+  $('errors').replaceChildren(...errs.map((e) => el('li', { textContent: `${e.code}${e.port ? ` (port ${e.port})` : ''}: ${e.message}` })));
+
+  if (document.activeElement !== $('from') && document.activeElement !== $('to')) {
+    $('from').value = st.range.from;
+    $('to').value = st.range.to;
+  }
+}
+
+async function refresh() {
+  try {
+    const st = await chrome.runtime.sendMessage({ type: 'status' });
+    if (st && !st.error) render(st);
+    else if (st && st.error) $('instances').textContent = st.error;
+  } catch (e) {
+    $('instances').textContent = `The extension did not answer: ${e.message}`;
+  }
+}
+
+$('range').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const from = Number($('from').value);
+  const to = Number($('to').value);
+  const res = await chrome.runtime.sendMessage({ type: 'setRange', from, to });
+  $('range-msg').textContent = res && res.ok ? 'saved' : (res && res.error) || 'failed';
+  refresh();
+});
+
+refresh();
+setInterval(refresh, 1000);

@@ -1,0 +1,443 @@
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { App, browserFromUserAgent, STATE_KEY } from '../lib/app.js';
+import { FakeClock, flush } from './helpers.js';
+import { FakeWebSocket, FakeBrowser } from './fakes.js';
+
+const apps = [];
+afterEach(() => {
+  for (const a of apps.splice(0)) {
+    if (a.discovery) a.discovery.stop();
+    if (a.locks) a.locks.dispose();
+    for (const c of a.conns.values()) c.close();
+  }
+  FakeWebSocket.onCreate = null;
+  FakeWebSocket.all = [];
+});
+
+/** A tabmux instance on a port, played by the test. */
+class Peer {
+  constructor(world, port, { instanceId, name = 'Peer', leaseMs = 60_000, graceMs = 5_000, protocol = 1 } = {}) {
+    Object.assign(this, { world, port, instanceId: instanceId || `inst-${port}`, name, leaseMs, graceMs, protocol });
+    this.ws = null;
+    this.events = [];
+    this.replies = new Map();
+    this.nextId = 1;
+    this.hellos = [];
+    this.sockets = [];
+  }
+
+  probeBody() {
+    return { tabmux: 1, protocol: this.protocol, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0' };
+  }
+
+  attach(ws) {
+    this.ws = ws;
+    this.sockets.push(ws);
+    ws.peer = (msg, sock) => {
+      if (sock !== this.ws) return;
+      if (msg.method === 'hello') {
+        this.hellos.push(msg.params);
+        if (this.protocol !== 1) {
+          sock.receive({ id: msg.id, error: { code: 'PROTOCOL_MISMATCH', message: 'tabmux speaks 2' } });
+          return;
+        }
+        sock.receive({ id: msg.id, result: { protocol: 1, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0', leaseMs: this.leaseMs, graceMs: this.graceMs } });
+      } else if (msg.method === 'ping') {
+        sock.receive({ id: msg.id, result: {} });
+      } else if (msg.event) {
+        this.events.push(msg);
+      } else if ('id' in msg && !msg.method) {
+        const r = this.replies.get(msg.id);
+        if (r) {
+          this.replies.delete(msg.id);
+          r(msg);
+        }
+      }
+    };
+    Promise.resolve().then(() => ws.accept());
+  }
+
+  /** Send a request to the extension; resolves with the reply frame. */
+  request(method, params = {}) {
+    const id = this.nextId++;
+    const ws = this.ws;
+    return new Promise((resolve) => {
+      this.replies.set(id, resolve);
+      ws.receive({ id, method, params, trace: `t-${id}` });
+    });
+  }
+
+  eventsOf(name) {
+    return this.events.filter((e) => e.event === name).map((e) => e.params);
+  }
+}
+
+async function world({ browser = new FakeBrowser(), clock = new FakeClock() } = {}) {
+  const peers = new Map();
+  const w = { browser, clock, peers, logs: [] };
+  FakeWebSocket.onCreate = (ws) => {
+    const port = Number(/:(\d+)\//.exec(ws.url)[1]);
+    const p = peers.get(port);
+    if (p && p.up) p.attach(ws);
+    else Promise.resolve().then(() => ws.drop());
+  };
+  const fetch = async (url) => {
+    const port = Number(/:(\d+)\//.exec(url)[1]);
+    const p = peers.get(port);
+    if (!p || !p.up) throw new TypeError('Failed to fetch');
+    return { status: 200, text: async () => JSON.stringify(p.probeBody()) };
+  };
+  w.newApp = async () => {
+    const app = new App({
+      api: browser.api,
+      WebSocket: FakeWebSocket,
+      fetch,
+      clock,
+      log: (l) => w.logs.push(l),
+      version: '0.1.0',
+      userAgent: 'Mozilla/5.0 Chrome/156.0.8078.108 Safari/537.36',
+      randomId: () => 'r1',
+    });
+    browser.listeners.removed = [(id) => app.onTabRemoved(id)];
+    apps.push(app);
+    await app.start();
+    w.app = app;
+    return app;
+  };
+  w.peer = (port, opts) => {
+    const p = new Peer(w, port, opts);
+    p.up = true;
+    peers.set(port, p);
+    return p;
+  };
+  w.until = async (pred, ms = 5_000) => {
+    for (let t = 0; t < ms; t += 50) {
+      if (pred()) return true;
+      await clock.advance(50);
+    }
+    return pred();
+  };
+  return w;
+}
+
+test('browser version from the user agent', () => {
+  assert.equal(browserFromUserAgent('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.108 Safari/537.36'), 'Chrome/156.0.8078.108');
+  assert.equal(browserFromUserAgent(''), 'Chrome/unknown');
+});
+
+test('hello first, then tabs.create, cdp relay and events to the holder only', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'Cursor' });
+  const b = w.peer(8766, { name: 'Cursor' });
+  assert.ok(await w.until(() => app.conns.size === 2), 'both connected');
+  assert.deepEqual(a.hellos[0], { protocol: 1, extensionVersion: '0.1.0', browser: 'Chrome/156.0.8078.108', profileId: 'p-r1' });
+  assert.equal(w.browser.local.profileId, 'p-r1');
+
+  const created = await a.request('tabs.create', { url: 'https://example.com/' });
+  const tabId = created.result.tabId;
+  const tab = w.browser.tabs.get(tabId);
+  assert.equal(tab.active, false, 'opened in the background');
+  assert.ok(w.browser.attached.has(tabId), 'debugger attached before the reply');
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(tabId).title, 'Cursor');
+
+  const r = await a.request('cdp', { tabId, method: 'Runtime.evaluate', params: { expression: '1+1' } });
+  assert.deepEqual(r.result, { ok: true, method: 'Runtime.evaluate' });
+  const e = await a.request('cdp', { tabId, method: 'Nope.nope', params: {} });
+  assert.equal(e.error.code, 'CDP_ERROR');
+  assert.deepEqual(e.error.data, { cdpCode: -32601, cdpMessage: "'Nope.nope' wasn't found" });
+
+  await app.onDebuggerEvent({ tabId }, 'Page.loadEventFired', { timestamp: 1 });
+  await app.onDebuggerEvent({ tabId, sessionId: 'S1' }, 'Runtime.consoleAPICalled', { type: 'log' });
+  assert.deepEqual(a.eventsOf('cdp.event'), [
+    { tabId, method: 'Page.loadEventFired', params: { timestamp: 1 } },
+    { tabId, sessionId: 'S1', method: 'Runtime.consoleAPICalled', params: { type: 'log' } },
+  ]);
+  assert.equal(b.eventsOf('cdp.event').length, 0);
+
+  // B does not hold it; B's group is "Cursor 2".
+  const nb = await b.request('cdp', { tabId, method: 'Runtime.evaluate', params: {} });
+  assert.equal(nb.error.code, 'NOT_HELD');
+  const bt = (await b.request('tabs.create', {})).result.tabId;
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(bt).title, 'Cursor 2');
+  assert.notEqual(w.browser.group(bt).color, w.browser.group(tabId).color);
+
+  const listA = (await a.request('tabs.list', {})).result.tabs;
+  assert.deepEqual(listA.map((t) => t.tabId), [tabId]);
+  assert.equal(listA[0].mine, true);
+  assert.equal(listA[0].created, true);
+  const all = (await b.request('tabs.list', { all: true })).result.tabs;
+  const seen = all.find((t) => t.tabId === tabId);
+  assert.deepEqual(seen.holder, { instanceId: a.instanceId, name: 'Cursor' });
+  assert.equal(seen.mine, false);
+});
+
+test('claim waits, times out with TAB_BUSY, is granted on release with a fresh debugger session', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A' });
+  const b = w.peer(8766, { name: 'B' });
+  await w.until(() => app.conns.size === 2);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+
+  const busy = b.request('tabs.claim', { tabId, timeoutMs: 1_000 });
+  await w.clock.advance(1_000);
+  const busyReply = await busy;
+  assert.equal(busyReply.error.code, 'TAB_BUSY');
+  assert.equal(busyReply.error.data.holder.name, 'A');
+
+  const claim = b.request('tabs.claim', { tabId, timeoutMs: 10_000 });
+  await w.clock.advance(100);
+  let granted = null;
+  claim.then((r) => { granted = r; });
+  await flush();
+  assert.equal(granted, null);
+  const rel = await a.request('tabs.release', { tabId });
+  assert.deepEqual(rel.result, {});
+  await w.clock.advance(10);
+  assert.deepEqual(granted.result, { tabId });
+  assert.ok(w.browser.attached.has(tabId));
+  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).error.code, 'NOT_HELD');
+  assert.equal((await b.request('cdp', { tabId, method: 'X.y' })).result.ok, true);
+  // B borrowed it: it joined B's group; on release it leaves it (back to no group).
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(tabId).title, 'B');
+  await b.request('tabs.release', { tabId });
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(tabId), null);
+  assert.ok(!w.browser.attached.has(tabId), 'detached once free');
+});
+
+test('a borrowed user tab goes back to its own group on release', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A' });
+  await w.until(() => app.conns.size === 1);
+  const user = w.browser.addTab({ url: 'https://mail.example/' });
+  const other = w.browser.addTab({ url: 'https://docs.example/' });
+  const gid = await w.browser.api.tabs.group({ tabIds: [user.id, other.id] });
+  await w.browser.api.tabGroups.update(gid, { title: 'Mine', color: 'green' });
+  const r = await a.request('tabs.claim', { tabId: user.id, timeoutMs: 1000 });
+  assert.deepEqual(r.result, { tabId: user.id });
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(user.id).title, 'A');
+  await a.request('tabs.release', { tabId: user.id });
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(user.id).id, gid);
+});
+
+test('a borrowed tab released before its grouping reported back still returns to its own group', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A' });
+  await w.until(() => app.conns.size === 1);
+  const user = w.browser.addTab({ url: 'https://mail.example/' });
+  const other = w.browser.addTab({ url: 'https://docs.example/' });
+  const gid = await w.browser.api.tabs.group({ tabIds: [user.id, other.id] });
+  await w.browser.api.tabGroups.update(gid, { title: 'Mine', color: 'green' });
+  const claimed = a.request('tabs.claim', { tabId: user.id, timeoutMs: 1000 });
+  const released = claimed.then(() => a.request('tabs.release', { tabId: user.id }));
+  await released;
+  await w.clock.advance(10);
+  assert.equal(w.browser.group(user.id).id, gid);
+  assert.equal(app.groups.origin.size, 0);
+});
+
+test('chrome:// tabs are NOT_ATTACHABLE; missing tabs TAB_CLOSED; bad params BAD_REQUEST', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const settings = w.browser.addTab({ url: 'chrome://settings/' });
+  assert.equal((await a.request('tabs.claim', { tabId: settings.id, timeoutMs: 10 })).error.code, 'NOT_ATTACHABLE');
+  assert.equal((await a.request('tabs.create', { url: 'chrome://version' })).error.code, 'NOT_ATTACHABLE');
+  const store = w.browser.addTab({ url: 'https://chromewebstore.google.com/detail/x' });
+  assert.equal((await a.request('tabs.claim', { tabId: store.id })).error.code, 'NOT_ATTACHABLE');
+  assert.equal((await a.request('tabs.claim', { tabId: 99999, timeoutMs: 10 })).error.code, 'TAB_CLOSED');
+  assert.equal((await a.request('tabs.claim', { tabId: 'x' })).error.code, 'BAD_REQUEST');
+  assert.equal((await a.request('cdp', { tabId: 1 })).error.code, 'BAD_REQUEST');
+  assert.equal((await a.request('no.such.method', {})).error.code, 'BAD_REQUEST');
+  // malformed frames never crash and are answered
+  a.ws.receive('{"id":77,"method":"cdp","params":[1]}');
+  a.ws.receive('garbage');
+  await flush();
+  const sent = a.ws.messages();
+  assert.ok(sent.some((m) => m.id === 77 && m.error.code === 'BAD_REQUEST'));
+  assert.ok(sent.some((m) => m.event === 'protocol.error' && m.params.code === 'BAD_REQUEST'));
+  assert.equal(app.conns.size, 1, 'still connected');
+});
+
+test('replies are never delivered to a replaced connection', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  let release;
+  w.browser.onCommand = () => new Promise((r) => { release = r; });
+  const first = a.ws;
+  const id = a.nextId++;
+  first.receive({ id, method: 'cdp', params: { tabId, method: 'Slow.call', params: {} } });
+  await flush();
+  assert.ok(release, 'command in flight');
+  first.drop(); // the socket dies
+  await w.until(() => app.conns.size === 1 && app.conns.get(a.instanceId).ws !== first);
+  const second = a.ws;
+  assert.notEqual(second, first);
+  const before = second.sent.length;
+  release({ late: true });
+  await flush();
+  assert.ok(!second.messages().slice(before).some((m) => m.id === id), 'not on the new connection');
+  assert.ok(!first.messages().some((m) => m.id === id && m.result), 'not on the dead one either');
+  // the instance resumed within its grace: its tab is still its own, and it is told to re-enable
+  assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === tabId));
+  w.browser.onCommand = null;
+  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).result.ok, true);
+});
+
+test('a user closing a held tab: tab.closed to the holder, TAB_CLOSED after', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  const b = w.peer(8766);
+  await w.until(() => app.conns.size === 2);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  const waiting = b.request('tabs.claim', { tabId, timeoutMs: 60_000 });
+  await flush();
+  w.browser.closeTab(tabId);
+  await flush();
+  assert.equal((await waiting).error.code, 'TAB_CLOSED');
+  assert.deepEqual(a.eventsOf('tab.closed'), [{ tabId, reason: 'user' }]);
+  assert.deepEqual(b.eventsOf('tab.closed'), [{ tabId, reason: 'user' }]);
+  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).error.code, 'TAB_CLOSED');
+});
+
+test('an instance that leaves: after the grace its created tabs close, then waiters get TAB_CLOSED', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { graceMs: 2_000 });
+  const b = w.peer(8766);
+  await w.until(() => app.conns.size === 2);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  let finishRemove;
+  w.browser.removeDelay = () => new Promise((r) => { finishRemove = r; });
+  const waiting = b.request('tabs.claim', { tabId, timeoutMs: 60_000 });
+  let answer = null;
+  waiting.then((r) => { answer = r; });
+  a.up = false;
+  a.ws.drop();
+  await w.clock.advance(1_900);
+  assert.ok(w.browser.tabs.has(tabId), 'kept during the grace');
+  await w.clock.advance(200);
+  assert.ok(finishRemove, 'closing');
+  assert.equal(answer, null, 'nobody answered before the tab is gone');
+  finishRemove();
+  await flush();
+  assert.equal(answer.error.code, 'TAB_CLOSED');
+  assert.equal(answer.error.data.reason, 'creator-left');
+  assert.ok(!w.browser.tabs.has(tabId));
+});
+
+test('service-worker restart: state from storage.session, tabs re-attached, instances resume and are told', async () => {
+  const w = await world();
+  const app1 = await w.newApp();
+  const a = w.peer(8765, { name: 'A', graceMs: 5_000 });
+  const b = w.peer(8766, { name: 'B', graceMs: 5_000 });
+  await w.until(() => app1.conns.size === 2);
+  const ta = (await a.request('tabs.create', {})).result.tabId;
+  const tb = (await b.request('tabs.create', {})).result.tabId;
+  await w.clock.advance(10);
+  assert.ok(w.browser.session[STATE_KEY].tabs.length === 2, 'persisted');
+
+  // The worker stops: timers and sockets die with it; the debugger attachments are gone too.
+  app1.discovery.stop();
+  app1.locks.dispose();
+  for (const c of [...app1.conns.values()]) c.ws.drop();
+  w.browser.attached.clear();
+  b.up = false; // B's process died meanwhile
+
+  const app2 = await w.newApp();
+  assert.equal(app2.locks.instance(a.instanceId).status, 'grace');
+  assert.ok(w.browser.attached.has(ta), 're-attached at start');
+  assert.ok(await w.until(() => app2.conns.size === 1));
+  await w.clock.advance(10);
+  assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === ta));
+  const list = (await a.request('tabs.list', {})).result.tabs;
+  assert.deepEqual(list.map((t) => t.tabId), [ta]);
+  assert.equal((await a.request('cdp', { tabId: ta, method: 'X.y' })).result.ok, true);
+  // B never came back: after its grace its created tab is closed.
+  await w.clock.advance(6_000);
+  assert.ok(!w.browser.tabs.has(tb));
+  assert.ok(w.browser.tabs.has(ta));
+});
+
+test('protocol mismatch is shown and not retried until the instance restarts', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const p = w.peer(8765, { protocol: 2 });
+  p.protocol = 1; // the probe says 1 …
+  const body = p.probeBody.bind(p);
+  p.probeBody = () => body();
+  p.protocol = 2; // … the hello says otherwise
+  p.probeBody = () => ({ ...body(), protocol: 1 });
+  await w.clock.advance(5_000);
+  assert.equal(p.hellos.length, 1);
+  const st = await app.status();
+  assert.equal(st.errors[0].code, 'PROTOCOL_MISMATCH');
+  p.instanceId = 'restarted';
+  p.protocol = 1;
+  await w.until(() => app.conns.size === 1);
+  assert.equal(p.hellos.length, 2);
+});
+
+test('a debugger detached by someone else is re-attached and the holder told', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  w.browser.attached.delete(tabId);
+  await app.onDebuggerDetach({ tabId }, 'canceled_by_user');
+  await w.clock.advance(300);
+  assert.ok(w.browser.attached.has(tabId));
+  assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === tabId));
+});
+
+test('too-large CDP results are answered TOO_LARGE', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  for (const c of app.conns.values()) c.maxOutBytes = 10_000;
+  w.browser.onCommand = () => ({ data: 'x'.repeat(20_000) });
+  const r = await a.request('cdp', { tabId, method: 'Page.captureScreenshot' });
+  assert.equal(r.error.code, 'TOO_LARGE');
+});
+
+test('100 connect/disconnect cycles leave no state behind', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  for (let i = 0; i < 100; i++) {
+    const p = w.peer(8765, { instanceId: `cycle-${i}`, graceMs: 100 });
+    await w.until(() => app.conns.size === 1, 3_000);
+    const t = (await p.request('tabs.create', {})).result.tabId;
+    await p.request('cdp', { tabId: t, method: 'X.y' });
+    p.up = false;
+    p.ws.drop();
+    await w.until(() => app.conns.size === 0 && !w.browser.tabs.has(t), 3_000);
+  }
+  await w.clock.advance(1_000);
+  assert.equal(app.locks.instances.size, 0);
+  assert.equal(app.locks.tabs.size, 0);
+  assert.equal(app.conns.size, 0);
+  assert.equal(app.removedWaiters.size, 0);
+  assert.equal(app.reattach.size, 0);
+  assert.equal(app.dbg.attached.size, 0);
+  assert.equal(app.groups.origin.size, 0);
+  assert.equal(w.browser.tabs.size, 0);
+  assert.equal(w.browser.session[STATE_KEY].instances.length, 0);
+});
