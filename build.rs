@@ -12,7 +12,11 @@ fn collect(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
     for p in entries {
         let rel = p.strip_prefix(base).unwrap();
         // Unit tests stay in the repository.
-        if rel.starts_with("test") || rel.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if rel.starts_with("test")
+            || rel
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             continue;
         }
         if p.is_dir() {
@@ -29,11 +33,20 @@ fn main() {
     println!("cargo:rerun-if-changed=extension");
     let mut files = Vec::new();
     collect(&ext, &ext, &mut files);
-    let mut code = String::from("/// The extension's files: (path inside the extension, contents).\npub static FILES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// The extension's files: (path inside the extension, contents).\npub static FILES: &[(&str, &[u8])] = &[\n",
+    );
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f.strip_prefix(&ext).unwrap().to_string_lossy().replace('\\', "/");
-        code.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", f.display().to_string()));
+        let rel = f
+            .strip_prefix(&ext)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        code.push_str(&format!(
+            "    ({rel:?}, include_bytes!({:?})),\n",
+            f.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("extension_files.rs");

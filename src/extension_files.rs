@@ -16,7 +16,9 @@ pub fn version() -> Option<String> {
 /// files. Returns how many files were written.
 pub fn install(dir: &Path) -> io::Result<usize> {
     if FILES.is_empty() {
-        return Err(io::Error::other("this tabmux was built without its extension"));
+        return Err(io::Error::other(
+            "this tabmux was built without its extension",
+        ));
     }
     for (rel, bytes) in FILES {
         let path = dir.join(rel);

@@ -35,7 +35,13 @@ struct Cli {
     #[arg(long = "browser-arg", value_name = "FLAG", allow_hyphen_values = true)]
     browser_args: Vec<String>,
     /// Ports tabmux instances and the extension use.
-    #[arg(long, value_name = "FIRST-LAST", env = "TABMUX_PORTS", default_value = "8765-8775")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FIRST-LAST",
+        env = "TABMUX_PORTS",
+        default_value = "8765-8775"
+    )]
     ports: PortRange,
     /// Accept the extension with this id (for a differently packaged build).
     #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
@@ -125,8 +131,9 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
         ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
         ExtensionAction::Install { dir } => {
-            let n = tabmux::extension_files::install(dir)
-                .map_err(|e| anyhow::anyhow!("cannot write the extension into {}: {e}", dir.display()))?;
+            let n = tabmux::extension_files::install(dir).map_err(|e| {
+                anyhow::anyhow!("cannot write the extension into {}: {e}", dir.display())
+            })?;
             let shown = std::path::absolute(dir).unwrap_or(dir.clone());
             println!(
                 "Wrote the tabmux extension ({n} files, version {}) to {}.\n\
@@ -142,7 +149,10 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
 /// The extension link: a port of the range, the bridge on it, the registry entry.
 fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim, InstanceMeta)> {
     if !bridge::is_extension_id(&cli.extension_id) {
-        anyhow::bail!("--extension-id {:?} is not an extension id (32 letters a-p)", cli.extension_id);
+        anyhow::bail!(
+            "--extension-id {:?} is not an extension id (32 letters a-p)",
+            cli.extension_id
+        );
     }
     let dir = registry::default_state_dir()?;
     let meta = InstanceMeta::for_this_process(registry::new_instance_id());
@@ -176,7 +186,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         })
     } else {
         let (link, claim, meta) = start_bridge(&cli)?;
-        registration = Some((link.bridge().clone(), Arc::new(std::sync::Mutex::new((claim, meta)))));
+        registration = Some((
+            link.bridge().clone(),
+            Arc::new(std::sync::Mutex::new((claim, meta))),
+        ));
         Mode::Extension(link)
     };
     let browser = Arc::new(Browser::new(Config {
@@ -205,8 +218,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 r.1.browsers = n;
                 let _ = r.0.update_meta(&r.1);
                 match ev {
-                    BridgeEvent::Connected(id) => tracing::info!(connection = id, "browser connected"),
-                    BridgeEvent::Disconnected(id) => tracing::info!(connection = id, "browser disconnected"),
+                    BridgeEvent::Connected(id) => {
+                        tracing::info!(connection = id, "browser connected")
+                    }
+                    BridgeEvent::Disconnected(id) => {
+                        tracing::info!(connection = id, "browser disconnected")
+                    }
                 }
             }
         });

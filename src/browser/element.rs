@@ -261,7 +261,8 @@ pub fn button(name: Option<&str>) -> Result<(&'static str, i64)> {
 
 /// Moves the mouse to a point of the tab's viewport.
 pub async fn mouse_move(page: &Page, x: f64, y: f64, buttons: i64, modifiers: i64) -> Result<()> {
-    let mut p = json!({"type": "mouseMoved", "x": x, "y": y, "buttons": buttons, "modifiers": modifiers});
+    let mut p =
+        json!({"type": "mouseMoved", "x": x, "y": y, "buttons": buttons, "modifiers": modifiers});
     if buttons & 1 != 0 {
         p["button"] = json!("left");
     }

@@ -342,7 +342,11 @@ impl Browser {
     /// tool call starts again.
     pub async fn close(&self) -> Result<()> {
         if let Mode::Extension(ext) = &self.cfg.mode {
-            let held: Vec<String> = self.tabs().into_iter().map(|(_, p, _)| p.key.clone()).collect();
+            let held: Vec<String> = self
+                .tabs()
+                .into_iter()
+                .map(|(_, p, _)| p.key.clone())
+                .collect();
             ext.shutdown(&held).await;
             self.forget_all_tabs("closed by browser_close");
             return Ok(());

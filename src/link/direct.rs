@@ -164,7 +164,9 @@ impl DirectLink {
                     .call(
                         None,
                         "Target.createTarget",
-                        json!({"url": "about:blank", "background": true}),
+                        // A window of its own: a tab hidden behind another is not rendered
+                        // (no frames, throttled timers), and screenshots of it stall.
+                        json!({"url": "about:blank", "newWindow": true, "background": true}),
                         CALL,
                     )
                     .await?;

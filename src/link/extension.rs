@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{Channel, TabConn, TabInfo};
@@ -70,7 +70,10 @@ fn from_wire(e: WireError, what: &str) -> Error {
         bridge::codes::DISCONNECTED => codes::BROWSER_GONE,
         bridge::codes::CDP_ERROR => {
             let data = e.data.clone().unwrap_or(Value::Null);
-            let msg = data["cdpMessage"].as_str().unwrap_or(&e.message).to_string();
+            let msg = data["cdpMessage"]
+                .as_str()
+                .unwrap_or(&e.message)
+                .to_string();
             let cdp_code = data["cdpCode"].as_i64().unwrap_or(-32000);
             return cdp_error(what, cdp_code, &msg, None);
         }
@@ -78,7 +81,8 @@ fn from_wire(e: WireError, what: &str) -> Error {
     };
     let mut message = e.message;
     if code == codes::BROWSER_GONE {
-        message = format!("{message}; the browser's tabmux extension disconnected (retry in a moment)");
+        message =
+            format!("{message}; the browser's tabmux extension disconnected (retry in a moment)");
     }
     Error::new(code, message)
 }
@@ -136,7 +140,10 @@ impl ExtensionLink {
             let _ = tokio::time::timeout_at(deadline, changes.recv()).await;
         };
         let c = chosen?;
-        if previous.as_ref().is_some_and(|p| p.profile_id() != c.profile_id()) {
+        if previous
+            .as_ref()
+            .is_some_and(|p| p.profile_id() != c.profile_id())
+        {
             // Another browser: the tabs of the old one are not reachable any more.
             let routes: Vec<_> = self.inner.routes.lock().unwrap().drain().collect();
             for (tab, sink) in routes {
@@ -300,7 +307,8 @@ impl ExtensionLink {
     pub async fn release(&self, key: &str) -> Result<()> {
         let tab: i64 = key.parse().unwrap_or(-1);
         self.unroute(tab);
-        self.request("tabs.release", json!({"tabId": tab}), CALL).await?;
+        self.request("tabs.release", json!({"tabId": tab}), CALL)
+            .await?;
         Ok(())
     }
 
@@ -308,13 +316,16 @@ impl ExtensionLink {
     pub async fn close_tab(&self, key: &str) -> Result<()> {
         let tab: i64 = key.parse().unwrap_or(-1);
         self.unroute(tab);
-        self.request("tabs.close", json!({"tabId": tab}), CALL).await?;
+        self.request("tabs.close", json!({"tabId": tab}), CALL)
+            .await?;
         Ok(())
     }
 
     /// Every tab of the browser with its holder.
     pub async fn list_all(&self) -> Result<Vec<TabInfo>> {
-        let r = self.request("tabs.list", json!({"all": true}), CALL).await?;
+        let r = self
+            .request("tabs.list", json!({"all": true}), CALL)
+            .await?;
         let tabs = r["tabs"].as_array().cloned().unwrap_or_default();
         Ok(tabs
             .into_iter()
@@ -346,19 +357,22 @@ impl ExtensionLink {
         if !conn.is_open() {
             return;
         }
-        let calls = held.iter().filter_map(|k| k.parse::<i64>().ok()).map(|tab| {
-            let conn = conn.clone();
-            let method = if created.contains(&tab) {
-                "tabs.close"
-            } else {
-                "tabs.release"
-            };
-            async move {
-                let _ = conn
-                    .request(method, json!({"tabId": tab}), None, Duration::from_secs(3))
-                    .await;
-            }
-        });
+        let calls = held
+            .iter()
+            .filter_map(|k| k.parse::<i64>().ok())
+            .map(|tab| {
+                let conn = conn.clone();
+                let method = if created.contains(&tab) {
+                    "tabs.close"
+                } else {
+                    "tabs.release"
+                };
+                async move {
+                    let _ = conn
+                        .request(method, json!({"tabId": tab}), None, Duration::from_secs(3))
+                        .await;
+                }
+            });
         futures_util::future::join_all(calls).await;
     }
 }

@@ -383,7 +383,9 @@ pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         json!({"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0, "clickCount": 1}),
     )
     .await?;
-    Ok(Out::text(report::after_action(ctx.browser, &page, m, "").await?))
+    Ok(Out::text(
+        report::after_action(ctx.browser, &page, m, "").await?,
+    ))
 }
 
 #[derive(Deserialize)]

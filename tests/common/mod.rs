@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -23,12 +24,15 @@ pub use server::Fixtures;
 /// Fails with a clear message when no browser is installed.
 pub fn require_chromium() {
     let found = std::env::var_os("CHROME_PATH").is_some()
-        || ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-            .iter()
-            .any(|p| Path::new(p).exists())
-        || std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|d| d.join("chromium").exists())
-        });
+        || [
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists())
+        || std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("chromium").exists()));
     assert!(
         found,
         "these end-to-end tests need Chromium: install it with `apt-get install -y chromium` \
@@ -142,11 +146,29 @@ impl Client {
 
     pub async fn start_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
         let state = TempDir::new("state");
+        let dir = state.path().to_path_buf();
+        Self::spawn(name, args, env, &dir, state).await
+    }
+
+    /// Starts `tabmux` with a shared state directory (instances of one test that
+    /// share a port range must see each other's registry).
+    pub async fn start_in(name: &str, args: &[&str], state_dir: &Path) -> Client {
+        let own = TempDir::new("log");
+        Self::spawn(name, args, &[], state_dir, own).await
+    }
+
+    async fn spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        state_dir: &Path,
+        state: TempDir,
+    ) -> Client {
         let log = state.path().join("stderr.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"));
         cmd.args(args)
-            .env("TABMUX_STATE_DIR", state.path())
+            .env("TABMUX_STATE_DIR", state_dir)
             .env("TABMUX_LOG", "debug")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -158,7 +180,10 @@ impl Client {
         let mut child = cmd.spawn().expect("the tabmux binary starts");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();
-        let mut cfg = ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "1.0"));
+        let mut cfg = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(name, "1.0"),
+        );
         cfg.protocol_version = ProtocolVersion::V_2025_11_25;
         let service = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
             .await
@@ -183,8 +208,23 @@ impl Client {
         let r = tokio::time::timeout(Duration::from_secs(90), self.service.call_tool(p))
             .await
             .unwrap_or_else(|_| panic!("{tool} answered within 90 s\n{}", self.log_tail()))
-            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}\n{}", self.log_tail()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{tool} failed at the protocol level: {e}\n{}",
+                    self.log_tail()
+                )
+            });
         Answer::from(r)
+    }
+
+    /// Calls a tool; `None` when the call failed at the protocol level (e.g. tabmux died).
+    pub async fn try_call(&self, tool: &str, args: Value) -> Option<Answer> {
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        match tokio::time::timeout(Duration::from_secs(90), self.service.call_tool(p)).await {
+            Ok(Ok(r)) => Some(Answer::from(r)),
+            _ => None,
+        }
     }
 
     /// Calls a tool that must succeed.
@@ -202,13 +242,22 @@ impl Client {
     /// Calls a tool that must fail; returns its error text.
     pub async fn err(&self, tool: &str, args: Value) -> String {
         let a = self.call(tool, args.clone()).await;
-        assert!(a.is_error, "{tool} {args} should have failed, got: {}", a.text);
+        assert!(
+            a.is_error,
+            "{tool} {args} should have failed, got: {}",
+            a.text
+        );
         a.text
     }
 
     /// Evaluates a function on the page and returns its result text.
     pub async fn eval(&self, function: &str) -> String {
-        let a = self.ok("browser_evaluate", serde_json::json!({"function": function})).await;
+        let a = self
+            .ok(
+                "browser_evaluate",
+                serde_json::json!({"function": function}),
+            )
+            .await;
         let first = a.text.lines().next().unwrap_or_default();
         first
             .strip_prefix("Result: ")
@@ -220,7 +269,10 @@ impl Client {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(40);
-        format!("--- tabmux stderr (last lines) ---\n{}", lines[start..].join("\n"))
+        format!(
+            "--- tabmux stderr (last lines) ---\n{}",
+            lines[start..].join("\n")
+        )
     }
 
     pub fn pid(&self) -> u32 {

@@ -46,12 +46,20 @@ impl Fixtures {
 
     /// A URL on the main site (127.0.0.1).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port, path.trim_start_matches('/'))
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
     }
 
     /// A URL on the other site (localhost).
     pub fn other(&self, path: &str) -> String {
-        format!("http://localhost:{}/{}", self.port, path.trim_start_matches('/'))
+        format!(
+            "http://localhost:{}/{}",
+            self.port,
+            path.trim_start_matches('/')
+        )
     }
 
     /// The recorded form posts.
@@ -127,13 +135,21 @@ async fn handle(mut sock: TcpStream, log: Arc<Mutex<Vec<Request>>>) -> std::io::
             content_type: content_type.clone(),
             body: body_text.clone(),
         });
-        let (status, ctype, payload, extra): (&str, &str, Vec<u8>, String) = match (method.as_str(), path.as_str()) {
+        let (status, ctype, payload, extra): (&str, &str, Vec<u8>, String) = match (
+            method.as_str(),
+            path.as_str(),
+        ) {
             ("POST", "/submit") => {
                 let page = format!(
                     "<!doctype html><title>Submitted</title><h1>Submitted</h1><pre id=body>{}</pre>",
                     html_escape(&body_text)
                 );
-                ("200 OK", "text/html; charset=utf-8", page.into_bytes(), String::new())
+                (
+                    "200 OK",
+                    "text/html; charset=utf-8",
+                    page.into_bytes(),
+                    String::new(),
+                )
             }
             ("GET", "/slow") => {
                 let ms: u64 = query
@@ -178,10 +194,20 @@ async fn handle(mut sock: TcpStream, log: Arc<Mutex<Vec<Request>>>) -> std::io::
                         };
                         ("200 OK", ct, bytes, String::new())
                     }
-                    _ => ("404 Not Found", "text/plain", b"not found".to_vec(), String::new()),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        b"not found".to_vec(),
+                        String::new(),
+                    ),
                 }
             }
-            _ => ("405 Method Not Allowed", "text/plain", Vec::new(), String::new()),
+            _ => (
+                "405 Method Not Allowed",
+                "text/plain",
+                Vec::new(),
+                String::new(),
+            ),
         };
         let head = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{extra}\r\n",
@@ -193,5 +219,7 @@ async fn handle(mut sock: TcpStream, log: Arc<Mutex<Vec<Request>>>) -> std::io::
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -10,10 +10,17 @@ use crate::common::{Client, Fixtures, TempDir, find_ref};
 
 /// Every kind of form field, filled through the tools; the server checks the post.
 pub async fn form_inputs(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("form.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("form.html")}))
+        .await;
     assert!(nav.text.contains("Every input"), "{}", nav.text);
     let name = nav.ref_of(&["Full name"]);
-    let typed = c.ok("browser_type", json!({"target": name, "text": "Ada Lovelace"})).await;
+    let typed = c
+        .ok(
+            "browser_type",
+            json!({"target": name, "text": "Ada Lovelace"}),
+        )
+        .await;
     assert!(typed.text.contains("Page: Every input"), "{}", typed.text);
 
     let snap = c.ok("browser_snapshot", json!({})).await;
@@ -33,40 +40,73 @@ pub async fn form_inputs(c: &Client, fx: &Fixtures) {
     c.ok("browser_fill_form", json!({"fields": fields})).await;
     let toppings = snap.ref_of(&["Toppings"]);
     let sel = c
-        .ok("browser_select_option", json!({"target": toppings, "values": ["ham", "Basil"]}))
+        .ok(
+            "browser_select_option",
+            json!({"target": toppings, "values": ["ham", "Basil"]}),
+        )
         .await;
     assert!(sel.text.contains("Selected Ham, Basil"), "{}", sel.text);
-    c.ok("browser_type", json!({"target": snap.ref_of(&["Notes"]), "text": "editable text"}))
-        .await;
+    c.ok(
+        "browser_type",
+        json!({"target": snap.ref_of(&["Notes"]), "text": "editable text"}),
+    )
+    .await;
 
     // Mistakes get clear errors and change nothing.
     let e = c
-        .err("browser_select_option", json!({"target": r(&["Country"]), "values": ["Atlantis"]}))
+        .err(
+            "browser_select_option",
+            json!({"target": r(&["Country"]), "values": ["Atlantis"]}),
+        )
         .await;
     assert!(e.contains("NOT_ACTIONABLE") && e.contains("France"), "{e}");
     let e = c
-        .err("browser_select_option", json!({"target": r(&["Country"]), "values": ["Brazil"]}))
+        .err(
+            "browser_select_option",
+            json!({"target": r(&["Country"]), "values": ["Brazil"]}),
+        )
         .await;
     assert!(e.contains("disabled"), "{e}");
-    let e = c.err("browser_type", json!({"target": r(&["Locked"]), "text": "x"})).await;
-    assert!(e.contains("NOT_ACTIONABLE") && e.contains("disabled"), "{e}");
+    let e = c
+        .err(
+            "browser_type",
+            json!({"target": r(&["Locked"]), "text": "x"}),
+        )
+        .await;
+    assert!(
+        e.contains("NOT_ACTIONABLE") && e.contains("disabled"),
+        "{e}"
+    );
 
     // The file input: a click opens the chooser, the upload answers it.
     let dir = TempDir::new("upload");
     let file = dir.path().join("portrait.txt");
     std::fs::write(&file, "hello file").unwrap();
-    let click = c.ok("browser_click", json!({"target": r(&["Avatar"])})).await;
+    let click = c
+        .ok("browser_click", json!({"target": r(&["Avatar"])}))
+        .await;
     assert!(click.text.contains("File chooser open"), "{}", click.text);
     let e = c
-        .err("browser_file_upload", json!({"paths": ["/nonexistent/file.txt"]}))
+        .err(
+            "browser_file_upload",
+            json!({"paths": ["/nonexistent/file.txt"]}),
+        )
         .await;
-    assert!(e.contains("NOT_FOUND") && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains("NOT_FOUND") && e.contains("does not exist"),
+        "{e}"
+    );
     let up = c
-        .ok("browser_file_upload", json!({"paths": [file.to_str().unwrap()]}))
+        .ok(
+            "browser_file_upload",
+            json!({"paths": [file.to_str().unwrap()]}),
+        )
         .await;
     assert!(up.text.contains("Uploaded 1 file"), "{}", up.text);
 
-    let sent = c.ok("browser_click", json!({"target": snap.ref_of(&["Send"])})).await;
+    let sent = c
+        .ok("browser_click", json!({"target": snap.ref_of(&["Send"])}))
+        .await;
     assert!(sent.text.contains("Submitted"), "{}", sent.text);
     let posts = fx.posts();
     assert_eq!(posts.len(), 1, "one form post");
@@ -87,7 +127,10 @@ pub async fn form_inputs(c: &Client, fx: &Fixtures) {
         ("notes", "editable text"),
     ] {
         let needle = format!("name=\"{field}\"\r\n\r\n{value}\r\n");
-        assert!(body.contains(&needle), "post lacks {field}={value}:\n{body}");
+        assert!(
+            body.contains(&needle),
+            "post lacks {field}={value}:\n{body}"
+        );
     }
     assert!(
         body.contains("name=\"comments\"\r\n\r\nLine one\r\nLine two\r\n"),
@@ -96,39 +139,73 @@ pub async fn form_inputs(c: &Client, fx: &Fixtures) {
     assert!(body.contains("filename=\"portrait.txt\""), "{body}");
     assert!(body.contains("hello file"), "{body}");
     assert!(!body.contains("name=\"toppings\"\r\n\r\nolive"), "{body}");
-    assert!(!body.contains("name=\"locked\""), "disabled fields are not sent");
+    assert!(
+        !body.contains("name=\"locked\""),
+        "disabled fields are not sent"
+    );
 }
 
 /// alert, confirm, prompt: reported while open, answered by browser_handle_dialog.
 pub async fn dialogs(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("dialogs.html")})).await;
-    let alert = c.ok("browser_click", json!({"target": nav.ref_of(&["Alert"])})).await;
-    assert!(alert.text.contains("Dialog open: alert \"Careful now\""), "{}", alert.text);
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("dialogs.html")}))
+        .await;
+    let alert = c
+        .ok("browser_click", json!({"target": nav.ref_of(&["Alert"])}))
+        .await;
+    assert!(
+        alert.text.contains("Dialog open: alert \"Careful now\""),
+        "{}",
+        alert.text
+    );
     // Reported in every answer until handled.
     let snap = c.ok("browser_snapshot", json!({})).await;
     assert!(snap.text.contains("Dialog open: alert"), "{}", snap.text);
     let done = c.ok("browser_handle_dialog", json!({"accept": true})).await;
     assert!(done.text.contains("alert closed"), "{}", done.text);
 
-    c.ok("browser_click", json!({"target": nav.ref_of(&["Confirm"])})).await;
-    let dismissed = c.ok("browser_handle_dialog", json!({"accept": false})).await;
-    assert!(dismissed.text.contains("confirm: false"), "{}", dismissed.text);
+    c.ok("browser_click", json!({"target": nav.ref_of(&["Confirm"])}))
+        .await;
+    let dismissed = c
+        .ok("browser_handle_dialog", json!({"accept": false}))
+        .await;
+    assert!(
+        dismissed.text.contains("confirm: false"),
+        "{}",
+        dismissed.text
+    );
 
-    let p = c.ok("browser_click", json!({"target": nav.ref_of(&["Prompt"])})).await;
-    assert!(p.text.contains("prompt") && p.text.contains("Your name?"), "{}", p.text);
+    let p = c
+        .ok("browser_click", json!({"target": nav.ref_of(&["Prompt"])}))
+        .await;
+    assert!(
+        p.text.contains("prompt") && p.text.contains("Your name?"),
+        "{}",
+        p.text
+    );
     let answered = c
-        .ok("browser_handle_dialog", json!({"accept": true, "promptText": "Grace"}))
+        .ok(
+            "browser_handle_dialog",
+            json!({"accept": true, "promptText": "Grace"}),
+        )
         .await;
     assert!(answered.text.contains("prompt: Grace"), "{}", answered.text);
-    assert_eq!(c.eval("() => document.getElementById('result').textContent").await, "\"prompt: Grace\"");
+    assert_eq!(
+        c.eval("() => document.getElementById('result').textContent")
+            .await,
+        "\"prompt: Grace\""
+    );
 
-    let e = c.err("browser_handle_dialog", json!({"accept": true})).await;
+    let e = c
+        .err("browser_handle_dialog", json!({"accept": true}))
+        .await;
     assert!(e.contains("NO_DIALOG"), "{e}");
 }
 
 /// Same-site and cross-site (out-of-process) iframes: in the snapshot and drivable.
 pub async fn frames(c: &Client, fx: &Fixtures) {
-    c.ok("browser_navigate", json!({"url": fx.url("frames.html")})).await;
+    c.ok("browser_navigate", json!({"url": fx.url("frames.html")}))
+        .await;
     // The cross-site frame loads on its own; wait for its text.
     c.ok("browser_wait_for", json!({"text": "Frames"})).await;
     let mut snap = c.ok("browser_snapshot", json!({})).await;
@@ -161,7 +238,11 @@ pub async fn frames(c: &Client, fx: &Fixtures) {
         .filter_map(|l| find_ref(l, &["Inner field"]))
         .collect();
     assert_eq!(fields.len(), 2, "{}", after.text);
-    c.ok("browser_type", json!({"target": fields[1], "text": "across sites"})).await;
+    c.ok(
+        "browser_type",
+        json!({"target": fields[1], "text": "across sites"}),
+    )
+    .await;
     let v = c
         .ok("browser_evaluate", json!({"function": "(el) => el.value + ' @ ' + location.hostname", "target": fields[1]}))
         .await;
@@ -170,54 +251,119 @@ pub async fn frames(c: &Client, fx: &Fixtures) {
 
 /// Open shadow roots are in the snapshot and their elements can be driven.
 pub async fn shadow_dom(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("shadow.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("shadow.html")}))
+        .await;
     assert!(nav.text.contains("Shadow button"), "{}", nav.text);
-    c.ok("browser_type", json!({"target": nav.ref_of(&["Shadow input"]), "text": "deep"})).await;
-    let click = c.ok("browser_click", json!({"target": nav.ref_of(&["Shadow button"])})).await;
-    assert!(click.text.contains("shadow clicked with deep"), "{}", click.text);
+    c.ok(
+        "browser_type",
+        json!({"target": nav.ref_of(&["Shadow input"]), "text": "deep"}),
+    )
+    .await;
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Shadow button"])}),
+        )
+        .await;
+    assert!(
+        click.text.contains("shadow clicked with deep"),
+        "{}",
+        click.text
+    );
 }
 
 /// Console messages from page start (levels, uncaught errors) and network requests.
 pub async fn console_and_network(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("console.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("console.html")}))
+        .await;
     c.ok("browser_wait_for", json!({"text": "Console"})).await;
-    let all = c.ok("browser_console_messages", json!({"level": "debug"})).await;
-    for needle in ["plain log 42", "an info", "a warning", "a debug line", "an error"] {
+    let all = c
+        .ok("browser_console_messages", json!({"level": "debug"}))
+        .await;
+    for needle in [
+        "plain log 42",
+        "an info",
+        "a warning",
+        "a debug line",
+        "an error",
+    ] {
         assert!(all.text.contains(needle), "missing {needle}: {}", all.text);
     }
-    let mut errors = c.ok("browser_console_messages", json!({"level": "error"})).await;
+    let mut errors = c
+        .ok("browser_console_messages", json!({"level": "error"}))
+        .await;
     for _ in 0..20 {
         if errors.text.contains("boom from a timer") && errors.text.contains("404") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        errors = c.ok("browser_console_messages", json!({"level": "error"})).await;
+        errors = c
+            .ok("browser_console_messages", json!({"level": "error"}))
+            .await;
     }
-    assert!(errors.text.contains("Uncaught Error: boom from a timer"), "{}", errors.text);
+    assert!(
+        errors.text.contains("Uncaught Error: boom from a timer"),
+        "{}",
+        errors.text
+    );
     assert!(errors.text.contains("404"), "{}", errors.text);
     assert!(!errors.text.contains("plain log"), "{}", errors.text);
     let info = c.ok("browser_console_messages", json!({})).await;
     assert!(!info.text.contains("a debug line"), "{}", info.text);
     assert!(info.text.contains("a warning"), "{}", info.text);
-    let e = c.err("browser_console_messages", json!({"level": "loud"})).await;
+    let e = c
+        .err("browser_console_messages", json!({"level": "loud"}))
+        .await;
     assert!(e.contains("BAD_REQUEST"), "{e}");
 
-    let click = c.ok("browser_click", json!({"target": nav.ref_of(&["Log and fetch"])})).await;
-    assert!(click.text.contains("clicked error"), "new errors are reported: {}", click.text);
-    assert!(click.text.contains("items 3"), "the fetch result shows: {}", click.text);
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Log and fetch"])}),
+        )
+        .await;
+    assert!(
+        click.text.contains("clicked error"),
+        "new errors are reported: {}",
+        click.text
+    );
+    assert!(
+        click.text.contains("items 3"),
+        "the fetch result shows: {}",
+        click.text
+    );
     let net = c.ok("browser_network_requests", json!({})).await;
-    assert!(net.text.contains("GET http://127.0.0.1") && net.text.contains("/api/data → 200"), "{}", net.text);
+    assert!(
+        net.text.contains("GET http://127.0.0.1") && net.text.contains("/api/data → 200"),
+        "{}",
+        net.text
+    );
     assert!(net.text.contains("/missing.json → 404"), "{}", net.text);
-    let filtered = c.ok("browser_network_requests", json!({"filter": "api/data"})).await;
+    let filtered = c
+        .ok("browser_network_requests", json!({"filter": "api/data"}))
+        .await;
     assert!(!filtered.text.contains("missing.json"), "{}", filtered.text);
 }
 
 /// Links, history, reload, redirects, form GET; bad URLs.
 pub async fn navigation(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
     assert!(nav.text.contains("Page: Start"), "{}", nav.text);
-    let two = c.ok("browser_click", json!({"target": nav.ref_of(&["Go to page two"])})).await;
-    assert!(two.text.contains("Page: Page two") && two.text.contains("page2.html"), "{}", two.text);
+    let two = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Go to page two"])}),
+        )
+        .await;
+    assert!(
+        two.text.contains("Page: Page two") && two.text.contains("page2.html"),
+        "{}",
+        two.text
+    );
     let back = c.ok("browser_navigate_back", json!({})).await;
     assert!(back.text.contains("Start page"), "{}", back.text);
     let fwd = c.ok("browser_navigate_forward", json!({})).await;
@@ -227,80 +373,151 @@ pub async fn navigation(c: &Client, fx: &Fixtures) {
     let e = c.err("browser_navigate_forward", json!({})).await;
     assert!(e.contains("no next page"), "{e}");
 
-    let start = c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
-    let r = c.ok("browser_click", json!({"target": start.ref_of(&["Redirecting link"])})).await;
-    assert!(r.text.contains("page2.html"), "followed the redirect: {}", r.text);
-    let start = c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
+    let start = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let r = c
+        .ok(
+            "browser_click",
+            json!({"target": start.ref_of(&["Redirecting link"])}),
+        )
+        .await;
+    assert!(
+        r.text.contains("page2.html"),
+        "followed the redirect: {}",
+        r.text
+    );
+    let start = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
     let searched = c
-        .ok("browser_type", json!({"target": start.ref_of(&["Search"]), "text": "tabs", "submit": true}))
+        .ok(
+            "browser_type",
+            json!({"target": start.ref_of(&["Search"]), "text": "tabs", "submit": true}),
+        )
         .await;
     assert!(searched.text.contains("query: tabs"), "{}", searched.text);
 
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let refused = c
-        .err("browser_navigate", json!({"url": format!("http://127.0.0.1:{closed_port}/")}))
+        .err(
+            "browser_navigate",
+            json!({"url": format!("http://127.0.0.1:{closed_port}/")}),
+        )
         .await;
-    assert!(refused.contains("NAVIGATION_FAILED") && refused.contains("ERR_CONNECTION_REFUSED"), "{refused}");
+    assert!(
+        refused.contains("NAVIGATION_FAILED") && refused.contains("ERR_CONNECTION_REFUSED"),
+        "{refused}"
+    );
     let bad = c.err("browser_navigate", json!({"url": "not a url"})).await;
     assert!(bad.contains("BAD_REQUEST"), "{bad}");
     // The server keeps serving after errors.
-    c.ok("browser_navigate", json!({"url": fx.url("page2.html")})).await;
+    c.ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
 }
 
 /// Stale, unknown and foreign refs; selectors that match nothing or several.
 pub async fn bad_refs(c: &Client, fx: &Fixtures) {
-    let start = c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
+    let start = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
     let link = start.ref_of(&["Go to page two"]);
-    c.ok("browser_navigate", json!({"url": fx.url("page2.html")})).await;
+    c.ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
     let stale = c.err("browser_click", json!({"target": link})).await;
-    assert!(stale.contains("STALE_REF") && stale.contains("new snapshot"), "{stale}");
+    assert!(
+        stale.contains("STALE_REF") && stale.contains("new snapshot"),
+        "{stale}"
+    );
     let unknown = c.err("browser_click", json!({"target": "e999999"})).await;
     assert!(unknown.contains("NOT_FOUND"), "{unknown}");
-    let none = c.err("browser_click", json!({"target": "#does-not-exist"})).await;
+    let none = c
+        .err("browser_click", json!({"target": "#does-not-exist"}))
+        .await;
     assert!(none.contains("no element matches"), "{none}");
     let many = c.err("browser_click", json!({"target": "a, h1"})).await;
     assert!(many.contains("matches 2 elements"), "{many}");
     let junk = c.err("browser_click", json!({"target": "[[["})).await;
     assert!(junk.contains("BAD_REQUEST"), "{junk}");
     let missing = c.err("browser_click", json!({})).await;
-    assert!(missing.contains("BAD_REQUEST") && missing.contains("target"), "{missing}");
+    assert!(
+        missing.contains("BAD_REQUEST") && missing.contains("target"),
+        "{missing}"
+    );
 
     // A ref from another tab.
     let here = c.ok("browser_snapshot", json!({})).await;
     let back_link = here.ref_of(&["Back to start"]);
-    c.ok("browser_tabs", json!({"action": "new", "url": fx.url("nav.html")})).await;
+    c.ok(
+        "browser_tabs",
+        json!({"action": "new", "url": fx.url("nav.html")}),
+    )
+    .await;
     let foreign = c.err("browser_click", json!({"target": back_link})).await;
     assert!(foreign.contains("belongs to your tab 0"), "{foreign}");
 }
 
 /// A long page: scrolling into view, budgets, subtrees and find.
 pub async fn long_page(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("long.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("long.html")}))
+        .await;
     // The page is longer than an answer's budget: the answer says so.
     assert!(nav.text.contains("cut:"), "{}", nav.text);
-    let found = c.ok("browser_snapshot", json!({"find": "Bottom button"})).await;
+    let found = c
+        .ok("browser_snapshot", json!({"find": "Bottom button"}))
+        .await;
     let bottom = found.ref_of(&["Bottom button"]);
     let click = c.ok("browser_click", json!({"target": bottom})).await;
     assert!(click.text.contains("Bottom clicked"), "{}", click.text);
     let small = c.ok("browser_snapshot", json!({"maxChars": 600})).await;
-    assert!(small.text.len() < 1200, "budget respected: {} chars", small.text.len());
+    assert!(
+        small.text.len() < 1200,
+        "budget respected: {} chars",
+        small.text.len()
+    );
     assert!(small.text.contains("cut:"), "{}", small.text);
-    let found = c.ok("browser_snapshot", json!({"find": "Paragraph 250:"})).await;
+    let found = c
+        .ok("browser_snapshot", json!({"find": "Paragraph 250:"}))
+        .await;
     assert!(found.text.contains("Paragraph 250"), "{}", found.text);
     assert!(!found.text.contains("Paragraph 249:"), "{}", found.text);
     let sub = c.ok("browser_snapshot", json!({"target": bottom})).await;
-    assert!(sub.text.contains("Bottom clicked") && !sub.text.contains("Paragraph 1:"), "{}", sub.text);
+    assert!(
+        sub.text.contains("Bottom clicked") && !sub.text.contains("Paragraph 1:"),
+        "{}",
+        sub.text
+    );
 }
 
 /// Waiting for text to appear and go, for time, and timing out.
 pub async fn waiting(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("delayed.html")})).await;
-    c.ok("browser_click", json!({"target": nav.ref_of(&["Load results"])})).await;
-    let w = c.ok("browser_wait_for", json!({"text": "Results are ready"})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("delayed.html")}))
+        .await;
+    c.ok(
+        "browser_click",
+        json!({"target": nav.ref_of(&["Load results"])}),
+    )
+    .await;
+    let w = c
+        .ok("browser_wait_for", json!({"text": "Results are ready"}))
+        .await;
     assert!(w.text.contains("Found \"Results are ready\""), "{}", w.text);
-    let g = c.ok("browser_wait_for", json!({"textGone": "Loading spinner"})).await;
+    let g = c
+        .ok("browser_wait_for", json!({"textGone": "Loading spinner"}))
+        .await;
     assert!(g.text.contains("is gone"), "{}", g.text);
-    let t = c.err("browser_wait_for", json!({"text": "never appears", "timeout": 0.5})).await;
+    let t = c
+        .err(
+            "browser_wait_for",
+            json!({"text": "never appears", "timeout": 0.5}),
+        )
+        .await;
     assert!(t.contains("TIMEOUT") && t.contains("did not appear"), "{t}");
     let e = c.err("browser_wait_for", json!({})).await;
     assert!(e.contains("BAD_REQUEST"), "{e}");
@@ -309,90 +526,155 @@ pub async fn waiting(c: &Client, fx: &Fixtures) {
 
 /// Covered, disabled and hidden targets are clear errors, never a click elsewhere.
 pub async fn not_actionable(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("covered.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("covered.html")}))
+        .await;
     let under = nav.ref_of(&["Under the overlay"]);
     let e = c.err("browser_click", json!({"target": under})).await;
-    assert!(e.contains("NOT_ACTIONABLE") && e.contains("covered by div#overlay"), "{e}");
-    assert_eq!(c.eval("() => document.title").await, "\"Covered\"", "nothing was clicked");
-    let e = c.err("browser_click", json!({"target": nav.ref_of(&["Disabled button"])})).await;
+    assert!(
+        e.contains("NOT_ACTIONABLE") && e.contains("covered by div#overlay"),
+        "{e}"
+    );
+    assert_eq!(
+        c.eval("() => document.title").await,
+        "\"Covered\"",
+        "nothing was clicked"
+    );
+    let e = c
+        .err(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Disabled button"])}),
+        )
+        .await;
     assert!(e.contains("disabled"), "{e}");
     let e = c.err("browser_click", json!({"target": "#hidden"})).await;
     assert!(e.contains("not visible"), "{e}");
-    c.ok("browser_click", json!({"target": nav.ref_of(&["Dismiss overlay"])})).await;
+    c.ok(
+        "browser_click",
+        json!({"target": nav.ref_of(&["Dismiss overlay"])}),
+    )
+    .await;
     c.ok("browser_click", json!({"target": under})).await;
     assert_eq!(c.eval("() => document.title").await, "\"clicked under\"");
 }
 
 /// HTML5 drag and drop; hover menus.
 pub async fn drag_and_hover(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("drag.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("drag.html")}))
+        .await;
     let d = c
-        .ok("browser_drag", json!({"startTarget": nav.ref_of(&["Card"]), "endTarget": "#zone"}))
+        .ok(
+            "browser_drag",
+            json!({"startTarget": nav.ref_of(&["Card"]), "endTarget": "#zone"}),
+        )
         .await;
     assert!(d.text.contains("dropped card-1"), "{}", d.text);
 
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("hover.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("hover.html")}))
+        .await;
     assert!(!nav.text.contains("First item"), "{}", nav.text);
-    let h = c.ok("browser_hover", json!({"target": nav.ref_of(&["Menu"])})).await;
+    let h = c
+        .ok("browser_hover", json!({"target": nav.ref_of(&["Menu"])}))
+        .await;
     assert!(h.text.contains("First item"), "the menu opened: {}", h.text);
 }
 
 /// Keys and chords arrive as trusted key events.
 pub async fn keyboard(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("keys.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("keys.html")}))
+        .await;
     let field = nav.ref_of(&["Key field"]);
     c.ok("browser_click", json!({"target": field})).await;
     for k in ["x", "Enter", "ArrowLeft", "Control+a", "Shift+Tab"] {
         c.ok("browser_press_key", json!({"key": k})).await;
     }
-    let log = c.eval("() => document.getElementById('log').textContent").await;
-    assert_eq!(log, "\"x Enter ArrowLeft Ctrl+Control Ctrl+a Shift+Shift Shift+Tab\"", "{log}");
+    let log = c
+        .eval("() => document.getElementById('log').textContent")
+        .await;
+    assert_eq!(
+        log, "\"x Enter ArrowLeft Ctrl+Control Ctrl+a Shift+Shift Shift+Tab\"",
+        "{log}"
+    );
     let e = c.err("browser_press_key", json!({"key": "Hyper+q"})).await;
     assert!(e.contains("BAD_REQUEST"), "{e}");
-    c.ok("browser_type", json!({"target": field, "text": "ok", "slowly": true})).await;
+    c.ok(
+        "browser_type",
+        json!({"target": field, "text": "ok", "slowly": true}),
+    )
+    .await;
     let value = c.eval("() => document.getElementById('k').value").await;
     assert_eq!(value, "\"xok\"");
 }
 
 /// Viewport, full page, element; png and jpeg; saved to a file.
 pub async fn screenshots(c: &Client, fx: &Fixtures) {
-    c.ok("browser_navigate", json!({"url": fx.url("long.html")})).await;
-    let nav = c.ok("browser_snapshot", json!({"find": "Bottom button"})).await;
+    c.ok("browser_navigate", json!({"url": fx.url("long.html")}))
+        .await;
+    let nav = c
+        .ok("browser_snapshot", json!({"find": "Bottom button"}))
+        .await;
     let shot = c.ok("browser_take_screenshot", json!({})).await;
     assert_eq!(shot.images.len(), 1);
     assert_eq!(shot.images[0].1, "image/png");
     assert!(shot.images[0].0.starts_with("iVBORw0KGgo"), "PNG data");
     let (vw, vh) = png_size(&shot.images[0].0);
-    let full = c.ok("browser_take_screenshot", json!({"fullPage": true})).await;
+    let full = c
+        .ok("browser_take_screenshot", json!({"fullPage": true}))
+        .await;
     let (fw, fh) = png_size(&full.images[0].0);
     assert_eq!(fw, vw);
-    assert!(fh > vh * 3, "the full page is taller than the viewport: {fh} vs {vh}");
+    assert!(
+        fh > vh * 3,
+        "the full page is taller than the viewport: {fh} vs {vh}"
+    );
     let el = c
-        .ok("browser_take_screenshot", json!({"target": nav.ref_of(&["Bottom button"])}))
+        .ok(
+            "browser_take_screenshot",
+            json!({"target": nav.ref_of(&["Bottom button"])}),
+        )
         .await;
     let (ew, eh) = png_size(&el.images[0].0);
     assert!(ew < 300 && eh < 80, "an element-sized image: {ew}x{eh}");
-    let jpeg = c.ok("browser_take_screenshot", json!({"type": "jpeg", "quality": 30})).await;
+    let jpeg = c
+        .ok(
+            "browser_take_screenshot",
+            json!({"type": "jpeg", "quality": 30}),
+        )
+        .await;
     assert_eq!(jpeg.images[0].1, "image/jpeg");
     let dir = TempDir::new("shots");
     let path = dir.path().join("page.png");
     let saved = c
-        .ok("browser_take_screenshot", json!({"filename": path.to_str().unwrap()}))
+        .ok(
+            "browser_take_screenshot",
+            json!({"filename": path.to_str().unwrap()}),
+        )
         .await;
     assert!(saved.text.contains("Saved to"), "{}", saved.text);
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    let e = c.err("browser_take_screenshot", json!({"type": "gif"})).await;
+    let e = c
+        .err("browser_take_screenshot", json!({"type": "gif"}))
+        .await;
     assert!(e.contains("BAD_REQUEST"), "{e}");
-    c.ok("browser_resize", json!({"width": 500, "height": 400})).await;
-    assert_eq!(c.eval("() => innerWidth + 'x' + innerHeight").await, "\"500x400\"");
+    c.ok("browser_resize", json!({"width": 500, "height": 400}))
+        .await;
+    assert_eq!(
+        c.eval("() => innerWidth + 'x' + innerHeight").await,
+        "\"500x400\""
+    );
     let small = c.ok("browser_take_screenshot", json!({})).await;
     assert_eq!(png_size(&small.images[0].0), (500, 400));
 }
 
 fn png_size(b64: &str) -> (u32, u32) {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
     let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     (w, h)
@@ -400,25 +682,52 @@ fn png_size(b64: &str) -> (u32, u32) {
 
 /// Own tabs: new, list, select, close, release and claim back.
 pub async fn tabs(c: &Client, fx: &Fixtures) {
-    c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
-    let t = c.ok("browser_tabs", json!({"action": "new", "url": fx.url("page2.html")})).await;
-    assert!(t.text.contains("Opened tab 1") && t.text.contains("Page two"), "{}", t.text);
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let t = c
+        .ok(
+            "browser_tabs",
+            json!({"action": "new", "url": fx.url("page2.html")}),
+        )
+        .await;
+    assert!(
+        t.text.contains("Opened tab 1") && t.text.contains("Page two"),
+        "{}",
+        t.text
+    );
     let list = c.ok("browser_tabs", json!({"action": "list"})).await;
     assert!(list.text.contains("- 0: Start"), "{}", list.text);
-    assert!(list.text.contains("- 1: (current) Page two"), "{}", list.text);
-    let sel = c.ok("browser_tabs", json!({"action": "select", "index": 0})).await;
+    assert!(
+        list.text.contains("- 1: (current) Page two"),
+        "{}",
+        list.text
+    );
+    let sel = c
+        .ok("browser_tabs", json!({"action": "select", "index": 0}))
+        .await;
     assert!(sel.text.contains("Start page"), "{}", sel.text);
-    let e = c.err("browser_tabs", json!({"action": "select", "index": 7})).await;
+    let e = c
+        .err("browser_tabs", json!({"action": "select", "index": 7}))
+        .await;
     assert!(e.contains("NO_TAB") && e.contains("2 tab"), "{e}");
-    let closed = c.ok("browser_tabs", json!({"action": "close", "index": 1})).await;
+    let closed = c
+        .ok("browser_tabs", json!({"action": "close", "index": 1}))
+        .await;
     assert!(!closed.text.contains("Page two"), "{}", closed.text);
     let e = c.err("browser_tabs", json!({"action": "dance"})).await;
     assert!(e.contains("BAD_REQUEST"), "{e}");
 
     // Release keeps the tab open; listing every tab shows it free; claim takes it back.
-    c.ok("browser_tabs", json!({"action": "new", "url": fx.url("page2.html")})).await;
-    c.ok("browser_tabs", json!({"action": "release", "index": 1})).await;
-    let all = c.ok("browser_tabs", json!({"action": "list", "all": true})).await;
+    c.ok(
+        "browser_tabs",
+        json!({"action": "new", "url": fx.url("page2.html")}),
+    )
+    .await;
+    c.ok("browser_tabs", json!({"action": "release", "index": 1}))
+        .await;
+    let all = c
+        .ok("browser_tabs", json!({"action": "list", "all": true}))
+        .await;
     let line = all
         .text
         .lines()
@@ -432,28 +741,67 @@ pub async fn tabs(c: &Client, fx: &Fixtures) {
         .next()
         .unwrap()
         .to_string();
-    let claimed = c.ok("browser_tabs", json!({"action": "claim", "tabId": id})).await;
+    let claimed = c
+        .ok("browser_tabs", json!({"action": "claim", "tabId": id}))
+        .await;
     assert!(claimed.text.contains("Page two"), "{}", claimed.text);
 }
 
 /// Functions on the page and on elements; results serialized; exceptions as errors.
 pub async fn evaluate(c: &Client, fx: &Fixtures) {
-    let nav = c.ok("browser_navigate", json!({"url": fx.url("nav.html")})).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
     assert_eq!(c.eval("() => 1 + 1").await, "2");
-    assert_eq!(c.eval("() => ({a: [1, 'two'], b: null})").await, r#"{"a":[1,"two"],"b":null}"#);
+    assert_eq!(
+        c.eval("() => ({a: [1, 'two'], b: null})").await,
+        r#"{"a":[1,"two"],"b":null}"#
+    );
     assert_eq!(c.eval("() => undefined").await, "undefined");
-    assert_eq!(c.eval("async () => { await new Promise(r => setTimeout(r, 10)); return 'later'; }").await, "\"later\"");
+    assert_eq!(
+        c.eval("async () => { await new Promise(r => setTimeout(r, 10)); return 'later'; }")
+            .await,
+        "\"later\""
+    );
     assert_eq!(c.eval("document.title").await, "\"Start\"");
-    assert!(c.eval("() => document.querySelector('h1')").await.contains("<h1>"));
+    assert!(
+        c.eval("() => document.querySelector('h1')")
+            .await
+            .contains("<h1>")
+    );
     let on_el = c
         .ok("browser_evaluate", json!({"function": "(el) => el.getAttribute('href')", "target": nav.ref_of(&["Go to page two"])}))
         .await;
-    assert!(on_el.text.starts_with("Result: \"page2.html\""), "{}", on_el.text);
-    let thrown = c.err("browser_evaluate", json!({"function": "() => { throw new Error('nope'); }"})).await;
-    assert!(thrown.contains("EVAL_ERROR") && thrown.contains("nope"), "{thrown}");
-    let syntax = c.err("browser_evaluate", json!({"function": "() => {"})).await;
-    assert!(syntax.contains("EVAL_ERROR") && syntax.contains("SyntaxError"), "{syntax}");
+    assert!(
+        on_el.text.starts_with("Result: \"page2.html\""),
+        "{}",
+        on_el.text
+    );
+    let thrown = c
+        .err(
+            "browser_evaluate",
+            json!({"function": "() => { throw new Error('nope'); }"}),
+        )
+        .await;
+    assert!(
+        thrown.contains("EVAL_ERROR") && thrown.contains("nope"),
+        "{thrown}"
+    );
+    let syntax = c
+        .err("browser_evaluate", json!({"function": "() => {"}))
+        .await;
+    assert!(
+        syntax.contains("EVAL_ERROR") && syntax.contains("SyntaxError"),
+        "{syntax}"
+    );
     // The page noticed the evaluation's side effects.
-    c.ok("browser_evaluate", json!({"function": "() => { document.body.dataset.touched = 'yes'; }"})).await;
-    assert_eq!(c.eval("() => document.body.dataset.touched").await, "\"yes\"");
+    c.ok(
+        "browser_evaluate",
+        json!({"function": "() => { document.body.dataset.touched = 'yes'; }"}),
+    )
+    .await;
+    assert_eq!(
+        c.eval("() => document.body.dataset.touched").await,
+        "\"yes\""
+    );
 }

@@ -1,0 +1,191 @@
+//! A headless Chromium with the tabmux extension loaded from the repository, for the
+//! extension-link tests, plus a free port range per test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use tabmux::link::launch::{LaunchOptions, Launched};
+
+use super::TempDir;
+
+/// A block of `n` consecutive free ports on 127.0.0.1, distinct per test process.
+pub fn free_range(n: u16) -> (u16, u16) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(7919) % 300;
+    for attempt in 0..400u16 {
+        let slot = (seed + NEXT.fetch_add(1, Ordering::Relaxed) + attempt) % 300;
+        let first = 33000 + slot * 64;
+        let ok = (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if ok {
+            return (first, first + n - 1);
+        }
+    }
+    panic!("no free block of {n} ports");
+}
+
+pub struct ExtBrowser {
+    pub launched: Option<Launched>,
+    pub profile: TempDir,
+    pub ports: (u16, u16),
+}
+
+#[derive(Deserialize)]
+struct TargetInfo {
+    #[serde(rename = "targetId")]
+    target_id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    url: String,
+}
+
+pub const EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
+
+impl ExtBrowser {
+    /// Starts Chromium with the extension and points the extension at `ports`.
+    pub async fn start(ports: (u16, u16)) -> ExtBrowser {
+        super::require_chromium();
+        let profile = TempDir::new("ext-profile");
+        let ext = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("extension");
+        let opts = LaunchOptions {
+            user_data_dir: Some(profile.path().to_path_buf()),
+            extensions: vec![ext],
+            ..Default::default()
+        };
+        let launched = Launched::start(&opts, Duration::from_secs(30))
+            .await
+            .expect("Chromium with the extension starts");
+        let b = ExtBrowser {
+            launched: Some(launched),
+            profile,
+            ports,
+        };
+        let set = format!("tabmux.setRange({}, {})", ports.0, ports.1);
+        b.worker_eval(&set).await;
+        b
+    }
+
+    pub fn cdp(&self) -> &tabmux::cdp::CdpConnection {
+        &self.launched.as_ref().unwrap().conn
+    }
+
+    async fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.cdp()
+            .call::<Value>(session, method, params, Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    async fn worker_session(&self) -> String {
+        for _ in 0..200 {
+            let t: Value = self.call(None, "Target.getTargets", json!({})).await;
+            let infos: Vec<TargetInfo> = serde_json::from_value(t["targetInfos"].clone()).unwrap();
+            if let Some(w) = infos.iter().find(|t| {
+                t.kind == "service_worker"
+                    && t.url
+                        .starts_with(&format!("chrome-extension://{EXTENSION_ID}/"))
+            }) {
+                let a = self
+                    .call(
+                        None,
+                        "Target.attachToTarget",
+                        json!({"targetId": w.target_id, "flatten": true}),
+                    )
+                    .await;
+                return a["sessionId"].as_str().unwrap().to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the extension's service worker did not start");
+    }
+
+    /// Evaluates an expression in the extension's service worker (awaiting promises).
+    pub async fn worker_eval(&self, expression: &str) -> Value {
+        let s = self.worker_session().await;
+        self.call(Some(&s), "Runtime.enable", json!({})).await;
+        // The worker's module may still be starting: wait for its `tabmux` handle.
+        for _ in 0..200 {
+            let t = self
+                .call(
+                    Some(&s),
+                    "Runtime.evaluate",
+                    json!({"expression": "typeof tabmux === 'object' && tabmux.ready.then(() => true)", "awaitPromise": true, "returnByValue": true}),
+                )
+                .await;
+            if t["result"]["value"].as_bool() == Some(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let r = self
+            .call(
+                Some(&s),
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        let _ = self
+            .cdp()
+            .call::<Value>(
+                None,
+                "Target.detachFromTarget",
+                json!({"sessionId": s}),
+                Duration::from_secs(5),
+            )
+            .await;
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("worker evaluation failed: {ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Stops the extension's service worker (as Chromium does after 30 s idle).
+    pub async fn stop_worker(&self) {
+        let t = self
+            .call(None, "Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let id = t["targetId"].as_str().unwrap().to_string();
+        let a = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": id, "flatten": true}),
+            )
+            .await;
+        let s = a["sessionId"].as_str().unwrap().to_string();
+        self.call(Some(&s), "ServiceWorker.enable", json!({})).await;
+        self.call(Some(&s), "ServiceWorker.stopAllWorkers", json!({}))
+            .await;
+        self.call(None, "Target.closeTarget", json!({"targetId": id}))
+            .await;
+    }
+
+    /// Opens a tab the way a user would (not through tabmux); returns its Chrome tab id.
+    pub async fn user_tab(&self, url: &str) -> i64 {
+        let expr = format!(
+            "chrome.tabs.create({{url: {}, active: true}}).then(t => t.id)",
+            json!(url)
+        );
+        self.worker_eval(&expr).await.as_i64().expect("a tab id")
+    }
+
+    /// Closes a tab the way a user would.
+    pub async fn user_close(&self, tab: i64) {
+        self.worker_eval(&format!("chrome.tabs.remove({tab}).then(() => true)"))
+            .await;
+    }
+
+    /// The pid of the browser process.
+    pub fn pid(&self) -> u32 {
+        self.launched.as_ref().unwrap().pid().unwrap_or(0)
+    }
+
+    pub async fn close(mut self) {
+        if let Some(l) = self.launched.take() {
+            l.shutdown().await;
+        }
+    }
+}
