@@ -212,7 +212,12 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         let (bridge, reg) = (registration.as_ref().unwrap().0.clone(), reg.clone());
         let mut events = bridge.subscribe();
         tokio::spawn(async move {
-            while let Ok(ev) = events.recv().await {
+            loop {
+                let ev = match events.recv().await {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                };
                 let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
                 let mut r = reg.lock().unwrap();
                 r.1.browsers = n;

@@ -463,3 +463,43 @@ async fn spawn_with_transport(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_browser_says_what_to_install() {
+        let e = find_browser(Some(Path::new("/nonexistent/chrome"))).unwrap_err();
+        assert_eq!(e.code, codes::NO_BROWSER);
+        assert!(e.message.contains("/nonexistent/chrome"));
+        for needle in [
+            "apt-get install chromium",
+            "brew",
+            "--browser-path",
+            "CHROME_PATH",
+        ] {
+            assert!(NOT_FOUND_HELP.contains(needle), "{needle}");
+        }
+    }
+
+    #[test]
+    fn headless_flags_and_extensions() {
+        let opts = LaunchOptions {
+            extensions: vec![PathBuf::from("/x/ext")],
+            ..Default::default()
+        };
+        let args = browser_args(&opts, Path::new("/tmp/p"));
+        assert!(args.contains(&"--headless".to_string()));
+        assert!(args.contains(&"--user-data-dir=/tmp/p".to_string()));
+        assert!(args.contains(&"--load-extension=/x/ext".to_string()));
+        let headed = browser_args(
+            &LaunchOptions {
+                headed: true,
+                ..Default::default()
+            },
+            Path::new("/tmp/p"),
+        );
+        assert!(!headed.contains(&"--headless".to_string()));
+    }
+}

@@ -1,0 +1,245 @@
+//! The server's life: the MCP handshake and tool list, exit when the client goes away
+//! or on SIGTERM with no browser left behind, a crashed or closed browser started
+//! again, a missing browser reported clearly.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use common::{Client, Fixtures, eventually, pids_with, require_chromium};
+
+fn profile_marker(tabmux_pid: u32) -> String {
+    format!("tabmux-profile-{tabmux_pid}-")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_and_tool_list() {
+    let c = Client::start("handshake", &["--launch"]).await;
+    let info = c.service.peer_info().expect("server info");
+    let server = info.server_info.clone().expect("serverInfo");
+    assert_eq!(server.name, "tabmux");
+    assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.protocol_version.as_str(), "2025-11-25");
+    let tools = c.service.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for n in [
+        "browser_navigate",
+        "browser_navigate_back",
+        "browser_snapshot",
+        "browser_click",
+        "browser_type",
+        "browser_hover",
+        "browser_select_option",
+        "browser_press_key",
+        "browser_fill_form",
+        "browser_drag",
+        "browser_file_upload",
+        "browser_handle_dialog",
+        "browser_wait_for",
+        "browser_evaluate",
+        "browser_console_messages",
+        "browser_network_requests",
+        "browser_take_screenshot",
+        "browser_tabs",
+        "browser_resize",
+        "browser_close",
+    ] {
+        assert!(names.contains(&n), "{n} is offered");
+    }
+    // Truthful hints: looking is read-only, clicking is not.
+    let hint = |name: &str| {
+        let t = tools.iter().find(|t| t.name == name).unwrap();
+        t.annotations.as_ref().and_then(|a| a.read_only_hint)
+    };
+    assert_eq!(hint("browser_snapshot"), Some(true));
+    assert_eq!(hint("browser_console_messages"), Some(true));
+    assert_eq!(hint("browser_click"), Some(false));
+    // A tool call before any browser work starts nothing until needed.
+    let e = c
+        .err("browser_handle_dialog", json!({"accept": true}))
+        .await;
+    assert!(e.contains("NO_DIALOG"), "{e}");
+    let e = c.err("browser_nonexistent", json!({})).await;
+    assert!(e.contains("no tool"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_leaving_ends_tabmux_and_its_browser() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let c = Client::start("leaver", &["--launch"]).await;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let marker = profile_marker(c.pid());
+    assert!(!pids_with(&marker).is_empty(), "a browser runs");
+    let status = c.quit().await;
+    assert!(status.success(), "clean exit: {status:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || pids_with(&marker).is_empty()).await,
+        "no browser process left: {:?}",
+        pids_with(&marker)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_tabmux_and_its_browser() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let mut c = Client::start("terminated", &["--launch"]).await;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let marker = profile_marker(c.pid());
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGTERM);
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), c.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || pids_with(&marker).is_empty()).await,
+        "no browser left after SIGTERM"
+    );
+    let profiles: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&marker))
+        .collect();
+    assert!(profiles.is_empty(), "the temporary profile is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_browser_is_started_again() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let c = Client::start("phoenix", &["--launch"]).await;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let marker = profile_marker(c.pid());
+    for pid in pids_with(&marker) {
+        // SAFETY: killing browser processes this test's tabmux started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+    // The call that meets the dead browser may fail, clearly; the server keeps serving
+    // and the next call starts a new browser.
+    let first = c
+        .call("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
+    if first.is_error {
+        assert!(
+            first.text.contains("BROWSER_GONE") || first.text.contains("TAB_CLOSED"),
+            "{}",
+            first.text
+        );
+    }
+    let again = c
+        .ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
+    assert!(again.text.contains("Page two"), "{}", again.text);
+    assert!(
+        again.text.contains("started it again") || first.text.contains("started it again"),
+        "the answer says the browser was restarted: {} / {}",
+        first.text,
+        again.text
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_close_then_work_again() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let c = Client::start("closer", &["--launch"]).await;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    let marker = profile_marker(c.pid());
+    c.ok("browser_close", json!({})).await;
+    assert!(
+        eventually(Duration::from_secs(10), || pids_with(&marker).is_empty()).await,
+        "the browser is closed"
+    );
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
+    assert!(nav.text.contains("Page two"), "{}", nav.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_browser_is_a_clear_error() {
+    let c = Client::start(
+        "nobrowser",
+        &["--launch", "--browser-path", "/nonexistent/chrome"],
+    )
+    .await;
+    let e = c
+        .err("browser_navigate", json!({"url": "https://example.com"}))
+        .await;
+    assert!(
+        e.contains("NO_BROWSER") && e.contains("/nonexistent/chrome"),
+        "{e}"
+    );
+    // The server keeps serving after the error.
+    let e = c.err("browser_snapshot", json!({})).await;
+    assert!(e.contains("NO_BROWSER"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_two_tabs() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let c = Client::start("parallel", &["--launch"]).await;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    c.ok(
+        "browser_tabs",
+        json!({"action": "new", "url": fx.url("page2.html")}),
+    )
+    .await;
+    // Two slow calls on the current tab run one after another; the answers stay whole.
+    let (a, b) = tokio::join!(
+        c.call("browser_evaluate", json!({"function": "async () => { const t = Date.now(); await new Promise(r => setTimeout(r, 400)); return t; }"})),
+        c.call("browser_evaluate", json!({"function": "async () => { const t = Date.now(); await new Promise(r => setTimeout(r, 400)); return t; }"})),
+    );
+    let t = |a: &common::Answer| -> i64 {
+        a.text
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("Result: ")
+            .parse()
+            .unwrap()
+    };
+    assert!(!a.is_error && !b.is_error);
+    assert!(
+        (t(&a) - t(&b)).abs() >= 350,
+        "one tab runs one call at a time: {} {}",
+        t(&a),
+        t(&b)
+    );
+
+    // A long call on tab 1 does not hold up tab 0.
+    let slow = c.call("browser_wait_for", json!({"time": 3}));
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.ok("browser_tabs", json!({"action": "select", "index": 0}))
+            .await;
+        let started = std::time::Instant::now();
+        c.ok(
+            "browser_evaluate",
+            json!({"function": "() => document.title"}),
+        )
+        .await;
+        started.elapsed()
+    };
+    let (slow, quick) = tokio::join!(slow, other);
+    assert!(!slow.is_error, "{}", slow.text);
+    assert!(
+        quick < Duration::from_secs(2),
+        "tab 0 answered while tab 1 waited: {quick:?}"
+    );
+}
