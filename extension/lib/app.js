@@ -82,6 +82,7 @@ export class App {
       'tabs.activate': (c, p) => this.tabsActivate(c, p),
       cdp: (c, p) => this.cdp(c, p),
     };
+    this._lastWrite = Promise.resolve();
     this.ready = new Promise((r) => {
       this._markReady = r;
     });
@@ -283,6 +284,9 @@ export class App {
     const what = m.method === 'cdp' ? `cdp ${String(m.params.method).slice(0, 60)} tab ${m.params.tabId}` : `${m.method}${m.params.tabId !== undefined ? ` tab ${m.params.tabId}` : ''}`;
     Promise.resolve()
       .then(() => handler(conn, m.params, m))
+      // A tabs.* answer reports a decision: it goes out only once that decision is
+      // stored, so a worker restart can never forget what an instance was told.
+      .then((result) => (m.method === 'cdp' ? result : this._lastWrite.then(() => result)))
       .then(
         (result) => {
           const sent = conn.reply(m.id, result);
@@ -325,7 +329,9 @@ export class App {
         if (inst) this.groups.repaint(id, this.locks.tabsOf(id));
       },
       persist: (snapshot) => {
-        this.api.storage.session.set({ [STATE_KEY]: snapshot }).catch((e) => this.log('-', null, `storing state failed: ${e.message}`));
+        this._lastWrite = this.api.storage.session
+          .set({ [STATE_KEY]: snapshot })
+          .catch((e) => this.log('-', null, `storing state failed: ${e.message}`));
       },
     };
   }

@@ -597,6 +597,7 @@ export class LockManager {
         this._settle(w, 'reject', err(Codes.INTERNAL, 'waiter gone'));
         continue;
       }
+      rec.holderLabelBefore = rec.holderLabel;
       rec.holder = w.instanceId;
       rec.holderLabel = this._label(w.instanceId);
       rec.created = false;
@@ -623,7 +624,8 @@ export class LockManager {
       inst.lost.delete(tabId);
       inst.closed.delete(tabId);
     }
-    this.log(this._label(to), `granted tab ${tabId}${from ? ` (from ${this._label(from)})` : ''}`);
+    const fromLabel = from ? (this.instances.has(from) ? this._label(from) : rec.holderLabelBefore || from) : '';
+    this.log(this._label(to), `granted tab ${tabId}${from ? ` (from ${fromLabel})` : ''}`);
     const still = () => {
       const r = this.tabs.get(tabId);
       return r && r.holder === to && r.seq === grantSeq && !r.closing ? r : null;

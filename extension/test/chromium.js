@@ -131,6 +131,19 @@ export async function worker(b, { timeoutMs = 10_000 } = {}) {
   }
 }
 
+/**
+ * Stop every service worker through an existing page, without any tab event
+ * that would wake the extension's worker again: only its alarm can.
+ */
+export async function stopWorkersQuietly(b) {
+  const { targetInfos } = await b.cdp.send('Target.getTargets');
+  const page = targetInfos.find((t) => t.type === 'page' && !t.url.startsWith('chrome-extension://'));
+  const { sessionId } = await b.cdp.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+  await b.cdp.send('ServiceWorker.enable', {}, sessionId);
+  await b.cdp.send('ServiceWorker.stopAllWorkers', {}, sessionId);
+  await b.cdp.send('Target.detachFromTarget', { sessionId });
+}
+
 /** Stop every service worker (the extension's too), as Chromium does after 30 s idle. */
 export async function stopWorkers(b) {
   const { targetId } = await b.cdp.send('Target.createTarget', { url: 'about:blank' });

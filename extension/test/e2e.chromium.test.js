@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { launch, worker, stopWorkers, waitFor, sleep } from './chromium.js';
+import { launch, worker, stopWorkers, stopWorkersQuietly, waitFor, sleep } from './chromium.js';
 import { startMockTabmux } from './mock-tabmux.js';
 
 const RUN = process.env.TABMUX_E2E === '1';
@@ -262,6 +262,19 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
       (await import('node:fs')).writeFileSync(process.env.TABMUX_E2E_SHOT, Buffer.from(shot.data, 'base64'));
     }
     await b.cdp.send('Target.closeTarget', { targetId });
+  });
+
+  it('a worker stopped with nothing to wake it is restarted by its alarm, and discovery with it', async () => {
+    for (const m of mocks.splice(0)) await m.stop();
+    // Every instance's grace runs out; their tabs are closed or released, nothing stays attached.
+    await waitFor(async () => (await w.evaluate('tabmux.locks.instances.size + tabmux.locks.tabs.size')) === 0, { timeoutMs: 15_000 });
+    await stopWorkersQuietly(b);
+    const t0 = Date.now();
+    const m = await mock({ port: BASE + 6, name: 'Woken' });
+    const hello = await Promise.race([m.connected, sleep(40_000).then(() => null)]);
+    assert.ok(hello, 'connected after the alarm woke the worker');
+    console.log(`# a stopped worker connected a new instance after ${Date.now() - t0} ms (alarm backstop)`);
+    w = await worker(b);
   });
 
   it('after 10 minutes with no instance, a new one is still connected within 2 s', { skip: !IDLE && 'set TABMUX_E2E_IDLE=1' }, async () => {
