@@ -1,5 +1,6 @@
-//! Runs the extension's own unit tests (`node --test`, no dependencies) as part of
-//! `cargo test`, so one command checks everything.
+//! Runs the extension's own tests (`node --test`, no dependencies) as part of
+//! `cargo test`, so one command checks everything: the unit tests, and the extension's
+//! browser checks in headless Chromium against its mock tabmux (`TABMUX_E2E=1`).
 
 use std::path::Path;
 use std::process::Command;
@@ -12,8 +13,13 @@ fn extension_unit_tests_pass() {
         node.is_ok_and(|o| o.status.success()),
         "the extension's unit tests need Node.js 18 or newer: install it (apt-get install nodejs)"
     );
+    assert!(
+        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "the extension's browser checks need Chromium: apt-get install -y chromium (or set CHROMIUM)"
+    );
     let out = Command::new("node")
         .arg("--test")
+        .env("TABMUX_E2E", "1")
         .current_dir(&dir)
         .output()
         .expect("node runs");
