@@ -564,6 +564,38 @@ export class App {
     return {};
   }
 
+  /**
+   * Sends one CDP command. A browser does not render a tab hidden behind another, so a
+   * screenshot of one would wait for a frame that never comes: the tab is shown for the
+   * moment of the capture, then the tab that was in front comes back. Captures are
+   * done one at a time.
+   */
+  async _send(target, method, params) {
+    if (method !== 'Page.captureScreenshot' || target.sessionId) {
+      return this.api.debugger.sendCommand(target, method, params);
+    }
+    const run = async () => {
+      let tab;
+      try {
+        tab = await this.api.tabs.get(target.tabId);
+      } catch {
+        return this.api.debugger.sendCommand(target, method, params);
+      }
+      if (tab.active) return this.api.debugger.sendCommand(target, method, params);
+      const front = (await this.api.tabs.query({ active: true, windowId: tab.windowId }))
+        .find((t) => t.active && t.windowId === tab.windowId && t.id !== tab.id);
+      await this.api.tabs.update(tab.id, { active: true });
+      try {
+        return await this.api.debugger.sendCommand(target, method, params);
+      } finally {
+        if (front) await this.api.tabs.update(front.id, { active: true }).catch(() => {});
+      }
+    };
+    const turn = (this._captures || Promise.resolve()).then(run, run);
+    this._captures = turn.catch(() => {});
+    return turn;
+  }
+
   async cdp(conn, p) {
     const id = conn.instanceId;
     const tabId = intParam(p, 'tabId');
@@ -580,7 +612,7 @@ export class App {
       }
       const target = p.sessionId ? { tabId, sessionId: p.sessionId } : { tabId };
       try {
-        return (await this.api.debugger.sendCommand(target, p.method, p.params || {})) || {};
+        return (await this._send(target, p.method, p.params || {})) || {};
       } catch (e) {
         if (!isNotAttachedError(e)) throw classifyCommandError(e, tabId, p.method);
       }
@@ -590,7 +622,7 @@ export class App {
       this.locks.check(id, tabId);
       conn.emit('tab.attached', { tabId });
       try {
-        return (await this.api.debugger.sendCommand(target, p.method, p.params || {})) || {};
+        return (await this._send(target, p.method, p.params || {})) || {};
       } catch (e) {
         throw classifyCommandError(e, tabId, p.method);
       }

@@ -418,6 +418,27 @@ test('too-large CDP results are answered TOO_LARGE', async () => {
   assert.equal(r.error.code, 'TOO_LARGE');
 });
 
+test('a screenshot of a background tab shows it for the capture, then the front tab comes back', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const front = w.browser.addTab({ url: 'https://user.example/', active: true });
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  assert.equal(w.browser.tabs.get(tabId).active, false);
+  const seen = [];
+  w.browser.onCommand = (target, method) => {
+    seen.push([method, w.browser.tabs.get(target.tabId).active]);
+    return { data: 'png' };
+  };
+  const shot = await a.request('cdp', { tabId, method: 'Page.captureScreenshot', params: {} });
+  assert.deepEqual(shot.result, { data: 'png' });
+  await a.request('cdp', { tabId, method: 'Runtime.evaluate', params: {} });
+  assert.deepEqual(seen, [['Page.captureScreenshot', true], ['Runtime.evaluate', false]]);
+  assert.equal(w.browser.tabs.get(front.id).active, true, 'the user\'s tab is in front again');
+  w.browser.onCommand = null;
+});
+
 test('100 connect/disconnect cycles leave no state behind', async () => {
   const w = await world();
   const app = await w.newApp();
