@@ -1,1 +1,2 @@
 //! tabmux: many AI clients, one real browser.
+pub mod snapshot;
