@@ -106,6 +106,15 @@ fn parse(raw: &str) -> Option<Line<'_>> {
     })
 }
 
+/// One line of the result.
+struct Op {
+    mark: char,
+    /// Position of the line in its rendering (after for + and ~, before for -).
+    at: usize,
+    indent: usize,
+    text: String,
+}
+
 /// How a changed line was before.
 fn was(after: &Line, before: &Line) -> String {
     let (ah, at) = after.parts();
@@ -172,19 +181,32 @@ pub fn diff(before: &str, after: &str, max_chars: usize) -> Option<String> {
             None => removed[anchor].push(i),
         }
     }
-    let mut ops: Vec<(char, usize, String)> = Vec::new();
-    let push_removed = |ops: &mut Vec<(char, usize, String)>, at: usize| {
+    let mut ops: Vec<Op> = Vec::new();
+    let push_removed = |ops: &mut Vec<Op>, at: usize| {
         for &i in &removed[at] {
-            ops.push(('-', b[i].indent, b[i].content.to_string()));
+            ops.push(Op {
+                mark: '-',
+                at: i,
+                indent: b[i].indent,
+                text: b[i].content.to_string(),
+            });
         }
     };
     push_removed(&mut ops, 0);
     for (j, l) in a.iter().enumerate() {
         match a_to_b[j] {
-            None => ops.push(('+', l.indent, l.content.to_string())),
-            Some(i) if b[i].content != l.content => {
-                ops.push(('~', l.indent, format!("{} {}", l.content, was(l, &b[i]))));
-            }
+            None => ops.push(Op {
+                mark: '+',
+                at: j,
+                indent: l.indent,
+                text: l.content.to_string(),
+            }),
+            Some(i) if b[i].content != l.content => ops.push(Op {
+                mark: '~',
+                at: j,
+                indent: 0,
+                text: format!("{} {}", l.content, was(l, &b[i])),
+            }),
             Some(_) => {}
         }
         push_removed(&mut ops, j + 1);
@@ -193,11 +215,28 @@ pub fn diff(before: &str, after: &str, max_chars: usize) -> Option<String> {
         return None;
     }
 
-    let base = ops.iter().map(|o| o.1).min().unwrap_or(0);
+    // A block of added or removed lines keeps its inner indentation, not the page's.
+    let mut k = 0;
+    while k < ops.len() {
+        let mut end = k + 1;
+        while end < ops.len()
+            && ops[end].mark == ops[k].mark
+            && ops[end].mark != '~'
+            && ops[end].at == ops[end - 1].at + 1
+        {
+            end += 1;
+        }
+        let base = ops[k..end].iter().map(|o| o.indent).min().unwrap_or(0);
+        for o in &mut ops[k..end] {
+            o.indent -= base;
+        }
+        k = end;
+    }
+
     let mut out = String::new();
     let mut chars = 0;
-    for (k, (mark, indent, content)) in ops.iter().enumerate() {
-        let len = 2 + indent - base + content.chars().count() + 1;
+    for (k, o) in ops.iter().enumerate() {
+        let len = 2 + o.indent + o.text.chars().count() + 1;
         let reserve = if k + 1 < ops.len() { 70 } else { 0 };
         if max_chars > 0 && chars + len + reserve > max_chars {
             out.push_str(&format!(
@@ -207,12 +246,12 @@ pub fn diff(before: &str, after: &str, max_chars: usize) -> Option<String> {
             break;
         }
         chars += len;
-        out.push(*mark);
+        out.push(o.mark);
         out.push(' ');
-        for _ in base..*indent {
+        for _ in 0..o.indent {
             out.push(' ');
         }
-        out.push_str(content);
+        out.push_str(&o.text);
         out.push('\n');
     }
     Some(out)

@@ -630,21 +630,21 @@ fn diff_lists_only_what_changed() {
         d,
         "- All fields marked * are required.\n\
          + Please fix the errors below.\n\
-         ~   textbox \"Email *\" required [e2]: ada@example.com (was empty)\n\
-         ~   checkbox \"Send me the newsletter\" [e14] (was: checked)\n\
-         -  button \"Reset\" disabled [e36]\n"
+         ~ textbox \"Email *\" required [e2]: ada@example.com (was empty)\n\
+         ~ checkbox \"Send me the newsletter\" [e14] (was: checked)\n\
+         - button \"Reset\" disabled [e36]\n"
     );
     let back = diff(&after, &before, 0).unwrap();
     assert!(
-        back.contains("~   checkbox \"Send me the newsletter\" checked [e14] (was: not checked)\n"),
+        back.contains("~ checkbox \"Send me the newsletter\" checked [e14] (was: not checked)\n"),
         "{back}"
     );
     assert!(
-        back.contains("~   textbox \"Email *\" required [e2] (was: ada@example.com)\n"),
+        back.contains("~ textbox \"Email *\" required [e2] (was: ada@example.com)\n"),
         "{back}"
     );
     assert!(
-        back.contains("+  button \"Reset\" disabled [e36]\n"),
+        back.contains("+ button \"Reset\" disabled [e36]\n"),
         "{back}"
     );
 
@@ -790,4 +790,23 @@ fn profile_phases() {
             s.text.len()
         );
     }
+}
+
+#[test]
+fn diff_keeps_blocks_readable() {
+    let before = "main\n h1 \"Files\"\n button \"Save\" [e3]\n - a.txt\n - b.txt\n status: Idle\n";
+    let after = "main\n h1 \"Files\"\n button \"Saving…\" disabled [e3]\n - a.txt\n dialog \"Confirm\" modal\n  Really delete b.txt?\n  button \"OK\" [e7]\n status: Busy\n";
+    assert_eq!(
+        diff(before, after, 0).unwrap(),
+        "~ button \"Saving…\" disabled [e3] (was: button \"Save\")\n\
+         - - b.txt\n\
+         - status: Idle\n\
+         + dialog \"Confirm\" modal\n\
+         +  Really delete b.txt?\n\
+         +  button \"OK\" [e7]\n\
+         + status: Busy\n"
+    );
+    // Folded lines and the budget marker are not content.
+    let cut = format!("{before}[cut: 3 of 9 lines not shown]\n");
+    assert_eq!(diff(before, &cut, 0), None);
 }
