@@ -62,6 +62,8 @@ pub(crate) struct Node<'a> {
     pub from_dom: bool,
     /// The line took over a list item's bullet.
     pub item_head: bool,
+    /// A text run that is a description list term: the description joins it after ": ".
+    pub term: bool,
     pub src: Option<(usize, i64)>,
     pub refable: bool,
     /// Selected by `Options::only`.
@@ -87,6 +89,7 @@ impl<'a> Node<'a> {
             normalized: false,
             from_dom: false,
             item_head: false,
+            term: false,
             src: None,
             refable: false,
             sel: false,
@@ -151,10 +154,12 @@ fn classify(role: &str) -> Class {
         | "Label"
         | "DescriptionListTerm"
         | "DescriptionListDetail"
+        | "term"
+        | "definition"
         | "" => Class::Pass,
         "group" | "article" | "figure" | "list" | "region" | "section" | "Details"
-        | "DescriptionList" | "term" | "definition" | "directory" | "note" | "document"
-        | "Canvas" | "graphics-document" | "SvgRoot" => Class::PassUnlessNamed,
+        | "DescriptionList" | "directory" | "note" | "document" | "Canvas"
+        | "graphics-document" | "SvgRoot" => Class::PassUnlessNamed,
         "cell" | "gridcell" | "columnheader" | "rowheader" => Class::Cell,
         "listitem" => Class::Item,
         _ => Class::Element,
@@ -400,13 +405,18 @@ fn normalized(s: Cow<'_, str>) -> Cow<'_, str> {
     }
 }
 
-/// Text made only of list bullets or decoration (CSS generated content like "◦ ").
+/// Text made only of list bullets, separators or punctuation: CSS generated content like
+/// "◦ ", or the "." and " · " left between links.
 fn decoration(s: &str) -> bool {
     s.chars().all(|c| {
         c.is_whitespace()
             || matches!(
                 c,
-                '•' | '◦'
+                '.' | ','
+                    | ';'
+                    | ':'
+                    | '•'
+                    | '◦'
                     | '▪'
                     | '▫'
                     | '‣'
@@ -885,10 +895,15 @@ impl Tree<'_> {
     /// neighbours.
     fn splice(&mut self, wrapper: u32, out: &mut Vec<u32>) {
         let kids = std::mem::take(&mut self.nodes[wrapper as usize].children);
+        let term = matches!(
+            self.nodes[wrapper as usize].ax_role,
+            "term" | "DescriptionListTerm"
+        ) && kids.len() == 1;
         for &g in &kids {
             let gn = &mut self.nodes[g as usize];
             if gn.kind == Kind::Text {
                 gn.sealed = true;
+                gn.term = term;
             }
         }
         out.extend(kids);
@@ -930,6 +945,25 @@ impl Tree<'_> {
         // 2. Merge adjacent text runs; drop empty ones and decoration.
         let mut kids: Vec<u32> = Vec::with_capacity(eff.len());
         for c in eff {
+            if let Some(&last) = kids.last()
+                && self.nodes[last as usize].term
+                && self.kind(c) == Kind::Text
+                && self.nodes[c as usize].sealed
+                && !self.nodes[c as usize].text.contains('\n')
+            {
+                let (t, sel) = {
+                    let cn = &mut self.nodes[c as usize];
+                    (std::mem::take(&mut cn.text), cn.sel)
+                };
+                let ln = &mut self.nodes[last as usize];
+                let joined = ln.text.to_mut();
+                joined.push_str(": ");
+                joined.push_str(&t);
+                ln.sel |= sel;
+                ln.term = false;
+                self.kill(c);
+                continue;
+            }
             if self.open_text(c)
                 && let Some(&last) = kids.last()
                 && self.open_text(last)
@@ -956,7 +990,8 @@ impl Tree<'_> {
                 cn.text = normalized(std::mem::take(&mut cn.text));
                 cn.normalized = true;
             }
-            let keep = !cn.text.is_empty() && (cn.from_dom || !decoration(&cn.text));
+            let keep = !cn.text.is_empty()
+                && !(decoration(&cn.text) && (!cn.from_dom || cn.text.chars().count() <= 3));
             if !keep {
                 cn.kind = Kind::Dead;
             }
@@ -1008,6 +1043,10 @@ impl Tree<'_> {
                         && cn.states.is_empty()
                         && cn.value.is_empty()
                         && cn.prefix.is_empty()
+                        && matches!(
+                            cn.ax_role,
+                            "image" | "img" | "SvgRoot" | "graphics-document"
+                        )
                         && key(&cn.name) == name_key
                 }
                 _ => false,

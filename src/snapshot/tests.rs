@@ -149,11 +149,11 @@ fn headings(frames: &[Frame]) -> Vec<String> {
     out
 }
 
-const PAGES: [&str; 5] = ["form", "content", "frames", "shadow", "big"];
+const PAGES: [&str; 6] = ["form", "content", "frames", "shadow", "app", "big"];
 
 #[test]
 fn goldens() {
-    for page in ["form", "content", "frames", "shadow"] {
+    for page in ["form", "content", "frames", "shadow", "app"] {
         golden(page, &snap(page, &Options::default()).text);
     }
 }
@@ -809,4 +809,11 @@ fn diff_keeps_blocks_readable() {
     // Folded lines and the budget marker are not content.
     let cut = format!("{before}[cut: 3 of 9 lines not shown]\n");
     assert_eq!(diff(before, &cut, 0), None);
+}
+
+#[test]
+#[ignore]
+fn print_page() {
+    let page = std::env::var("PAGE").unwrap_or_else(|_| "app".into());
+    print!("{}", snap(&page, &Options::default()).text);
 }
