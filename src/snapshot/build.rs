@@ -381,6 +381,15 @@ pub(crate) fn shorten(s: &mut Cow<'_, str>, max: usize) {
 
 /// True when `normalize` would not change `s`.
 fn is_normal(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return b.first() != Some(&b' ')
+            && b.last() != Some(&b' ')
+            && !b.windows(2).any(|w| w == b"  ")
+            && !b
+                .iter()
+                .any(|&c| c != b' ' && char::from(c).is_whitespace());
+    }
     let mut prev_space = true;
     for c in s.chars() {
         if c == ' ' {
