@@ -266,6 +266,8 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
         root,
         only: None,
         find: req.find.clone(),
+        clickable: None,
+        link_urls: false,
     };
     let mut refs = TableRefs {
         table: &mut table,

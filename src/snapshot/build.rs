@@ -1,0 +1,1212 @@
+//! From CDP accessibility nodes to a small tree of output nodes.
+//!
+//! `build` walks the frames once, iteratively, in document order, and turns each AX node
+//! into one output node (an element line, a text run, or a transparent wrapper) or into
+//! nothing. `finalize` then runs once over that tree, children before parents, and removes
+//! the noise: it dissolves wrappers, merges text runs, drops text that repeats a name,
+//! folds list markers and simple table rows into their line, and hoists lone children.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::ax::AxNode;
+use super::{Frame, Options};
+
+/// Deepest nesting of output nodes; deeper content is attached at this depth (nothing is
+/// lost, only indentation), so no pass over the tree can run out of stack.
+pub(crate) const MAX_DEPTH: u32 = 120;
+/// Names and values longer than this are shortened.
+const MAX_NAME: usize = 200;
+const MAX_VALUE: usize = 300;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// An element with a line of its own.
+    Line,
+    /// A run of page text.
+    Text,
+    /// A wrapper without a line: its children take its place (and text does not merge
+    /// across it).
+    Pass,
+    /// A table cell: a wrapper, unless its row becomes one line.
+    Cell,
+    /// A list item: becomes a line that starts with its bullet.
+    Item,
+    /// Removed.
+    Dead,
+}
+
+pub(crate) struct Node<'a> {
+    pub kind: Kind,
+    /// The CDP role.
+    pub ax_role: &'a str,
+    /// The word printed for the role ("" for a list item that holds text).
+    pub role: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    /// States, each preceded by a space.
+    pub states: String,
+    /// Printed after ": ".
+    pub value: Cow<'a, str>,
+    /// List bullet ("-", "1.").
+    pub prefix: Cow<'a, str>,
+    /// Text a list item shows after its bullet.
+    pub lead: Cow<'a, str>,
+    /// Text of a run.
+    pub text: Cow<'a, str>,
+    /// A text run that must not merge with its neighbours (it came out of a block).
+    pub sealed: bool,
+    /// Text runs: already normalized.
+    pub normalized: bool,
+    /// Text runs: some part came from a DOM node (not only from CSS generated content).
+    pub from_dom: bool,
+    /// The line took over a list item's bullet.
+    pub item_head: bool,
+    /// A text run that is a description list term: the description joins it after ": ".
+    pub term: bool,
+    pub src: Option<(usize, i64)>,
+    pub refable: bool,
+    /// Selected by `Options::only`.
+    pub sel: bool,
+    pub depth: u32,
+    pub up: u32,
+    pub children: Vec<u32>,
+}
+
+impl<'a> Node<'a> {
+    fn new(kind: Kind, up: u32, depth: u32) -> Node<'a> {
+        Node {
+            kind,
+            ax_role: "",
+            role: Cow::Borrowed(""),
+            name: Cow::Borrowed(""),
+            states: String::new(),
+            value: Cow::Borrowed(""),
+            prefix: Cow::Borrowed(""),
+            lead: Cow::Borrowed(""),
+            text: Cow::Borrowed(""),
+            sealed: false,
+            normalized: false,
+            from_dom: false,
+            item_head: false,
+            term: false,
+            src: None,
+            refable: false,
+            sel: false,
+            depth,
+            up,
+            children: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct Tree<'a> {
+    pub nodes: Vec<Node<'a>>,
+    /// `Options::only` was given.
+    pub filtered: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Dropped with its subtree.
+    Drop,
+    /// A list marker: gives its bullet to the list item.
+    Marker,
+    Text,
+    Break,
+    /// Inline text semantics (`strong`, `time`, …): the text flows into the parent.
+    Inline,
+    Pass,
+    /// A wrapper unless it has a name.
+    PassUnlessNamed,
+    Cell,
+    Item,
+    Element,
+}
+
+fn classify(role: &str) -> Class {
+    match role {
+        "InlineTextBox" => Class::Drop,
+        "ListMarker" => Class::Marker,
+        "StaticText" => Class::Text,
+        "LineBreak" => Class::Break,
+        "emphasis" | "strong" | "time" | "mark" | "code" | "subscript" | "superscript"
+        | "insertion" | "deletion" | "Abbr" | "abbr" | "Ruby" | "RubyAnnotation" => Class::Inline,
+        "generic"
+        | "none"
+        | "presentation"
+        | "paragraph"
+        | "LabelText"
+        | "Legend"
+        | "Figcaption"
+        | "caption"
+        | "rowgroup"
+        | "MenuListPopup"
+        | "Pre"
+        | "RootWebArea"
+        | "WebArea"
+        | "Unknown"
+        | "blockquote"
+        | "Section"
+        | "SectionWithoutName"
+        | "Div"
+        | "Span"
+        | "Label"
+        | "DescriptionListTerm"
+        | "DescriptionListDetail"
+        | "term"
+        | "definition"
+        | "" => Class::Pass,
+        "group" | "article" | "figure" | "list" | "region" | "section" | "Details"
+        | "DescriptionList" | "directory" | "note" | "document" | "Canvas"
+        | "graphics-document" | "SvgRoot" => Class::PassUnlessNamed,
+        "cell" | "gridcell" | "columnheader" | "rowheader" => Class::Cell,
+        "listitem" => Class::Item,
+        _ => Class::Element,
+    }
+}
+
+/// Roles a model acts on: they always get a ref.
+fn interactive(role: &str) -> bool {
+    matches!(
+        role,
+        "button"
+            | "link"
+            | "textbox"
+            | "searchbox"
+            | "checkbox"
+            | "radio"
+            | "combobox"
+            | "listbox"
+            | "option"
+            | "slider"
+            | "spinbutton"
+            | "switch"
+            | "tab"
+            | "menuitem"
+            | "menuitemcheckbox"
+            | "menuitemradio"
+            | "treeitem"
+            | "DisclosureTriangle"
+            | "Date"
+            | "DateTime"
+            | "InputTime"
+            | "ColorWell"
+            | "scrollbar"
+            | "PopUpButton"
+            | "ToggleButton"
+            | "MenuListOption"
+    )
+}
+
+/// Roles whose children are browser internals (or an image): their subtree is skipped.
+fn leaf(role: &str) -> bool {
+    matches!(
+        role,
+        "image"
+            | "img"
+            | "Date"
+            | "DateTime"
+            | "InputTime"
+            | "ColorWell"
+            | "slider"
+            | "progressbar"
+            | "meter"
+            | "scrollbar"
+            | "math"
+            | "separator"
+    )
+}
+
+/// Roles whose accessible name is their content: text inside that the name covers is noise.
+fn name_from_content(role: &str) -> bool {
+    matches!(
+        role,
+        "button"
+            | "link"
+            | "heading"
+            | "tab"
+            | "menuitem"
+            | "menuitemcheckbox"
+            | "menuitemradio"
+            | "option"
+            | "treeitem"
+            | "checkbox"
+            | "radio"
+            | "switch"
+            | "DisclosureTriangle"
+            | "tooltip"
+            | "row"
+            | "cell"
+            | "gridcell"
+            | "columnheader"
+            | "rowheader"
+            | "ToggleButton"
+            | "MenuListOption"
+    )
+}
+
+/// Roles whose text content is their value, already shown after ": ".
+fn value_holder(role: &str) -> bool {
+    matches!(role, "textbox" | "searchbox" | "spinbutton" | "combobox")
+}
+
+/// Containers that keep their line even when unnamed with a single child.
+fn keeps_line(role: &str) -> bool {
+    matches!(
+        role,
+        "banner"
+            | "navigation"
+            | "main"
+            | "contentinfo"
+            | "complementary"
+            | "search"
+            | "form"
+            | "region"
+            | "dialog"
+            | "alertdialog"
+            | "alert"
+            | "status"
+            | "log"
+            | "marquee"
+            | "timer"
+            | "table"
+            | "grid"
+            | "treegrid"
+            | "row"
+            | "tabpanel"
+            | "figure"
+            | "Iframe"
+            | "IframePresentational"
+    )
+}
+
+/// Roles that stay without content.
+fn keeps_when_empty(role: &str, named: bool) -> bool {
+    match role {
+        "heading" | "Iframe" | "IframePresentational" => true,
+        "image" | "img" | "math" | "Canvas" | "SvgRoot" | "Video" | "Audio" | "video" | "audio"
+        | "EmbeddedObject" | "PluginObject" | "progressbar" | "meter" => named,
+        _ => false,
+    }
+}
+
+fn role_word(role: &str) -> Cow<'_, str> {
+    Cow::Borrowed(match role {
+        "navigation" => "nav",
+        "banner" => "header",
+        "contentinfo" => "footer",
+        "complementary" => "aside",
+        "image" | "img" | "SvgRoot" | "graphics-document" => "img",
+        "Iframe" | "IframePresentational" => "iframe",
+        "DisclosureTriangle" => "summary",
+        "Date" => "date",
+        "DateTime" => "datetime",
+        "InputTime" => "time",
+        "ColorWell" => "color",
+        "PopUpButton" => "combobox",
+        "ToggleButton" => "button",
+        "MenuListOption" => "option",
+        "EmbeddedObject" | "PluginObject" => "object",
+        "generic" | "none" | "presentation" | "Div" | "Span" | "" => "generic",
+        other if other.bytes().any(|b| b.is_ascii_uppercase()) => {
+            return Cow::Owned(other.to_ascii_lowercase());
+        }
+        other => other,
+    })
+}
+
+fn heading_word(ax: &AxNode) -> Cow<'static, str> {
+    match ax.prop("level").and_then(serde_json::Value::as_u64) {
+        Some(l @ 1..=6) => Cow::Borrowed(["h1", "h2", "h3", "h4", "h5", "h6"][l as usize - 1]),
+        Some(l) => Cow::Owned(format!("h{l}")),
+        None => Cow::Borrowed("heading"),
+    }
+}
+
+/// Collapses white space (keeping line breaks as '\n'), trims each line, drops empty lines.
+pub(crate) fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for line in s.split('\n') {
+        let mut first = true;
+        for word in line.split(|c: char| c.is_whitespace()) {
+            if word.is_empty() {
+                continue;
+            }
+            if first {
+                if !out.is_empty() {
+                    out.push('\n');
+                }
+                first = false;
+            } else {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+/// A comparison key: lower case, single spaces, no trailing colon.
+fn key(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split(|c: char| c.is_whitespace()) {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            out.extend(c.to_lowercase());
+        }
+    }
+    let trimmed = out.trim_end_matches([':', ' ']).len();
+    out.truncate(trimmed);
+    out
+}
+
+/// Shortens to at most `max` characters, marking the cut.
+pub(crate) fn shorten(s: &mut Cow<'_, str>, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    if let Some((at, _)) = s.char_indices().nth(max) {
+        let rest = s[at..].chars().count();
+        let s = s.to_mut();
+        s.truncate(at);
+        s.push_str(&format!("…(+{rest} chars)"));
+    }
+}
+
+/// True when `normalize` would not change `s`.
+fn is_normal(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return b.first() != Some(&b' ')
+            && b.last() != Some(&b' ')
+            && !b.windows(2).any(|w| w == b"  ")
+            && !b
+                .iter()
+                .any(|&c| c != b' ' && char::from(c).is_whitespace());
+    }
+    let mut prev_space = true;
+    for c in s.chars() {
+        if c == ' ' {
+            if prev_space {
+                return false;
+            }
+            prev_space = true;
+        } else if c.is_whitespace() {
+            return false;
+        } else {
+            prev_space = false;
+        }
+    }
+    !prev_space || s.is_empty()
+}
+
+fn normalized(s: Cow<'_, str>) -> Cow<'_, str> {
+    if is_normal(&s) {
+        s
+    } else {
+        Cow::Owned(normalize(&s))
+    }
+}
+
+/// Text made only of list bullets, separators or punctuation: CSS generated content like
+/// "◦ ", or the "." and " · " left between links.
+fn decoration(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '.' | ','
+                    | ';'
+                    | ':'
+                    | '•'
+                    | '◦'
+                    | '▪'
+                    | '▫'
+                    | '‣'
+                    | '⁃'
+                    | '∙'
+                    | '·'
+                    | '■'
+                    | '□'
+                    | '●'
+                    | '○'
+                    | '◆'
+                    | '◇'
+                    | '-'
+                    | '–'
+                    | '—'
+                    | '*'
+                    | '|'
+                    | '/'
+                    | '>'
+                    | '›'
+                    | '»'
+            )
+    })
+}
+
+fn states(ax: &AxNode, role: &str) -> String {
+    let mut s = String::new();
+    let p = |n: &str| ax.prop_str(n);
+    match p("checked") {
+        "true" => s.push_str(" checked"),
+        "mixed" => s.push_str(" mixed"),
+        _ => {}
+    }
+    match p("pressed") {
+        "true" => s.push_str(" pressed"),
+        "mixed" => s.push_str(" pressed=mixed"),
+        _ => {}
+    }
+    if ax.prop_true("selected") {
+        s.push_str(" selected");
+    }
+    match ax.prop("expanded") {
+        Some(serde_json::Value::Bool(true)) => s.push_str(" expanded"),
+        Some(serde_json::Value::Bool(false)) if role != "combobox" => s.push_str(" collapsed"),
+        _ => {}
+    }
+    for (prop, word) in [
+        ("disabled", " disabled"),
+        ("required", " required"),
+        ("readonly", " readonly"),
+    ] {
+        if ax.prop_true(prop) {
+            s.push_str(word);
+        }
+    }
+    let invalid = p("invalid");
+    if !invalid.is_empty() && invalid != "false" {
+        s.push_str(" invalid");
+    }
+    if ax.prop_true("focused") && role != "RootWebArea" && role != "WebArea" {
+        s.push_str(" focused");
+    }
+    for (prop, word) in [
+        ("modal", " modal"),
+        ("multiselectable", " multiselectable"),
+        ("busy", " busy"),
+    ] {
+        if ax.prop_true(prop) {
+            s.push_str(word);
+        }
+    }
+    s
+}
+
+fn value<'a>(ax: &'a AxNode, role: &str) -> Cow<'a, str> {
+    let plain = || match ax.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_str()),
+        Some(serde_json::Value::Number(n)) => Cow::Owned(n.to_string()),
+        _ => Cow::Borrowed(""),
+    };
+    let mut v: Cow<'a, str> = match role {
+        "slider" | "spinbutton" | "progressbar" | "meter" | "scrollbar" => {
+            let t = ax.prop_str("valuetext");
+            let mut v = if t.is_empty() {
+                plain()
+            } else {
+                Cow::Borrowed(t)
+            };
+            if role == "slider" {
+                let (lo, hi) = (ax.prop_text("valuemin"), ax.prop_text("valuemax"));
+                if !lo.is_empty() && !hi.is_empty() {
+                    v.to_mut().push_str(&format!(" ({lo}..{hi})"));
+                }
+            }
+            v
+        }
+        _ => plain(),
+    };
+    if v.contains(['\n', '\r']) {
+        v = Cow::Owned(v.replace("\r\n", "\n").replace(['\n', '\r'], "\\n"));
+    }
+    shorten(&mut v, MAX_VALUE);
+    v
+}
+
+/// A link target for display: path only when it shares the frame's origin.
+fn short_url(url: &str, base: &str) -> String {
+    fn origin(u: &str) -> Option<&str> {
+        let scheme_end = u.find("://")? + 3;
+        let end = u[scheme_end..]
+            .find('/')
+            .map_or(u.len(), |i| scheme_end + i);
+        Some(&u[..end])
+    }
+    let mut out = Cow::Borrowed(match (origin(url), origin(base)) {
+        (Some(a), Some(b)) if a == b && url.len() > a.len() => &url[a.len()..],
+        _ => url,
+    });
+    shorten(&mut out, 100);
+    out.into_owned()
+}
+
+/// Hashes integer node ids with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_i64(&mut self, i: i64) {
+        self.0 = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Node id -> position in the frame's node list. CDP node ids are integers in a string;
+/// any other id falls back to a map keyed by the string.
+enum Index<'a> {
+    Numeric(HashMap<i64, u32, BuildHasherDefault<IdHasher>>),
+    Text(HashMap<&'a str, u32>),
+}
+
+impl<'a> Index<'a> {
+    fn new(nodes: &'a [AxNode]) -> Index<'a> {
+        let mut map = HashMap::with_capacity_and_hasher(nodes.len(), BuildHasherDefault::default());
+        for (i, n) in nodes.iter().enumerate() {
+            match n.node_id.parse::<i64>() {
+                Ok(id) => {
+                    map.insert(id, i as u32);
+                }
+                Err(_) => {
+                    return Index::Text(
+                        nodes
+                            .iter()
+                            .enumerate()
+                            .map(|(i, n)| (n.node_id.as_str(), i as u32))
+                            .collect(),
+                    );
+                }
+            }
+        }
+        Index::Numeric(map)
+    }
+
+    fn get(&self, id: &str) -> Option<u32> {
+        match self {
+            Index::Numeric(map) => map.get(&id.parse::<i64>().ok()?).copied(),
+            Index::Text(map) => map.get(id).copied(),
+        }
+    }
+}
+
+/// The children of every node, as positions in the frame's node list, found in two linear
+/// passes (walking the tree by id lookups would jump around memory for every node).
+struct Children {
+    start: Vec<u32>,
+    list: Vec<u32>,
+}
+
+impl Children {
+    fn new(nodes: &[AxNode]) -> Children {
+        let index = Index::new(nodes);
+        let mut start = Vec::with_capacity(nodes.len() + 1);
+        let mut list = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            start.push(list.len() as u32);
+            list.extend(n.child_ids.iter().filter_map(|c| index.get(c)));
+        }
+        start.push(list.len() as u32);
+        Children { start, list }
+    }
+
+    fn of(&self, i: usize) -> &[u32] {
+        &self.list[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
+struct Visit {
+    frame: usize,
+    idx: u32,
+    parent: u32,
+    /// Backend id of the nearest AX ancestor that has one.
+    raw_parent: Option<i64>,
+}
+
+fn frame_root(f: &Frame) -> Option<usize> {
+    if f.nodes.is_empty() {
+        return None;
+    }
+    Some(
+        f.nodes
+            .iter()
+            .position(|n| n.parent_id.is_none())
+            .unwrap_or(0),
+    )
+}
+
+fn document_url(f: &Frame) -> String {
+    frame_root(f)
+        .map(|i| f.nodes[i].prop_text("url"))
+        .unwrap_or_default()
+}
+
+/// Builds the output tree; None when there is nothing to render (no frames, or `root` is
+/// not in the tree).
+pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>> {
+    let kids: Vec<Children> = frames.iter().map(|f| Children::new(&f.nodes)).collect();
+    let mut hosted: HashMap<(usize, i64), Vec<usize>> = HashMap::new();
+    for (i, f) in frames.iter().enumerate() {
+        if let Some((p, owner)) = f.parent
+            && p < frames.len()
+            && p != i
+        {
+            hosted.entry((p, owner)).or_default().push(i);
+        }
+    }
+    let urls: Vec<String> = if opts.link_urls {
+        frames.iter().map(document_url).collect()
+    } else {
+        Vec::new()
+    };
+    let (start_frame, start_idx) = match opts.root {
+        Some((f, b)) => {
+            let frame = frames.get(f)?;
+            let i = frame
+                .nodes
+                .iter()
+                .position(|n| n.backend_dom_node_id == Some(b))?;
+            (f, i)
+        }
+        None => (0, frame_root(frames.first()?)?),
+    };
+    let only: Option<&HashSet<(usize, i64)>> = opts.only.as_ref();
+    let clickable: Option<&HashSet<(usize, i64)>> = opts.clickable.as_ref();
+    let in_set = |set: Option<&HashSet<(usize, i64)>>, f: usize, b: Option<i64>| match (set, b) {
+        (Some(set), Some(b)) => set.contains(&(f, b)),
+        _ => false,
+    };
+
+    let mut nodes = Vec::with_capacity(frames.iter().map(|f| f.nodes.len()).sum::<usize>() + 1);
+    nodes.push(Node::new(Kind::Pass, 0, 0));
+    let mut seen: Vec<Vec<bool>> = frames.iter().map(|f| vec![false; f.nodes.len()]).collect();
+    let mut frame_entered = vec![false; frames.len()];
+    frame_entered[start_frame] = true;
+    let mut stack = vec![Visit {
+        frame: start_frame,
+        idx: start_idx as u32,
+        parent: 0,
+        raw_parent: None,
+    }];
+
+    while let Some(v) = stack.pop() {
+        let fi = v.frame;
+        let i = v.idx as usize;
+        if seen[fi][i] {
+            continue;
+        }
+        seen[fi][i] = true;
+        let ax = &frames[fi].nodes[i];
+        let role = ax.role();
+        let backend = ax.backend_dom_node_id;
+
+        // Deep trees: attach at the depth cap instead of nesting further.
+        let mut parent = v.parent;
+        while nodes[parent as usize].depth >= MAX_DEPTH {
+            parent = nodes[parent as usize].up;
+        }
+        let depth = nodes[parent as usize].depth + 1;
+
+        let click = in_set(clickable, fi, backend);
+        let refable = backend.is_some()
+            && !ax.ignored
+            && (interactive(role)
+                || click
+                || (ax.prop_true("focusable")
+                    && !matches!(
+                        role,
+                        "RootWebArea"
+                            | "WebArea"
+                            | "Iframe"
+                            | "IframePresentational"
+                            | "StaticText"
+                            | "InlineTextBox"
+                    )));
+        let mut class = if ax.ignored {
+            match role {
+                "InlineTextBox" => Class::Drop,
+                "StaticText" | "LineBreak" => Class::Drop,
+                _ => Class::Pass,
+            }
+        } else {
+            classify(role)
+        };
+        if refable
+            && !matches!(
+                class,
+                Class::Drop | Class::Marker | Class::Text | Class::Break
+            )
+        {
+            class = Class::Element;
+        }
+        if class == Class::PassUnlessNamed {
+            class = if ax.name().trim().is_empty() {
+                Class::Pass
+            } else {
+                Class::Element
+            };
+        }
+
+        let me = nodes.len() as u32;
+        let mut container = parent;
+        match class {
+            Class::Drop => continue,
+            Class::Marker => {
+                let p = &mut nodes[parent as usize];
+                if p.kind == Kind::Item {
+                    let m = ax.name().trim();
+                    if m.chars().any(char::is_alphanumeric) {
+                        p.prefix = Cow::Borrowed(m);
+                    }
+                }
+                continue;
+            }
+            Class::Text | Class::Break => {
+                let mut n = Node::new(Kind::Text, parent, depth);
+                n.text = Cow::Borrowed(if class == Class::Break {
+                    "\n"
+                } else {
+                    ax.name()
+                });
+                n.from_dom = backend.is_some() && class == Class::Text;
+                n.sel = in_set(only, fi, backend) || in_set(only, fi, v.raw_parent);
+                nodes.push(n);
+                nodes[parent as usize].children.push(me);
+                continue;
+            }
+            Class::Inline => {}
+            Class::Pass | Class::PassUnlessNamed | Class::Cell | Class::Item => {
+                let kind = match class {
+                    Class::Cell => Kind::Cell,
+                    Class::Item => Kind::Item,
+                    _ => Kind::Pass,
+                };
+                let mut n = Node::new(kind, parent, depth);
+                n.prefix = Cow::Borrowed(if kind == Kind::Item { "-" } else { "" });
+                n.src = backend.map(|b| (fi, b));
+                n.ax_role = role;
+                n.sel = in_set(only, fi, backend);
+                nodes.push(n);
+                nodes[parent as usize].children.push(me);
+                container = me;
+            }
+            Class::Element => {
+                let mut n = Node::new(Kind::Line, parent, depth);
+                n.ax_role = role;
+                n.role = if role == "heading" {
+                    heading_word(ax)
+                } else if matches!(role, "generic" | "none" | "presentation" | "") {
+                    Cow::Borrowed(if click {
+                        "clickable"
+                    } else if ax.prop("editable").is_some() {
+                        "editable"
+                    } else {
+                        "generic"
+                    })
+                } else {
+                    role_word(role)
+                };
+                n.name = normalized(Cow::Borrowed(ax.name()));
+                if n.name.contains('\n') {
+                    n.name = Cow::Owned(n.name.replace('\n', " "));
+                }
+                shorten(&mut n.name, MAX_NAME);
+                n.states = states(ax, role);
+                if opts.link_urls && role == "link" {
+                    let url = ax.prop_text("url");
+                    if !url.is_empty() {
+                        n.states.push_str(" -> ");
+                        n.states.push_str(&short_url(&url, &urls[fi]));
+                    }
+                }
+                n.value = value(ax, role);
+                if n.value == n.name {
+                    n.value = Cow::Borrowed("");
+                }
+                n.src = backend.map(|b| (fi, b));
+                n.refable = refable;
+                n.sel = in_set(only, fi, backend);
+                nodes.push(n);
+                nodes[parent as usize].children.push(me);
+                container = me;
+            }
+        }
+
+        // The document of a hosted frame replaces the element's own children. Children go
+        // on the stack in reverse, so they come off in document order.
+        let hosts: &[usize] = match backend {
+            Some(b) if !hosted.is_empty() => hosted.get(&(fi, b)).map_or(&[], Vec::as_slice),
+            _ => &[],
+        };
+        let mut hosting = false;
+        for &cf in hosts.iter().rev() {
+            if frame_entered[cf] {
+                continue;
+            }
+            if let Some(r) = frame_root(&frames[cf]) {
+                frame_entered[cf] = true;
+                hosting = true;
+                stack.push(Visit {
+                    frame: cf,
+                    idx: r as u32,
+                    parent: container,
+                    raw_parent: None,
+                });
+            }
+        }
+        if hosting || (class == Class::Element && leaf(role)) {
+            continue;
+        }
+        let raw_parent = backend.or(v.raw_parent);
+        for &ci in kids[fi].of(i).iter().rev() {
+            if !seen[fi][ci as usize] {
+                stack.push(Visit {
+                    frame: fi,
+                    idx: ci,
+                    parent: container,
+                    raw_parent,
+                });
+            }
+        }
+    }
+    Some(Tree {
+        nodes,
+        filtered: only.is_some(),
+    })
+}
+
+impl Tree<'_> {
+    fn kind(&self, n: u32) -> Kind {
+        self.nodes[n as usize].kind
+    }
+
+    fn open_text(&self, n: u32) -> bool {
+        let node = &self.nodes[n as usize];
+        node.kind == Kind::Text && !node.sealed
+    }
+
+    /// Moves a wrapper's children into `out`; its text runs stay apart from their new
+    /// neighbours.
+    fn splice(&mut self, wrapper: u32, out: &mut Vec<u32>) {
+        let kids = std::mem::take(&mut self.nodes[wrapper as usize].children);
+        let term = matches!(
+            self.nodes[wrapper as usize].ax_role,
+            "term" | "DescriptionListTerm"
+        ) && kids.len() == 1;
+        for &g in &kids {
+            let gn = &mut self.nodes[g as usize];
+            if gn.kind == Kind::Text {
+                gn.sealed = true;
+                gn.term = term;
+            }
+        }
+        out.extend(kids);
+        self.nodes[wrapper as usize].kind = Kind::Dead;
+    }
+
+    fn kill(&mut self, n: u32) {
+        self.nodes[n as usize].kind = Kind::Dead;
+    }
+
+    /// Cleans every node, children first (nodes are stored in document order, so a node's
+    /// descendants always come after it).
+    pub(crate) fn finalize(&mut self) {
+        for n in (0..self.nodes.len() as u32).rev() {
+            match self.kind(n) {
+                Kind::Text | Kind::Dead => {}
+                _ => self.finalize_node(n),
+            }
+        }
+    }
+
+    fn finalize_node(&mut self, n: u32) {
+        let kind = self.kind(n);
+        let ax_role = std::mem::take(&mut self.nodes[n as usize].ax_role);
+        let is_row = kind == Kind::Line && ax_role == "row";
+
+        // 1. Dissolve wrappers.
+        let kids = std::mem::take(&mut self.nodes[n as usize].children);
+        let mut eff: Vec<u32> = Vec::with_capacity(kids.len());
+        for c in kids {
+            match self.kind(c) {
+                Kind::Dead => {}
+                Kind::Pass => self.splice(c, &mut eff),
+                Kind::Cell if !is_row => self.splice(c, &mut eff),
+                _ => eff.push(c),
+            }
+        }
+
+        // 2. Merge adjacent text runs; drop empty ones and decoration.
+        let mut kids: Vec<u32> = Vec::with_capacity(eff.len());
+        for c in eff {
+            if let Some(&last) = kids.last()
+                && self.nodes[last as usize].term
+                && self.kind(c) == Kind::Text
+                && self.nodes[c as usize].sealed
+                && !self.nodes[c as usize].text.contains('\n')
+            {
+                let (t, sel) = {
+                    let cn = &mut self.nodes[c as usize];
+                    (std::mem::take(&mut cn.text), cn.sel)
+                };
+                let ln = &mut self.nodes[last as usize];
+                let joined = ln.text.to_mut();
+                joined.push_str(": ");
+                joined.push_str(&t);
+                ln.sel |= sel;
+                ln.term = false;
+                self.kill(c);
+                continue;
+            }
+            if self.open_text(c)
+                && let Some(&last) = kids.last()
+                && self.open_text(last)
+            {
+                let (t, sel, dom) = {
+                    let cn = &mut self.nodes[c as usize];
+                    (std::mem::take(&mut cn.text), cn.sel, cn.from_dom)
+                };
+                let ln = &mut self.nodes[last as usize];
+                ln.text.to_mut().push_str(&t);
+                ln.sel |= sel;
+                ln.from_dom |= dom;
+                self.kill(c);
+                continue;
+            }
+            kids.push(c);
+        }
+        kids.retain(|&c| {
+            let cn = &mut self.nodes[c as usize];
+            if cn.kind != Kind::Text {
+                return true;
+            }
+            if !cn.normalized {
+                cn.text = normalized(std::mem::take(&mut cn.text));
+                cn.normalized = true;
+            }
+            let keep = !cn.text.is_empty()
+                && !(decoration(&cn.text) && (!cn.from_dom || cn.text.chars().count() <= 3));
+            if !keep {
+                cn.kind = Kind::Dead;
+            }
+            keep
+        });
+
+        // 3. Text that repeats a name: this element's, or a neighbouring field's (its label).
+        let texts = kids.iter().any(|&c| self.kind(c) == Kind::Text);
+        let leaves = kids.iter().any(|&c| {
+            let cn = &self.nodes[c as usize];
+            cn.kind == Kind::Line && cn.children.is_empty() && !cn.refable
+        });
+        let name_key = if kind == Kind::Line && (texts || leaves) {
+            key(&self.nodes[n as usize].name)
+        } else {
+            String::new()
+        };
+        let from_content = name_from_content(ax_role);
+        let sibling_names: HashSet<String> = if texts {
+            kids.iter()
+                .filter(|&&c| {
+                    let cn = &self.nodes[c as usize];
+                    cn.kind == Kind::Line && cn.refable && !cn.name.is_empty()
+                })
+                .map(|&c| key(&self.nodes[c as usize].name))
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        let holds_value = kind == Kind::Line && value_holder(ax_role);
+        let mut removed = Vec::new();
+        kids.retain(|&c| {
+            let cn = &self.nodes[c as usize];
+            let repeat = match cn.kind {
+                Kind::Text => {
+                    if holds_value {
+                        true
+                    } else {
+                        let k = key(&cn.text);
+                        (!name_key.is_empty()
+                            && (k == name_key || (from_content && name_key.contains(&k))))
+                            || sibling_names.contains(&k)
+                    }
+                }
+                Kind::Line => {
+                    !name_key.is_empty()
+                        && cn.children.is_empty()
+                        && !cn.refable
+                        && cn.states.is_empty()
+                        && cn.value.is_empty()
+                        && cn.prefix.is_empty()
+                        && matches!(
+                            cn.ax_role,
+                            "image" | "img" | "SvgRoot" | "graphics-document"
+                        )
+                        && key(&cn.name) == name_key
+                }
+                _ => false,
+            };
+            if repeat {
+                removed.push(c);
+            }
+            !repeat
+        });
+        for c in removed {
+            self.kill(c);
+        }
+
+        // 4. Rows of plain cells become one line.
+        if is_row {
+            let simple = kids.iter().all(|&c| {
+                let cn = &self.nodes[c as usize];
+                cn.kind == Kind::Cell
+                    && (cn.children.is_empty()
+                        || (cn.children.len() == 1
+                            && self.kind(cn.children[0]) == Kind::Text
+                            && !self.nodes[cn.children[0] as usize].text.contains('\n')))
+            });
+            if simple {
+                let mut cells = Vec::with_capacity(kids.len());
+                let mut sel = false;
+                for &c in &kids {
+                    let t = match self.nodes[c as usize].children.first() {
+                        Some(&t) => {
+                            sel |= self.nodes[t as usize].sel;
+                            self.kill(t);
+                            std::mem::take(&mut self.nodes[t as usize].text)
+                        }
+                        None => Cow::Borrowed(""),
+                    };
+                    sel |= self.nodes[c as usize].sel;
+                    self.kill(c);
+                    cells.push(t);
+                }
+                kids.clear();
+                let node = &mut self.nodes[n as usize];
+                node.sel |= sel;
+                node.name = Cow::Borrowed("");
+                if cells.iter().any(|c| !c.is_empty()) {
+                    node.value = Cow::Owned(cells.join(" | "));
+                }
+            } else {
+                let mut flat = Vec::with_capacity(kids.len());
+                for c in kids {
+                    if self.kind(c) == Kind::Cell {
+                        self.splice(c, &mut flat);
+                    } else {
+                        flat.push(c);
+                    }
+                }
+                kids = flat;
+                self.nodes[n as usize].name = Cow::Borrowed("");
+            }
+        }
+
+        // 5. A list item takes its first line (or text) after its bullet.
+        if kind == Kind::Item {
+            let Some(&first) = kids.first() else {
+                self.kill(n);
+                return;
+            };
+            let fk = self.kind(first);
+            let single = kids.len() == 1;
+            if fk == Kind::Text && !self.nodes[first as usize].text.contains('\n') {
+                let t = std::mem::take(&mut self.nodes[first as usize].text);
+                let sel = self.nodes[first as usize].sel;
+                self.kill(first);
+                kids.remove(0);
+                let node = &mut self.nodes[n as usize];
+                node.lead = t;
+                node.sel |= sel;
+            } else if fk == Kind::Line
+                && self.nodes[first as usize].prefix.is_empty()
+                && (single || self.nodes[first as usize].children.is_empty())
+            {
+                let f = &mut self.nodes[first as usize];
+                let taken = (
+                    std::mem::take(&mut f.role),
+                    std::mem::take(&mut f.ax_role),
+                    std::mem::take(&mut f.name),
+                    std::mem::take(&mut f.states),
+                    std::mem::take(&mut f.value),
+                    std::mem::take(&mut f.children),
+                    f.src,
+                    f.refable,
+                    f.sel,
+                );
+                f.kind = Kind::Dead;
+                let node = &mut self.nodes[n as usize];
+                node.role = taken.0;
+                node.ax_role = taken.1;
+                node.name = taken.2;
+                node.states = taken.3;
+                node.value = taken.4;
+                node.src = taken.6;
+                node.refable = taken.7;
+                node.sel |= taken.8;
+                node.item_head = true;
+                let mut merged = taken.5;
+                merged.extend_from_slice(&kids[1..]);
+                kids = merged;
+                node.kind = Kind::Line;
+                node.children = kids;
+                return;
+            }
+            let node = &mut self.nodes[n as usize];
+            node.kind = Kind::Line;
+            node.item_head = true;
+            node.ax_role = ax_role;
+            node.children = kids;
+            return;
+        }
+
+        // 6. An element that holds nothing but one text run shows it as its value.
+        if kind == Kind::Line
+            && kids.len() == 1
+            && self.open_or_sealed_text(kids[0])
+            && self.nodes[n as usize].value.is_empty()
+            && !self.nodes[kids[0] as usize].text.contains('\n')
+        {
+            let c = kids.pop().unwrap_or_default();
+            let t = std::mem::take(&mut self.nodes[c as usize].text);
+            let sel = self.nodes[c as usize].sel;
+            self.kill(c);
+            let node = &mut self.nodes[n as usize];
+            node.value = t;
+            node.sel |= sel;
+        }
+
+        // 7. Drop empty containers; hoist the lone child of an unnamed one.
+        let node = &mut self.nodes[n as usize];
+        if kind == Kind::Line {
+            let plain = !node.refable && node.states.is_empty() && node.value.is_empty();
+            if plain && kids.is_empty() && !keeps_when_empty(ax_role, !node.name.is_empty()) {
+                node.kind = Kind::Dead;
+                return;
+            }
+            if plain && node.name.is_empty() && kids.len() == 1 && !keeps_line(ax_role) {
+                node.kind = Kind::Pass;
+            }
+        }
+        node.ax_role = ax_role;
+        node.children = kids;
+    }
+
+    fn open_or_sealed_text(&self, n: u32) -> bool {
+        self.kind(n) == Kind::Text
+    }
+}
