@@ -1,3 +1,9 @@
+//! Tests on accessibility trees recorded from Chromium (`testdata/*.json`, from the pages
+//! next to them). Golden renderings are `testdata/*.txt`; after a deliberate change of the
+//! format, `TABMUX_BLESS=1 cargo test --lib snapshot` rewrites them (review the diff).
+//! `PAGE=app cargo test --lib snapshot::tests::print_page -- --ignored --nocapture` prints
+//! one rendering.
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
