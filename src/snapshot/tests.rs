@@ -874,10 +874,15 @@ fn big_page_is_fast() {
     }
 }
 
+/// Time of each phase on the big page: `ROUNDS=30 DOUBLE=1 cargo test --release --lib
+/// snapshot::tests::profile_phases -- --ignored --nocapture` (DOUBLE: the page twice over).
 #[test]
 #[ignore]
 fn profile_phases() {
-    let frames = load("big");
+    let mut frames = load("big");
+    if std::env::var_os("DOUBLE").is_some() {
+        frames = doubled(&frames);
+    }
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
