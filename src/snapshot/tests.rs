@@ -1,3 +1,9 @@
+//! Tests on accessibility trees recorded from Chromium (`testdata/*.json`, from the pages
+//! next to them). Golden renderings are `testdata/*.txt`; after a deliberate change of the
+//! format, `TABMUX_BLESS=1 cargo test --lib snapshot` rewrites them (review the diff).
+//! `PAGE=app cargo test --lib snapshot::tests::print_page -- --ignored --nocapture` prints
+//! one rendering.
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -868,10 +874,15 @@ fn big_page_is_fast() {
     }
 }
 
+/// Time of each phase on the big page: `ROUNDS=30 DOUBLE=1 cargo test --release --lib
+/// snapshot::tests::profile_phases -- --ignored --nocapture` (DOUBLE: the page twice over).
 #[test]
 #[ignore]
 fn profile_phases() {
-    let frames = load("big");
+    let mut frames = load("big");
+    if std::env::var_os("DOUBLE").is_some() {
+        frames = doubled(&frames);
+    }
     let rounds: usize = std::env::var("ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
