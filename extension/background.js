@@ -41,6 +41,12 @@ const api = {
     local: { get: (k) => chrome.storage.local.get(k), set: (o) => chrome.storage.local.set(o) },
     session: { get: (k) => chrome.storage.session.get(k), set: (o) => chrome.storage.session.set(o) },
   },
+  // Settings written by tabmux into a copy of the extension it loads in a browser it
+  // launched (absent from a copy the user installed).
+  config: () =>
+    fetch(chrome.runtime.getURL('config.json'))
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null),
   // Any extension API call resets the worker's idle timer; discovery calls this regularly.
   keepAlive: () => chrome.runtime.getPlatformInfo(),
 };

@@ -11,6 +11,7 @@ use tabmux::bridge::{self, Bridge, BridgeConfig, BridgeEvent, Identity};
 use tabmux::browser::{Browser, Config, Mode};
 use tabmux::link::extension::ExtensionLink;
 use tabmux::link::launch::LaunchOptions;
+use tabmux::link::shared::Shared;
 use tabmux::mcp::Server;
 use tabmux::registry::{self, InstanceMeta, PortRange};
 
@@ -23,11 +24,21 @@ struct Cli {
     #[arg(long, conflicts_with = "cdp")]
     launch: bool,
     /// Attach to a running browser: ws://host:port/devtools/browser/<id> or http://host:port.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "extension_only")]
     cdp: Option<String>,
-    /// Show the launched browser's window (default: headless).
-    #[arg(long)]
+    /// Only use a browser that runs the tabmux extension; never launch one.
+    #[arg(long = "extension", conflicts_with = "launch")]
+    extension_only: bool,
+    /// Show the launched browser's window (default: headless with --launch; the shared
+    /// browser is headed when there is a display).
+    #[arg(long, conflicts_with = "headless")]
     headed: bool,
+    /// Run the shared browser headless even when there is a display.
+    #[arg(long)]
+    headless: bool,
+    /// Seconds the shared browser stays open after the last client left.
+    #[arg(long, default_value_t = 10.0)]
+    linger: f64,
     /// The Chromium/Chrome executable to launch.
     #[arg(long, value_name = "PATH", env = "TABMUX_BROWSER")]
     browser_path: Option<PathBuf>,
@@ -47,7 +58,7 @@ struct Cli {
     #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
     extension_id: String,
     /// Seconds a first tool call waits for a browser running the extension.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 2.0)]
     extension_wait: f64,
     /// Seconds an idle holder keeps a tab that another client waits for.
     #[arg(long, default_value_t = 60)]
@@ -186,11 +197,33 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         })
     } else {
         let (link, claim, meta) = start_bridge(&cli)?;
+        let shared = Shared {
+            state_dir: claim.state_dir().to_path_buf(),
+            ports: cli.ports,
+            browser_path: cli.browser_path.clone(),
+            headed: if cli.headed {
+                Some(true)
+            } else if cli.headless {
+                Some(false)
+            } else {
+                None
+            },
+            extra_args: cli.browser_args.clone(),
+            linger: Duration::from_secs_f64(cli.linger.clamp(0.0, 3600.0)),
+        };
         registration = Some((
             link.bridge().clone(),
             Arc::new(std::sync::Mutex::new((claim, meta))),
         ));
-        Mode::Extension(link)
+        if cli.extension_only {
+            Mode::Extension(link)
+        } else {
+            Mode::Auto(link, shared)
+        }
+    };
+    let shared_browser = match &mode {
+        Mode::Auto(_, shared) => Some(shared.clone()),
+        _ => None,
     };
     let browser = Arc::new(Browser::new(Config {
         mode,
@@ -245,8 +278,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         _ = shutdown_signal() => tracing::info!("signal received"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), browser.shutdown()).await;
-    if let Some((bridge, _)) = &registration {
+    if let Some((bridge, reg)) = &registration {
         bridge.shutdown();
+        // The last instance to leave closes the shared browser, after the linger.
+        if let Some(shared) = shared_browser {
+            let port = reg.lock().unwrap().0.port();
+            let _ = tokio::task::spawn_blocking(move || shared.leave(Some(port))).await;
+        }
     }
     Ok(())
 }

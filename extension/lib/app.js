@@ -115,6 +115,17 @@ export class App {
     }
     const r = local[RANGE_KEY];
     if (r && validRange(r.from, r.to)) this.range = { from: r.from, to: r.to };
+    // A browser that tabmux launched carries its settings in config.json; they win.
+    if (this.api.config) {
+      try {
+        const cfg = await this.api.config();
+        const p = cfg && cfg.ports;
+        if (p && validRange(p.from, p.to)) this.range = { from: p.from, to: p.to };
+        if (cfg) this.managed = true;
+      } catch {
+        /* no managed settings */
+      }
+    }
 
     let stored = null;
     try {
@@ -182,12 +193,15 @@ export class App {
   // -------------------------------------------------------------- connections
 
   helloParams() {
-    return {
+    const p = {
       protocol: PROTOCOL_VERSION,
       extensionVersion: this.version,
       browser: this.browser,
       profileId: this.profileId,
     };
+    // A browser tabmux launched for its clients (it loaded a copy with config.json).
+    if (this.managed) p.managed = true;
+    return p;
   }
 
   async connect(port) {

@@ -439,6 +439,19 @@ test('a screenshot of a background tab shows it for the capture, then the front 
   w.browser.onCommand = null;
 });
 
+test('a browser tabmux launched takes its port range from config.json', async () => {
+  const w = await world();
+  w.browser.local.portRange = { from: 9000, to: 9010 };
+  w.browser.api.config = async () => ({ ports: { from: 41000, to: 41004 } });
+  const app = await w.newApp();
+  assert.deepEqual(app.range, { from: 41000, to: 41004 });
+  delete w.browser.api.config;
+  const w2 = await world();
+  w2.browser.local.portRange = { from: 9000, to: 9010 };
+  const app2 = await w2.newApp();
+  assert.deepEqual(app2.range, { from: 9000, to: 9010 }, 'without config.json the stored range stays');
+});
+
 test('100 connect/disconnect cycles leave no state behind', async () => {
   const w = await world();
   const app = await w.newApp();

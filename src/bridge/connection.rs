@@ -39,6 +39,8 @@ struct HelloInfo {
     browser: String,
     profile_id: String,
     extension_version: String,
+    /// A browser tabmux launched for its clients (not the user's own).
+    managed: bool,
 }
 
 enum Outgoing {
@@ -112,6 +114,11 @@ impl Connection {
     /// The browser profile's random id (one extension per profile).
     pub fn profile_id(&self) -> &str {
         &self.hello.profile_id
+    }
+
+    /// Whether this is the browser tabmux launched for its clients.
+    pub fn managed(&self) -> bool {
+        self.hello.managed
     }
 
     /// The extension's version.
@@ -581,6 +588,10 @@ fn handle_before_hello(
         browser: text_param("browser"),
         profile_id: text_param("profileId"),
         extension_version: text_param("extensionVersion"),
+        managed: params
+            .get("managed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
     };
     send(codec::encode_reply(
         id,

@@ -18,6 +18,7 @@ use crate::link::TabInfo;
 use crate::link::direct::DirectLink;
 use crate::link::extension::{ExtensionLink, no_extension};
 use crate::link::launch::LaunchOptions;
+use crate::link::shared::Shared;
 use element::Element;
 use page::Page;
 use refs::{Lookup, RefTable};
@@ -31,6 +32,9 @@ pub enum Mode {
     Cdp(String),
     /// The user's browser, through the tabmux extension.
     Extension(ExtensionLink),
+    /// A browser with the extension if one connects; otherwise the shared browser
+    /// tabmux launches (with the extension) for all its instances.
+    Auto(ExtensionLink, Shared),
 }
 
 #[derive(Clone)]
@@ -74,6 +78,8 @@ pub struct Browser {
     pub refs: Mutex<RefTable>,
     /// One-line notes for the next tool answer (e.g. the browser was relaunched).
     notes: Mutex<Vec<String>>,
+    /// Whether the first answer has said which browser is in use.
+    introduced: std::sync::atomic::AtomicBool,
 }
 
 impl Browser {
@@ -84,6 +90,17 @@ impl Browser {
             tabs: Mutex::new(Tabs::default()),
             refs: Mutex::new(RefTable::default()),
             notes: Mutex::new(Vec::new()),
+            introduced: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The first answer of a session says which browser is in use and how to switch.
+    fn introduce(&self, what: impl FnOnce() -> String) {
+        if !self
+            .introduced
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.note(what());
         }
     }
 
@@ -107,7 +124,11 @@ impl Browser {
             ext.connection(self.cfg.extension_wait)
                 .await
                 .ok_or_else(no_extension)?;
+            self.introduce(|| format!("Browser: {}.", ext.describe()));
             return Ok(Active::Extension(ext.clone()));
+        }
+        if let Mode::Auto(ext, shared) = &self.cfg.mode {
+            return self.auto(ext, shared).await;
         }
         let mut link = self.link.lock().await;
         if let Some(a) = link.as_ref() {
@@ -121,12 +142,65 @@ impl Browser {
             }
         }
         let a = match &self.cfg.mode {
-            Mode::Launch(opts) => Active::Direct(Arc::new(DirectLink::launch(opts).await?)),
+            Mode::Launch(opts) => {
+                let d = DirectLink::launch(opts).await?;
+                self.introduce(|| {
+                    format!(
+                        "Browser: a private {} browser for this session only ({}). For your own Chrome, run tabmux without --launch and install its extension (tabmux extension install DIR).",
+                        if opts.headed { "headed" } else { "headless" },
+                        d.description
+                    )
+                });
+                Active::Direct(Arc::new(d))
+            }
             Mode::Cdp(url) => Active::Direct(Arc::new(DirectLink::connect(url).await?)),
-            Mode::Extension(_) => unreachable!("handled above"),
+            Mode::Extension(_) | Mode::Auto(..) => unreachable!("handled above"),
         };
         *link = Some(a.clone());
         Ok(a)
+    }
+
+    /// Auto mode: a browser with the extension if one is (or soon gets) connected;
+    /// otherwise the shared browser, launched by the first instance that needs it.
+    async fn auto(&self, ext: &ExtensionLink, shared: &Shared) -> Result<Active> {
+        let first = !self.introduced.load(std::sync::atomic::Ordering::Relaxed);
+        let wait = if first {
+            self.cfg.extension_wait
+        } else {
+            Duration::from_millis(500)
+        };
+        if ext.connection(wait).await.is_none() {
+            let s = shared.clone();
+            let (_, launched) = tokio::task::spawn_blocking(move || s.ensure())
+                .await
+                .map_err(|e| Error::internal(format!("starting the shared browser: {e}")))??;
+            if launched {
+                tracing::info!("no browser with the extension: launched the shared browser");
+            }
+            if ext.connection(Duration::from_secs(30)).await.is_none() {
+                return Err(Error::new(
+                    codes::NO_EXTENSION,
+                    format!(
+                        "the shared browser started, but its tabmux extension did not connect within 30 s; see {} (or use --launch for a private browser)",
+                        shared.state_dir.join("browser.log").display()
+                    ),
+                ));
+            }
+        }
+        self.introduce(|| {
+            if ext.managed() {
+                format!(
+                    "Browser: {} — shared by every tabmux client on this machine, each in its own tabs; it closes when the last one leaves. To use your own Chrome instead, install the extension there (tabmux extension install DIR, then Load unpacked); for a private throwaway browser, start tabmux with --launch.",
+                    ext.describe()
+                )
+            } else {
+                format!(
+                    "Browser: {}; your tabs are grouped under this client's name. For a private throwaway browser, start tabmux with --launch.",
+                    ext.describe()
+                )
+            }
+        });
+        Ok(Active::Extension(ext.clone()))
     }
 
     fn forget_all_tabs(&self, reason: &str) {
@@ -341,7 +415,7 @@ impl Browser {
     /// Closes the browser (a launched one) or this instance's tabs (elsewhere). The next
     /// tool call starts again.
     pub async fn close(&self) -> Result<()> {
-        if let Mode::Extension(ext) = &self.cfg.mode {
+        if let Mode::Extension(ext) | Mode::Auto(ext, _) = &self.cfg.mode {
             let held: Vec<String> = self
                 .tabs()
                 .into_iter()

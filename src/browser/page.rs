@@ -518,7 +518,7 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
             let why = match p["reason"].as_str() {
                 Some("user") => "closed in the browser".to_string(),
                 Some("creator-left") => "its creator left".to_string(),
-                Some("crashed") => "it crashed".to_string(),
+                Some("holder") => "closed by the client that held it".to_string(),
                 Some(other) => other.to_string(),
                 None => "closed".to_string(),
             };
@@ -537,7 +537,6 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
                     tracing::debug!("re-enabling the tab's domains failed: {e}");
                 }
             });
-            return;
         }
         "Page.frameNavigated" => {
             let f = &p["frame"];

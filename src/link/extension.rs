@@ -342,9 +342,26 @@ impl ExtensionLink {
     /// Which browser is in use, for people.
     pub fn describe(&self) -> String {
         match self.inner.current.lock().unwrap().as_ref() {
-            Some(c) => format!("{} (through the tabmux extension)", c.browser()),
+            Some(c) if c.managed() => format!(
+                "the shared browser tabmux launched for your clients ({})",
+                c.browser()
+            ),
+            Some(c) => format!(
+                "your browser ({}) through the tabmux extension",
+                c.browser()
+            ),
             None => "no browser connected yet".to_string(),
         }
+    }
+
+    /// Whether the browser in use is the one tabmux launched for its clients.
+    pub fn managed(&self) -> bool {
+        self.inner
+            .current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|c| c.managed())
     }
 
     /// Leaves: closes the tabs this instance created and releases the others, at once
@@ -381,6 +398,6 @@ impl ExtensionLink {
 pub fn no_extension() -> Error {
     Error::new(
         codes::NO_EXTENSION,
-        "no browser with the tabmux extension is connected. Install it: run `tabmux extension install ~/tabmux-extension`, open chrome://extensions, turn on Developer mode, click \"Load unpacked\" and pick that folder (see the README). Or start tabmux with --launch for a private throwaway browser.",
+        "no browser with the tabmux extension is connected. Install it: run `tabmux extension install ~/tabmux-extension`, open chrome://extensions, turn on Developer mode, click \"Load unpacked\" and pick that folder (see the README), and keep the browser open. Or start tabmux without --extension (it then launches a shared browser with the extension), or with --launch for a private throwaway browser.",
     )
 }

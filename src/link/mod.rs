@@ -4,6 +4,7 @@
 pub mod direct;
 pub mod extension;
 pub mod launch;
+pub mod shared;
 
 use std::time::Duration;
 

@@ -1,0 +1,360 @@
+//! The shared browser: when no browser with the tabmux extension is around, the first
+//! instance that needs one launches a Chromium with the extension preloaded and a
+//! persistent tabmux profile. Every later instance finds that browser (its extension
+//! discovers them), and the last instance to leave closes it after a short linger.
+//!
+//! Files in the state directory:
+//! - `browser.lock` — held while deciding whether to launch (two instances starting at
+//!   the same moment end up with one browser);
+//! - `browser.json` — the launched browser's pid, executable and profile;
+//! - `browser-profile/` — its profile; `extension/` — the extension it loads (written
+//!   from the copy embedded in the binary, with `config.json` naming the port range);
+//! - `browser.log` — its stderr.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::launch::{self, LaunchOptions};
+use crate::error::{Error, Result, codes};
+use crate::registry::{self, PortRange};
+
+/// What is known about the browser tabmux launched for everyone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub pid: u32,
+    pub executable: PathBuf,
+    pub profile: PathBuf,
+    pub started_ms: u64,
+    pub headed: bool,
+}
+
+/// Where the shared browser lives and how it is launched.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub state_dir: PathBuf,
+    pub ports: PortRange,
+    pub browser_path: Option<PathBuf>,
+    /// `None`: headed when there is a display.
+    pub headed: Option<bool>,
+    pub extra_args: Vec<String>,
+    /// How long the browser stays after the last instance left.
+    pub linger: Duration,
+}
+
+fn record_path(dir: &Path) -> PathBuf {
+    dir.join("browser.json")
+}
+
+/// Whether a display is available for a headed browser.
+pub fn has_display() -> bool {
+    if cfg!(target_os = "linux") || cfg!(target_os = "freebsd") {
+        std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+            || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+    } else {
+        true
+    }
+}
+
+/// Whether a process runs (and, where the system tells, runs this profile).
+fn alive(pid: u32, profile: &Path) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(cmd) => {
+                let cmd = String::from_utf8_lossy(&cmd);
+                // A zombie has an empty command line.
+                !cmd.is_empty() && cmd.contains(&profile.display().to_string())
+            }
+            Err(_) => false,
+        }
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        let _ = profile;
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid as i32, 0) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = profile;
+        true
+    }
+}
+
+/// Holds `browser.lock` until dropped.
+struct Guard(File);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn lock(dir: &Path, deadline: Instant) -> Result<Guard> {
+    let path = dir.join("browser.lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            Error::new(
+                codes::NO_BROWSER,
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(Guard(f)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if Instant::now() > deadline {
+                    return Err(Error::timeout(format!(
+                        "another tabmux has been starting the shared browser for too long ({} is locked)",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::new(
+                    codes::NO_BROWSER,
+                    format!("cannot lock {}: {e}", path.display()),
+                ));
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub fn profile_dir(&self) -> PathBuf {
+        self.state_dir.join("browser-profile")
+    }
+
+    pub fn extension_dir(&self) -> PathBuf {
+        self.state_dir.join("extension")
+    }
+
+    /// The record of a live shared browser, if one runs.
+    pub fn running(&self) -> Option<Record> {
+        let text = std::fs::read_to_string(record_path(&self.state_dir)).ok()?;
+        let r: Record = serde_json::from_str(&text).ok()?;
+        alive(r.pid, &r.profile).then_some(r)
+    }
+
+    /// Makes sure the shared browser runs: finds it, or launches it. Returns the record
+    /// and whether this call launched it.
+    pub fn ensure(&self) -> Result<(Record, bool)> {
+        let _guard = lock(&self.state_dir, Instant::now() + Duration::from_secs(60))?;
+        if let Some(r) = self.running() {
+            return Ok((r, false));
+        }
+        let r = self.launch()?;
+        Ok((r, true))
+    }
+
+    fn prepare_extension(&self) -> Result<PathBuf> {
+        let dir = self.extension_dir();
+        let fail = |e: std::io::Error| {
+            Error::new(
+                codes::NO_BROWSER,
+                format!("cannot write the extension into {}: {e}", dir.display()),
+            )
+        };
+        if !crate::extension_files::is_installed(&dir) {
+            // Missing, or from another version: write it again.
+            let _ = std::fs::remove_dir_all(&dir);
+            crate::extension_files::install(&dir).map_err(fail)?;
+        }
+        let config =
+            serde_json::json!({"ports": {"from": self.ports.first(), "to": self.ports.last()}});
+        let path = dir.join("config.json");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(config.to_string().as_str()) {
+            std::fs::write(&path, config.to_string()).map_err(fail)?;
+        }
+        Ok(dir)
+    }
+
+    fn launch(&self) -> Result<Record> {
+        let exe = launch::find_browser(self.browser_path.as_deref())?;
+        refuse_branded_chrome(&exe)?;
+        let ext = self.prepare_extension()?;
+        let profile = self.profile_dir();
+        std::fs::create_dir_all(&profile).map_err(|e| {
+            Error::new(
+                codes::NO_BROWSER,
+                format!("cannot create {}: {e}", profile.display()),
+            )
+        })?;
+        // No browser of ours runs: a lock left by a crashed one is stale.
+        for f in ["SingletonLock", "SingletonSocket", "SingletonCookie"] {
+            let _ = std::fs::remove_file(profile.join(f));
+        }
+        let headed = self.headed.unwrap_or_else(has_display);
+        let opts = LaunchOptions {
+            browser_path: Some(exe.clone()),
+            headed,
+            user_data_dir: Some(profile.clone()),
+            extensions: vec![ext],
+            extra_args: self.extra_args.clone(),
+        };
+        let mut args = launch::browser_args(&opts, &profile);
+        // Not driven over a pipe: this browser outlives the instance that starts it.
+        args.retain(|a| a != "--enable-unsafe-extension-debugging");
+        args.push("--hide-crash-restore-bubble".into());
+        args.push("about:blank".into());
+        let log = File::create(self.state_dir.join("browser.log")).ok();
+        let mut cmd = Command::new(&exe);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            // Its own process group, so it survives its launcher and can be ended whole.
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::new(
+                codes::NO_BROWSER,
+                format!("cannot start {}: {e}", exe.display()),
+            )
+        })?;
+        // A browser that dies at once says why in its log.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(700) {
+            if let Ok(Some(status)) = child.try_wait() {
+                let said =
+                    std::fs::read_to_string(self.state_dir.join("browser.log")).unwrap_or_default();
+                let tail: Vec<&str> = said.lines().rev().take(5).collect();
+                return Err(Error::new(
+                    codes::NO_BROWSER,
+                    format!(
+                        "{} exited at once ({status}): {}",
+                        exe.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let record = Record {
+            pid: child.id(),
+            executable: exe,
+            profile,
+            started_ms: registry::unix_ms(),
+            headed,
+        };
+        // Reap it in the background if it exits while this instance runs.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        let tmp = self.state_dir.join("browser.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&record).unwrap_or_default())
+            .and_then(|_| std::fs::rename(&tmp, record_path(&self.state_dir)))
+            .map_err(|e| {
+                Error::new(codes::NO_BROWSER, format!("cannot record the browser: {e}"))
+            })?;
+        tracing::info!(pid = record.pid, headed, "launched the shared browser");
+        Ok(record)
+    }
+
+    /// Called when this instance leaves: if no other instance runs, waits the linger,
+    /// and closes the shared browser when still nobody came.
+    pub fn leave(&self, my_port: Option<u16>) {
+        if self.running().is_none() || self.others(my_port) {
+            return;
+        }
+        let until = Instant::now() + self.linger;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+            if self.others(my_port) {
+                return;
+            }
+        }
+        let Ok(_guard) = lock(&self.state_dir, Instant::now() + Duration::from_secs(10)) else {
+            return;
+        };
+        if self.others(my_port) {
+            return;
+        }
+        if let Some(r) = self.running() {
+            tracing::info!(
+                pid = r.pid,
+                "closing the shared browser: no instance uses it"
+            );
+            stop(r.pid, &r.profile);
+            let _ = std::fs::remove_file(record_path(&self.state_dir));
+        }
+    }
+}
+
+impl Shared {
+    /// Whether another live instance is registered in this state directory.
+    fn others(&self, my_port: Option<u16>) -> bool {
+        registry::scan(&self.state_dir)
+            .iter()
+            .any(|e| e.live && Some(e.port) != my_port)
+    }
+}
+
+/// Ends a browser's process group: politely, then for sure.
+fn stop(pid: u32, profile: &Path) {
+    #[cfg(unix)]
+    {
+        // SAFETY: signalling the process group of a browser tabmux launched.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGTERM);
+        }
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && alive(pid, profile) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(-(pid as i32), libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, profile);
+    }
+}
+
+/// Google Chrome 137 and later ignore `--load-extension`: say what to use instead.
+fn refuse_branded_chrome(exe: &Path) -> Result<()> {
+    let out = Command::new(exe)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else { return Ok(()) };
+    let v = String::from_utf8_lossy(&out.stdout);
+    let Some(rest) = v.trim().strip_prefix("Google Chrome ") else {
+        return Ok(());
+    };
+    if rest.starts_with("for Testing") {
+        return Ok(());
+    }
+    let major: u32 = rest
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or(0);
+    if major >= 137 {
+        return Err(Error::new(
+            codes::NO_BROWSER,
+            format!(
+                "{} is Google Chrome {major}, which does not load extensions from the command line, so tabmux cannot set up a shared browser with it. Either install the tabmux extension in this Chrome (`tabmux extension install ~/tabmux-extension`, then chrome://extensions → Developer mode → Load unpacked) and keep Chrome open, or install Chromium (Debian/Ubuntu: `sudo apt-get install chromium`; macOS: `brew install --cask chromium`) and pass --browser-path, or use --launch for a private browser.",
+                exe.display()
+            ),
+        ));
+    }
+    Ok(())
+}
