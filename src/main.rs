@@ -95,7 +95,25 @@ enum ExtensionAction {
     Id,
 }
 
-fn init_logging() {
+/// A log file for this process in the state directory (the 20 most recent are kept).
+fn log_file() -> Option<std::fs::File> {
+    let dir = registry::default_state_dir().ok()?.join("logs");
+    std::fs::create_dir_all(&dir).ok()?;
+    let mut old: Vec<_> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tabmux-"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    old.sort();
+    let excess = old.len().saturating_sub(19);
+    for (_, p) in old.into_iter().take(excess) {
+        let _ = std::fs::remove_file(p);
+    }
+    std::fs::File::create(dir.join(format!("tabmux-{}.log", std::process::id()))).ok()
+}
+
+fn init_logging(to_file: bool) {
     let level = match std::env::var("TABMUX_LOG").as_deref() {
         Ok("trace") => tracing::Level::TRACE,
         Ok("debug") => tracing::Level::DEBUG,
@@ -107,19 +125,26 @@ fn init_logging() {
         .with_default(level)
         .with_target("rmcp", tracing::Level::WARN.min(level));
     use tracing_subscriber::prelude::*;
+    let file = if to_file { log_file() } else { None };
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
                 .with_ansi(false)
-                .with_filter(filter),
+                .with_filter(filter.clone()),
         )
+        .with(file.map(|f| {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .with_filter(filter)
+        }))
         .init();
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.command.is_none());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

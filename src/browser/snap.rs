@@ -19,6 +19,8 @@ pub struct Request {
     /// A ref whose subtree alone is rendered.
     pub root: Option<String>,
     pub find: Option<String>,
+    /// Only what is inside the viewport.
+    pub viewport: bool,
 }
 
 struct FrameMeta {
@@ -224,6 +226,12 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
         frames.push(Frame { nodes, parent });
     }
 
+    let only = if req.viewport {
+        let parents: Vec<Option<(usize, i64)>> = frames.iter().map(|f| f.parent).collect();
+        Some(visible_nodes(page, &metas, &parents, &sessions).await?)
+    } else {
+        None
+    };
     let tab = page.key.clone();
     let mut table = browser.refs.lock().unwrap();
     let root = match &req.root {
@@ -264,7 +272,7 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
     let opts = Options {
         max_chars: req.max_chars,
         root,
-        only: None,
+        only,
         find: req.find.clone(),
         clickable: None,
         link_urls: false,
@@ -281,4 +289,193 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
         }
     }
     Ok(snap)
+}
+
+/// A rectangle: x, y, width, height.
+type Rect = [f64; 4];
+
+fn intersect(a: Rect, b: Rect) -> Option<Rect> {
+    let x0 = a[0].max(b[0]);
+    let y0 = a[1].max(b[1]);
+    let x1 = (a[0] + a[2]).min(b[0] + b[2]);
+    let y1 = (a[1] + a[3]).min(b[1] + b[3]);
+    (x1 > x0 && y1 > y0).then_some([x0, y0, x1 - x0, y1 - y0])
+}
+
+/// One document of a `DOMSnapshot.captureSnapshot` answer, decoded.
+struct Doc {
+    frame: String,
+    scroll: (f64, f64),
+    backend: Vec<i64>,
+    /// Node index -> layout box in document coordinates.
+    bounds: HashMap<usize, Rect>,
+    /// Node index of an <iframe> -> index of its content document.
+    content_doc: HashMap<usize, usize>,
+}
+
+fn decode_docs(snap: &Value) -> Vec<Doc> {
+    let strings: Vec<&str> = snap["strings"]
+        .as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let s = |v: &Value| {
+        v.as_i64()
+            .and_then(|i| strings.get(i as usize))
+            .copied()
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for d in snap["documents"].as_array().into_iter().flatten() {
+        let nodes = &d["nodes"];
+        let backend: Vec<i64> = nodes["backendNodeId"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_i64().unwrap_or(0)).collect())
+            .unwrap_or_default();
+        let mut bounds = HashMap::new();
+        let idx = d["layout"]["nodeIndex"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let bs = d["layout"]["bounds"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, b) in idx.iter().zip(bs.iter()) {
+            if let (Some(i), Some(b)) = (i.as_u64(), b.as_array())
+                && b.len() == 4
+            {
+                let r = [0, 1, 2, 3].map(|k| b[k].as_f64().unwrap_or(0.0));
+                bounds.insert(i as usize, r);
+            }
+        }
+        let mut content_doc = HashMap::new();
+        let cd = &nodes["contentDocumentIndex"];
+        if let (Some(ix), Some(vals)) = (cd["index"].as_array(), cd["value"].as_array()) {
+            for (i, v) in ix.iter().zip(vals) {
+                if let (Some(i), Some(v)) = (i.as_u64(), v.as_u64()) {
+                    content_doc.insert(i as usize, v as usize);
+                }
+            }
+        }
+        out.push(Doc {
+            frame: s(&d["frameId"]).to_string(),
+            scroll: (
+                d["scrollOffsetX"].as_f64().unwrap_or(0.0),
+                d["scrollOffsetY"].as_f64().unwrap_or(0.0),
+            ),
+            backend,
+            bounds,
+            content_doc,
+        });
+    }
+    out
+}
+
+/// The nodes inside the viewport, as (frame index, backend node id), for every frame
+/// of the tab (out-of-process frames placed by their <iframe> element).
+async fn visible_nodes(
+    page: &Page,
+    metas: &[FrameMeta],
+    parents: &[Option<(usize, i64)>],
+    sessions: &[Option<String>],
+) -> Result<std::collections::HashSet<(usize, i64)>> {
+    let metrics: Value = page.call("Page.getLayoutMetrics", json!({})).await?;
+    let vv = &metrics["cssVisualViewport"];
+    let viewport: Rect = [
+        vv["pageX"].as_f64().unwrap_or(0.0),
+        vv["pageY"].as_f64().unwrap_or(0.0),
+        vv["clientWidth"].as_f64().unwrap_or(0.0),
+        vv["clientHeight"].as_f64().unwrap_or(0.0),
+    ];
+    let snaps = futures_util::future::join_all(sessions.iter().map(|s| {
+        page.call_in::<Value>(
+            s.as_deref(),
+            "DOMSnapshot.captureSnapshot",
+            json!({"computedStyles": []}),
+        )
+    }))
+    .await;
+    let mut docs: Vec<Doc> = Vec::new();
+    for (i, r) in snaps.into_iter().enumerate() {
+        match r {
+            Ok(v) => docs.extend(decode_docs(&v)),
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let frame_index: HashMap<&str, usize> = metas
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i))
+        .collect();
+    // The visible region of each document, in its own coordinates, found from the top.
+    let mut region: HashMap<String, Rect> = HashMap::new();
+    if let Some(main) = metas.first() {
+        region.insert(main.id.clone(), viewport);
+    }
+    let by_frame: HashMap<&str, usize> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.frame.as_str(), i))
+        .collect();
+    // Every child frame by its <iframe> element: (parent frame index, backend id).
+    let owner_of: HashMap<(usize, i64), String> = parents
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.map(|p| (p, metas[i].id.clone())))
+        .collect();
+    let mut queue: Vec<String> = metas
+        .first()
+        .map(|m| vec![m.id.clone()])
+        .unwrap_or_default();
+    let mut out = std::collections::HashSet::new();
+    while let Some(frame) = queue.pop() {
+        let (Some(&di), Some(&fi), Some(&r)) = (
+            by_frame.get(frame.as_str()),
+            frame_index.get(frame.as_str()),
+            region.get(&frame),
+        ) else {
+            continue;
+        };
+        let d = &docs[di];
+        for (n, b) in &d.bounds {
+            if intersect(*b, r).is_none() {
+                continue;
+            }
+            if let Some(&id) = d.backend.get(*n) {
+                out.insert((fi, id));
+            }
+            // A frame inside: its region is what of it shows, in its coordinates.
+            let child = d
+                .content_doc
+                .get(n)
+                .and_then(|ci| docs.get(*ci))
+                .map(|c| c.frame.clone())
+                .or_else(|| {
+                    d.backend
+                        .get(*n)
+                        .and_then(|id| owner_of.get(&(fi, *id)).cloned())
+                });
+            if let Some(child) = child
+                && !region.contains_key(&child)
+                && let Some(shown) = intersect(*b, r)
+            {
+                let scroll = by_frame
+                    .get(child.as_str())
+                    .map(|ci| docs[*ci].scroll)
+                    .unwrap_or((0.0, 0.0));
+                region.insert(
+                    child.clone(),
+                    [
+                        shown[0] - b[0] + scroll.0,
+                        shown[1] - b[1] + scroll.1,
+                        shown[2],
+                        shown[3],
+                    ],
+                );
+                queue.push(child);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -17,6 +17,7 @@ struct SnapshotArgs {
     target: Option<String>,
     find: Option<String>,
     max_chars: Option<i64>,
+    viewport: Option<bool>,
 }
 
 pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
@@ -34,11 +35,13 @@ pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         out.push_str("\n(The page is paused by the dialog; handle it to see the page.)");
         return Ok(Out::text(out));
     }
-    let plain = a.target.is_none() && a.find.is_none();
+    let viewport = a.viewport == Some(true);
+    let plain = a.target.is_none() && a.find.is_none() && !viewport;
     let req = snap::Request {
         max_chars: if plain { 0 } else { budget },
         root: a.target.clone(),
         find: a.find.clone(),
+        viewport,
     };
     let s = snap::take(ctx.browser, &page, &req).await?;
     out.push('\n');

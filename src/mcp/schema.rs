@@ -74,6 +74,7 @@ pub fn tools() -> Vec<Tool> {
             json!({
                 "target": {"type": "string", "description": "Only this ref's subtree"},
                 "find": {"type": "string", "description": "Only lines containing this text, with their path"},
+                "viewport": {"type": "boolean", "description": "Only what is on screen"},
                 "maxChars": {"type": "integer", "description": "Character budget (default 50000; 0 = no limit)"}
             }),
             &[],

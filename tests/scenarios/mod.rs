@@ -218,6 +218,12 @@ pub async fn frames(c: &Client, fx: &Fixtures) {
     }
     assert!(snap.text.contains("Inner frame same"), "{}", snap.text);
     assert!(snap.text.contains("Inner frame other"), "{}", snap.text);
+    let shown = c.ok("browser_snapshot", json!({"viewport": true})).await;
+    assert!(
+        shown.text.contains("Inner frame same") && shown.text.contains("Inner frame other"),
+        "both frames are on screen: {}",
+        shown.text
+    );
     let buttons: Vec<String> = snap
         .text
         .lines()
@@ -486,6 +492,12 @@ pub async fn long_page(c: &Client, fx: &Fixtures) {
         .await;
     assert!(found.text.contains("Paragraph 250"), "{}", found.text);
     assert!(!found.text.contains("Paragraph 249:"), "{}", found.text);
+    let seen = c.ok("browser_snapshot", json!({"viewport": true})).await;
+    assert!(
+        seen.text.contains("Bottom clicked") && !seen.text.contains("Paragraph 1:"),
+        "scrolled to the bottom: {}",
+        seen.text
+    );
     let sub = c.ok("browser_snapshot", json!({"target": bottom})).await;
     assert!(
         sub.text.contains("Bottom clicked") && !sub.text.contains("Paragraph 1:"),
