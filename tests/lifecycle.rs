@@ -243,3 +243,82 @@ async fn concurrent_calls_on_two_tabs() {
         "tab 0 answered while tab 1 waited: {quick:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_to_a_running_browser_and_leave_it_running() {
+    require_chromium();
+    let fx = Fixtures::start().await;
+    let profile = common::TempDir::new("cdp-profile");
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut chromium = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("chromium starts");
+    let port_file = profile.path().join("DevToolsActivePort");
+    assert!(
+        eventually(Duration::from_secs(20), || port_file.exists()).await,
+        "the browser writes its DevTools port"
+    );
+    let port = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let c = Client::start("attacher", &["--cdp", &endpoint]).await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    assert!(nav.text.contains("Start page"), "{}", nav.text);
+    let all = c
+        .ok("browser_tabs", json!({"action": "list", "all": true}))
+        .await;
+    assert!(all.text.contains("you (index 0)"), "{}", all.text);
+    assert!(c.quit().await.success());
+    assert!(
+        chromium.0.try_wait().unwrap().is_none(),
+        "the browser keeps running"
+    );
+    // The tab tabmux opened is gone; the browser keeps its own.
+    let again = Client::start("attacher2", &["--cdp", &endpoint]).await;
+    let all = again
+        .ok("browser_tabs", json!({"action": "list", "all": true}))
+        .await;
+    assert!(
+        !all.text.contains("nav.html"),
+        "tabmux closed the tab it opened: {}",
+        all.text
+    );
+    assert!(
+        all.text.contains("tabId"),
+        "the browser's own tab is there: {}",
+        all.text
+    );
+    drop(again);
+    let bad = Client::start("badcdp", &["--cdp", "http://127.0.0.1:1"]).await;
+    let e = bad
+        .err("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    assert!(e.contains("NO_BROWSER") && e.contains("127.0.0.1:1"), "{e}");
+    drop(chromium);
+}

@@ -305,8 +305,32 @@ async fn discover_ws(host_port: &str) -> Result<String> {
                 .as_bytes(),
         )
         .await?;
+        // The DevTools server may keep the connection open: read the head, then as many
+        // bytes as it announces.
         let mut buf = Vec::new();
-        s.take(1 << 20).read_to_end(&mut buf).await?;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                if let Some(len) = len
+                    && buf.len() >= end + 4 + len
+                {
+                    break;
+                }
+            }
+            if buf.len() > 1 << 20 {
+                break;
+            }
+        }
         Ok::<_, std::io::Error>(buf)
     };
     let buf = tokio::time::timeout(Duration::from_secs(10), io)
