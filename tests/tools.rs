@@ -44,4 +44,5 @@ scenario_tests!(
     screenshots,
     tabs,
     evaluate,
+    popups,
 );

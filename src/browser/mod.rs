@@ -143,7 +143,8 @@ impl Browser {
         }
         let a = match &self.cfg.mode {
             Mode::Launch(opts) => {
-                let d = DirectLink::launch(opts).await?;
+                let d = Arc::new(DirectLink::launch(opts).await?);
+                d.watch_targets().await?;
                 self.introduce(|| {
                     format!(
                         "Browser: a private {} browser for this session only ({}). For your own Chrome, run tabmux without --launch and install its extension (tabmux extension install DIR).",
@@ -151,9 +152,13 @@ impl Browser {
                         d.description
                     )
                 });
-                Active::Direct(Arc::new(d))
+                Active::Direct(d)
             }
-            Mode::Cdp(url) => Active::Direct(Arc::new(DirectLink::connect(url).await?)),
+            Mode::Cdp(url) => {
+                let d = Arc::new(DirectLink::connect(url).await?);
+                d.watch_targets().await?;
+                Active::Direct(d)
+            }
             Mode::Extension(_) | Mode::Auto(..) => unreachable!("handled above"),
         };
         *link = Some(a.clone());
@@ -272,6 +277,41 @@ impl Browser {
         }
         let (_, p) = self.open_tab(&active).await?;
         Ok(p)
+    }
+
+    /// Takes in the tabs that this instance's pages opened (popups, links to a new
+    /// tab) and says so in the next answer.
+    pub async fn adopt_opened(&self) {
+        let opened = match &self.cfg.mode {
+            Mode::Extension(e) | Mode::Auto(e, _) => e.take_opened(),
+            _ => match self.link.lock().await.as_ref() {
+                Some(Active::Direct(d)) => d.take_opened(),
+                _ => Vec::new(),
+            },
+        };
+        for tab in opened {
+            match Page::start(tab, true, self.cfg.command_timeout).await {
+                Ok(page) => {
+                    // Let it commit its first document, for a useful note.
+                    page.wait_until(
+                        std::time::Instant::now() + Duration::from_millis(500),
+                        |s| !s.url.is_empty() && s.url != "about:blank",
+                    )
+                    .await;
+                    let url = page.state().url.clone();
+                    let i = {
+                        let mut t = self.tabs.lock().unwrap();
+                        t.pages.push(page);
+                        t.pages.len() - 1
+                    };
+                    self.note(format!(
+                        "The page opened a new tab: your tab {i} ({}). Switch with browser_tabs {{action: \"select\", index: {i}}}.",
+                        if url.is_empty() { "loading" } else { &url }
+                    ));
+                }
+                Err(e) => tracing::debug!("a tab the page opened could not be followed: {e}"),
+            }
+        }
     }
 
     /// The current tab if there is one, without opening any.

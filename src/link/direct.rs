@@ -31,6 +31,9 @@ pub struct DirectLink {
     /// Blank tabs the browser opened at start, reused before creating new ones.
     spare: Mutex<Vec<String>>,
     pub description: String,
+    /// Tabs that pages of this instance opened (popups, target=_blank), attached and
+    /// waiting to be adopted.
+    opened: std::sync::Arc<Mutex<Vec<TabConn>>>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +75,7 @@ impl DirectLink {
             created: Mutex::new(Vec::new()),
             spare: Mutex::new(Vec::new()),
             description,
+            opened: Default::default(),
         };
         let targets: Targets = link
             .conn
@@ -106,7 +110,54 @@ impl DirectLink {
             created: Mutex::new(Vec::new()),
             spare: Mutex::new(Vec::new()),
             description: format!("the browser at {endpoint}"),
+            opened: Default::default(),
         })
+    }
+
+    /// Follows the browser's targets, so tabs that this instance's pages open become
+    /// its tabs too. Call once, with the link in an `Arc`.
+    pub async fn watch_targets(self: &std::sync::Arc<Self>) -> Result<()> {
+        let mut events = self.conn.browser_events();
+        self.conn
+            .call_raw(
+                None,
+                "Target.setDiscoverTargets",
+                json!({"discover": true}),
+                CALL,
+            )
+            .await?;
+        let weak = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if ev.method != "Target.targetCreated" {
+                    continue;
+                }
+                let info = &ev.params["targetInfo"];
+                let (Some(target), Some(opener)) =
+                    (info["targetId"].as_str(), info["openerId"].as_str())
+                else {
+                    continue;
+                };
+                if info["type"].as_str() != Some("page") {
+                    continue;
+                }
+                let Some(link) = weak.upgrade() else { return };
+                if !link.sessions.lock().unwrap().contains_key(opener) {
+                    continue;
+                }
+                link.created.lock().unwrap().push(target.to_string());
+                match link.attach_target(target).await {
+                    Ok(tab) => link.opened.lock().unwrap().push(tab),
+                    Err(e) => tracing::debug!("could not follow a tab the page opened: {e}"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Tabs the pages opened since the last call.
+    pub fn take_opened(&self) -> Vec<TabConn> {
+        std::mem::take(&mut self.opened.lock().unwrap())
     }
 
     pub fn is_alive(&self) -> bool {

@@ -48,6 +48,8 @@ struct Inner {
     created: Mutex<Vec<i64>>,
     /// How long to wait for the browser to come back after its connection dropped.
     reconnect_wait: Duration,
+    /// Tabs this instance's pages opened, waiting to be adopted.
+    opened: Mutex<Vec<i64>>,
 }
 
 /// The extension link of one instance. Cheap to clone.
@@ -97,6 +99,7 @@ impl ExtensionLink {
                 watched: Mutex::new(Vec::new()),
                 created: Mutex::new(Vec::new()),
                 reconnect_wait,
+                opened: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -183,6 +186,12 @@ impl ExtensionLink {
             while let Some(ev) = events.recv().await {
                 let Some(inner) = inner.upgrade() else { return };
                 let tab = ev.params["tabId"].as_i64().unwrap_or(-1);
+                if ev.event == "tab.opened" {
+                    // A page of ours opened it; the extension made it ours.
+                    inner.created.lock().unwrap().push(tab);
+                    inner.opened.lock().unwrap().push(tab);
+                    continue;
+                }
                 let sink = inner.routes.lock().unwrap().get(&tab).cloned();
                 let Some(sink) = sink else { continue };
                 let out = match ev.event.as_str() {
@@ -267,6 +276,12 @@ impl ExtensionLink {
             },
             events: rx,
         }
+    }
+
+    /// Tabs the pages opened since the last call (held by this instance already).
+    pub fn take_opened(&self) -> Vec<TabConn> {
+        let tabs: Vec<i64> = std::mem::take(&mut self.inner.opened.lock().unwrap());
+        tabs.into_iter().map(|t| self.tab_conn(t)).collect()
     }
 
     /// Opens a tab in the background, held by this instance from birth.

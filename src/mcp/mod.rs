@@ -136,6 +136,7 @@ impl Server {
         let result = crate::link::extension::TRACE
             .scope(trace.clone(), self.dispatch(name, args, &trace))
             .await;
+        self.browser.adopt_opened().await;
         let ms = started.elapsed().as_millis();
         let mut prefix = Vec::new();
         if let Some(line) = self.first_line.lock().unwrap().take() {

@@ -817,3 +817,60 @@ pub async fn evaluate(c: &Client, fx: &Fixtures) {
         "\"yes\""
     );
 }
+
+/// Tabs a page opens (target=_blank, window.open) become the client's tabs.
+pub async fn popups(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("popup.html")}))
+        .await;
+    let a = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Open page two"])}),
+        )
+        .await;
+    let mut list = c.ok("browser_tabs", json!({"action": "list"})).await;
+    assert!(
+        a.text.contains("opened a new tab") || list.text.contains("opened a new tab"),
+        "the answer says a tab opened: {} / {}",
+        a.text,
+        list.text
+    );
+    for _ in 0..20 {
+        if list.text.contains("- 1:") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        list = c.ok("browser_tabs", json!({"action": "list"})).await;
+    }
+    assert!(list.text.contains("- 0: (current) Popups"), "{}", list.text);
+    assert!(
+        list.text.contains("- 1:") && list.text.contains("page2.html"),
+        "{}",
+        list.text
+    );
+    let sel = c
+        .ok("browser_tabs", json!({"action": "select", "index": 1}))
+        .await;
+    assert!(sel.text.contains("Page two"), "{}", sel.text);
+    c.ok("browser_tabs", json!({"action": "select", "index": 0}))
+        .await;
+    c.ok(
+        "browser_click",
+        json!({"target": nav.ref_of(&["Open a window"])}),
+    )
+    .await;
+    let mut list = c.ok("browser_tabs", json!({"action": "list"})).await;
+    for _ in 0..20 {
+        if list.text.contains("- 2:") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        list = c.ok("browser_tabs", json!({"action": "list"})).await;
+    }
+    assert!(
+        list.text.contains("- 2:") && list.text.contains("nav.html"),
+        "{}",
+        list.text
+    );
+}
