@@ -291,8 +291,16 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             }
         });
     }
+    // Oversized messages get an answer instead of silence.
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    let (guarded_in, rmcp_in) = tokio::io::duplex(1 << 20);
+    tokio::spawn(tabmux::mcp::guard::guard_lines(
+        stdin,
+        guarded_in,
+        tabmux::mcp::guard::MAX_LINE,
+    ));
     let service = server
-        .serve(rmcp::transport::io::stdio_pipes())
+        .serve((rmcp_in, stdout))
         .await
         .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
     let ended = async {

@@ -322,3 +322,68 @@ async fn attach_to_a_running_browser_and_leave_it_running() {
     assert!(e.contains("NO_BROWSER") && e.contains("127.0.0.1:1"), "{e}");
     drop(chromium);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_messages_get_answers() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let state = common::TempDir::new("raw");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"))
+        .arg("--launch")
+        .env("TABMUX_STATE_DIR", state.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("an answer, not silence")
+            .unwrap()
+            .expect("a line");
+        serde_json::from_str(&line).expect("stdout carries JSON-RPC only")
+    };
+    stdin.write_all(b"this is not json\n").await.unwrap();
+    stdin
+        .write_all(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#)
+        .await
+        .unwrap();
+    stdin.write_all(b"\n").await.unwrap();
+    let init = next().await;
+    assert_eq!(init["id"], 1);
+    assert_eq!(init["result"]["serverInfo"]["name"], "tabmux");
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+        .await
+        .unwrap();
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"browser_type\",\"arguments\":{{\"target\":\"e1\",\"text\":\"{}\"}}}}}}\n",
+        "x".repeat(17 << 20)
+    );
+    stdin.write_all(huge.as_bytes()).await.unwrap();
+    let refused = next().await;
+    assert_eq!(refused["id"], 2);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 16 MiB"),
+        "{refused}"
+    );
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/list\"}\n")
+        .await
+        .unwrap();
+    let list = next().await;
+    assert_eq!(list["id"], 3);
+    assert!(list["result"]["tools"].as_array().unwrap().len() > 15);
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+}

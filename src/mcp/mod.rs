@@ -2,6 +2,7 @@
 //! browser layer.
 
 mod act;
+pub mod guard;
 mod look;
 pub mod nav;
 pub mod report;
@@ -14,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
+    CustomResult, Implementation, InitializeRequestParams, InitializeResult, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -211,6 +212,25 @@ impl ServerHandler for Server {
         _context: RequestContext<RoleServer>,
     ) -> std::result::Result<ListToolsResult, McpError> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> std::result::Result<CustomResult, McpError> {
+        if request.method == guard::OVERSIZED {
+            return Err(McpError::invalid_request(
+                format!(
+                    "the request is larger than {} MiB, tabmux's limit for one message; send less at once",
+                    guard::MAX_LINE >> 20
+                ),
+                None,
+            ));
+        }
+        Err(McpError::method_not_found::<
+            rmcp::model::CallToolRequestMethod,
+        >())
     }
 
     async fn call_tool(
