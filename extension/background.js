@@ -70,6 +70,14 @@ const app = new App({
 
 const logErr = (what) => (e) => console.log(`[tabmux] - ${what}: ${e && e.stack ? e.stack : e}`);
 
+// Which tab opened a new one (a popup, a link to a new tab): chrome.tabs' openerTabId
+// names the tab in front, not the one whose page opened it.
+chrome.webNavigation.onCreatedNavigationTarget.addListener((d) => {
+  app.onTabCreated({ id: d.tabId, openerTabId: d.sourceTabId, url: d.url }).catch(logErr('onCreatedNavigationTarget'));
+});
+chrome.tabs.onActivated.addListener(({ tabId, windowId }) => {
+  app.onTabActivated(tabId, windowId);
+});
 chrome.tabs.onRemoved.addListener((tabId) => {
   app.onTabRemoved(tabId).catch(logErr('onRemoved'));
 });

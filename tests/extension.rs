@@ -81,6 +81,7 @@ scenario_tests!(
     screenshots,
     tabs,
     evaluate,
+    popups,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,4 +272,33 @@ fn extension_install_writes_the_repository_files() {
         !dir.path().join("test").exists(),
         "unit tests are not installed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_opening_a_tab_does_not_take_the_users_focus() {
+    let s = Setup::new().await;
+    let user_tab = s.browser.user_tab(&s.fx.url("index.html")).await;
+    let c = s.client("opener").await;
+    let nav = c
+        .ok("browser_navigate", json!({"url": s.fx.url("popup.html")}))
+        .await;
+    c.ok(
+        "browser_click",
+        json!({"target": nav.ref_of(&["Open page two"])}),
+    )
+    .await;
+    let mut front = serde_json::Value::Null;
+    for _ in 0..40 {
+        front = s
+            .browser
+            .worker_eval("chrome.tabs.query({active: true}).then(ts => ts.map(t => t.id))")
+            .await;
+        let adopted = c.ok("browser_tabs", json!({"action": "list"})).await;
+        if adopted.text.contains("- 1:") && front == json!([user_tab]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(front, json!([user_tab]), "the user's tab stays in front");
+    s.browser.close().await;
 }

@@ -60,6 +60,8 @@ export class App {
     this.removedWaiters = new Map();
     this.reattach = new Map();
     this.range = { ...DEFAULT_RANGE };
+    this.userFront = new Map(); // windowId -> the user's last tabs in front
+    this.opened = new Map(); // tabId -> when a held tab's page opened it
     this.profileId = null;
     this.locks = null;
     this.discovery = null;
@@ -134,6 +136,14 @@ export class App {
       this.log('-', null, `reading stored state failed: ${e.message}`);
     }
     this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
+    // The user's tabs in front now (later changes come from tabs.onActivated).
+    try {
+      for (const t of (await this.api.tabs.query({ active: true })) || []) {
+        if (t.active && !this.locks.record(t.id)) this.userFront.set(t.windowId, [t.id]);
+      }
+    } catch {
+      /* no tabs API in this context */
+    }
     if (this.locks.tabs.size || this.locks.instances.size) {
       this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs; each has its grace period to reconnect`);
     }
@@ -406,6 +416,67 @@ export class App {
     if (set) for (const done of [...set]) done(true);
     this.dbg.forget(tabId);
     this.locks.tabRemoved(tabId);
+  }
+
+  /**
+   * A tab opened by a tab an instance holds (a popup, a link to a new tab) is that
+   * instance's too: held from birth, attached, in its group, and announced.
+   */
+  async onTabCreated(tab) {
+    await this.ready;
+    const opener = tab && tab.openerTabId;
+    if (opener == null || tab.id == null || this.locks.record(tab.id)) return;
+    const rec = this.locks.record(opener);
+    if (!rec || rec.closing) return;
+    const id = rec.holder;
+    const conn = this.conns.get(id);
+    if (!this._isCurrent(conn)) return;
+    this.locks.created(id, tab.id);
+    this.locks.setOrigGroup(tab.id, NO_GROUP);
+    try {
+      await this.locks.serial(tab.id, () => this._attachFor(tab.id, id));
+    } catch (e) {
+      // A page the browser won't let extensions debug: leave it to the user.
+      this.log(conn.label, null, `tab ${tab.id} opened by tab ${opener} not adopted: ${e.message}`);
+      this.locks.release(id, tab.id);
+      return;
+    }
+    this.groups.join(tab.id, id);
+    conn.emit('tab.opened', { tabId: tab.id, openerTabId: opener, url: tab.pendingUrl || tab.url || '' });
+    // The browser may have brought the new tab to the front: give the user's back.
+    const now = this.clock.now();
+    for (const [k, at] of this.opened) if (now - at > 10_000) this.opened.delete(k);
+    this.opened.set(tab.id, now);
+    try {
+      const t = await this.api.tabs.get(tab.id);
+      if (t.active) await this._restoreFront(t.windowId, tab.id);
+    } catch {
+      /* gone already */
+    }
+  }
+
+  async _restoreFront(windowId, tabId) {
+    const fronts = (this.userFront.get(windowId) || []).filter((id) => id !== tabId);
+    const front = fronts[fronts.length - 1];
+    if (front != null) await this.api.tabs.update(front, { active: true }).catch(() => {});
+  }
+
+  /** Remembers the user's tabs in front of each window (the last two, tabs nobody holds). */
+  onTabActivated(tabId, windowId) {
+    if (!this.locks) return;
+    const at = this.opened.get(tabId);
+    if (this.locks.record(tabId)) {
+      // A tab a page just opened came to the front by itself: the user's goes back.
+      if (at != null && this.clock.now() - at < 3000) {
+        this.opened.delete(tabId);
+        this._restoreFront(windowId, tabId);
+      }
+      return;
+    }
+    const list = (this.userFront.get(windowId) || []).filter((id) => id !== tabId);
+    list.push(tabId);
+    this.userFront.set(windowId, list.slice(-2));
+    if (this.userFront.size > 64) this.userFront.delete(this.userFront.keys().next().value);
   }
 
   async onDebuggerEvent(source, method, params) {

@@ -452,6 +452,33 @@ test('a browser tabmux launched takes its port range from config.json', async ()
   assert.deepEqual(app2.range, { from: 9000, to: 9010 }, 'without config.json the stored range stays');
 });
 
+test('a tab opened by a held tab becomes its holder\'s, announced with tab.opened', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  const b = w.peer(8766);
+  await w.until(() => app.conns.size === 2);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  const popup = w.browser.addTab({ url: 'https://example.com/next', active: false });
+  await app.onTabCreated({ ...popup, openerTabId: tabId });
+  assert.ok(w.browser.attached.has(popup.id), 'attached');
+  assert.deepEqual(a.eventsOf('tab.opened'), [{ tabId: popup.id, openerTabId: tabId, url: 'https://example.com/next' }]);
+  assert.equal(b.eventsOf('tab.opened').length, 0);
+  const listA = (await a.request('tabs.list', {})).result.tabs.map((t) => t.tabId);
+  assert.deepEqual(listA, [tabId, popup.id]);
+  // The browser brought a new tab to the front: the user's tab comes back.
+  const mine = w.browser.addTab({ url: 'https://user.example/front', active: true });
+  app.onTabActivated(mine.id, mine.windowId);
+  const front = w.browser.addTab({ url: 'https://example.com/front', active: true });
+  await app.onTabCreated({ ...front, openerTabId: tabId });
+  assert.equal(w.browser.tabs.get(mine.id).active, true, 'the user\'s tab is in front again');
+  // A tab opened by a tab nobody holds stays the user's.
+  const own = w.browser.addTab({ url: 'https://user.example/' });
+  const child = w.browser.addTab({ url: 'https://user.example/2' });
+  await app.onTabCreated({ ...child, openerTabId: own.id });
+  assert.equal(app.locks.record(child.id), null);
+});
+
 test('100 connect/disconnect cycles leave no state behind', async () => {
   const w = await world();
   const app = await w.newApp();
