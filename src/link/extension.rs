@@ -347,8 +347,8 @@ impl ExtensionLink {
         }
     }
 
-    /// Leaves: closes the tabs this instance created and releases the others, at once
-    /// (the extension would do it after its grace period anyway).
+    /// `browser_close`: closes the tabs this instance created and releases the others,
+    /// at once.
     pub async fn shutdown(&self, held: &[String]) {
         let created: Vec<i64> = self.inner.created.lock().unwrap().clone();
         let Some(conn) = self.inner.current.lock().unwrap().clone() else {
