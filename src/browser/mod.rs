@@ -363,7 +363,7 @@ impl Browser {
     /// are: the extension keeps them for the grace period, then closes the ones this
     /// instance created and releases the others.
     pub async fn shutdown(&self) {
-        if matches!(self.cfg.mode, Mode::Extension(_)) {
+        if !matches!(self.cfg.mode, Mode::Launch(_) | Mode::Cdp(_)) {
             self.forget_all_tabs("tabmux is exiting");
             return;
         }
