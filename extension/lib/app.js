@@ -107,7 +107,7 @@ export class App {
         /* keep the UA's */
       }
     }
-    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY])) || {};
+    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY])) || {};
     this.profileId = local[PROFILE_KEY];
     if (typeof this.profileId !== 'string' || !this.profileId) {
       this.profileId = `p-${this.randomId()}`;
@@ -116,20 +116,36 @@ export class App {
     const r = local[RANGE_KEY];
     if (r && validRange(r.from, r.to)) this.range = { from: r.from, to: r.to };
 
+    // The state lives in storage.session (a stopped service worker finds it there) and
+    // in a copy in storage.local, which outlives a reload or update of the extension
+    // (they clear storage.session) — and a browser restart, hence the checks below.
     let stored = null;
+    let from = 'session';
     try {
       stored = ((await this.api.storage.session.get(STATE_KEY)) || {})[STATE_KEY] || null;
     } catch (e) {
       this.log('-', null, `reading stored state failed: ${e.message}`);
     }
+    if (!stored && local[STATE_KEY]) {
+      stored = local[STATE_KEY];
+      from = 'local';
+    }
     this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
     if (this.locks.tabs.size || this.locks.instances.size) {
-      this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs; each has its grace period to reconnect`);
+      const why = from === 'local' ? ' (the extension was reloaded or updated, or the browser restarted)' : '';
+      this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs${why}; each has its grace period to reconnect`);
     }
-    // Tabs closed while the worker was stopped.
+    // Tabs closed meanwhile. A tab id can come again in another browser session, a
+    // target id cannot: a state from storage.local keeps only tabs whose target it knows.
     try {
       const alive = new Set((await this.api.tabs.query({})).map((t) => t.id));
-      for (const tabId of [...this.locks.tabs.keys()]) if (!alive.has(tabId)) this.locks.tabRemoved(tabId);
+      const targets = await this._targets();
+      for (const rec of [...this.locks.tabs.values()]) {
+        const now = targets && targets.get(rec.tabId);
+        const same = !!rec.targetId && now === rec.targetId;
+        const other = !!rec.targetId && !!now && now !== rec.targetId;
+        if (!alive.has(rec.tabId) || other || (from === 'local' && !same)) this.locks.tabRemoved(rec.tabId);
+      }
     } catch (e) {
       this.log('-', null, `reconciling tabs failed: ${e.message}`);
     }
@@ -329,9 +345,10 @@ export class App {
         if (inst) this.groups.repaint(id, this.locks.tabsOf(id));
       },
       persist: (snapshot) => {
-        this._lastWrite = this.api.storage.session
-          .set({ [STATE_KEY]: snapshot })
-          .catch((e) => this.log('-', null, `storing state failed: ${e.message}`));
+        const item = { [STATE_KEY]: snapshot };
+        this._lastWrite = Promise.all([this.api.storage.session.set(item), this.api.storage.local.set(item)]).catch((e) =>
+          this.log('-', null, `storing state failed: ${e.message}`),
+        );
       },
     };
   }
@@ -348,6 +365,21 @@ export class App {
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
     if (this.dbg.isAttached(tabId) && this.dbg.owner(tabId) !== instanceId) await this.dbg.detach(tabId);
     await this.dbg.attach(tabId, url, instanceId);
+    const rec = this.locks.record(tabId);
+    if (rec && !rec.targetId) {
+      const targets = await this._targets();
+      if (targets && targets.has(tabId)) this.locks.setTarget(tabId, targets.get(tabId));
+    }
+  }
+
+  /** tabId → the browser's target id of that tab, or null when that cannot be told. */
+  async _targets() {
+    try {
+      const all = await this.api.debugger.getTargets();
+      return new Map(all.filter((t) => t.type === 'page' && t.tabId != null).map((t) => [t.tabId, t.id]));
+    } catch {
+      return null;
+    }
   }
 
   _joinGroup(tabId, instanceId) {

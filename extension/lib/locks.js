@@ -322,6 +322,19 @@ export class LockManager {
     }
   }
 
+  /**
+   * Remember the browser's target id of a held tab (unique across browser sessions,
+   * unlike tab ids): a state restored after the extension reloaded is checked
+   * against it, so a record never lands on another session's tab of the same id.
+   */
+  setTarget(tabId, targetId) {
+    const rec = this.tabs.get(tabId);
+    if (rec && typeof targetId === 'string' && targetId && rec.targetId !== targetId) {
+      rec.targetId = targetId;
+      this._changed(true);
+    }
+  }
+
   /** Run `fn` after every earlier side effect on this tab (attach, detach, group, close). */
   serial(tabId, fn) {
     const prev = this._chains.get(tabId) || Promise.resolve();
@@ -422,6 +435,7 @@ export class LockManager {
         lastUsed: r.lastUsed,
         seq: r.seq,
         origGroupId: r.origGroupId,
+        targetId: r.targetId,
         closing: r.closing,
         queue: r.queue.map((w) => ({ instanceId: w.instanceId, deadline: w.deadline, since: w.since, seq: w.seq })),
       })),
@@ -467,6 +481,7 @@ export class LockManager {
       rec.lastUsed = Number.isFinite(s.lastUsed) ? s.lastUsed : now;
       rec.seq = Number.isSafeInteger(s.seq) ? s.seq : ++m.seq;
       rec.origGroupId = s.origGroupId;
+      if (typeof s.targetId === 'string') rec.targetId = s.targetId;
       rec.closing = s.closing || false;
       rec.holderLabel = s.holderLabel || '';
       m.tabs.set(s.tabId, rec);
@@ -510,6 +525,7 @@ export class LockManager {
       lastUsed: now,
       seq: ++this.seq,
       origGroupId: undefined,
+      targetId: undefined,
       closing: false,
       queue: [],
     };

@@ -532,6 +532,26 @@ test('restore finishes a close that was under way when the worker stopped', asyn
   assert.equal(m2.record(80), null);
 });
 
+test('a tab\'s target id is stored with its record and restored; it survives hand-overs', async () => {
+  const h = setup();
+  const a = h.connect('A');
+  const b = h.connect('B');
+  h.m.created('A', 7);
+  h.m.setTarget(7, 'TARGET-7');
+  assert.equal(h.store.snapshot.tabs[0].targetId, 'TARGET-7', 'persisted at once');
+  h.m.setTarget(8, 'nothing'); // a free tab has no record
+  const got = track(h.m.claim('B', b, 7, 10_000));
+  await flush();
+  h.m.release('A', 7);
+  await flush();
+  assert.equal(got.state, 'resolved');
+  assert.equal(h.m.record(7).targetId, 'TARGET-7', 'the same tab, the same target');
+  const m2 = LockManager.restore(h.store.snapshot, { clock: h.clock });
+  assert.equal(m2.record(7).targetId, 'TARGET-7');
+  assert.equal(m2.tabs.size, 1);
+  void a;
+});
+
 test('restore ignores garbage', () => {
   const clock = new FakeClock();
   for (const s of [null, 42, { v: 99 }, { v: 1, instances: 'x', tabs: [{ tabId: 'no' }, null] }]) {
