@@ -18,6 +18,7 @@ const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
 const MAX_ERRORS = 20;
+export const MAX_RECENT_LOG = 500;
 /**
  * A waiter whose connection has been silent this long is not handed a tab
  * (both sides ping at least every 20 s, so a live connection is never this quiet).
@@ -57,6 +58,8 @@ export class App {
     /** Connections being opened (before hello). */
     this.attempts = new Set();
     this.errors = [];
+    /** The last log lines, newest last (to follow a trace id without a console). */
+    this.recentLog = [];
     this.removedWaiters = new Map();
     this.reattach = new Map();
     this.range = { ...DEFAULT_RANGE };
@@ -89,7 +92,10 @@ export class App {
   }
 
   log(label, trace, msg) {
-    this._log(`[tabmux] ${label}${trace ? ` [${trace}]` : ''} ${msg}`);
+    const line = `[tabmux] ${label}${trace ? ` [${trace}]` : ''} ${msg}`;
+    this.recentLog.push(line);
+    while (this.recentLog.length > MAX_RECENT_LOG) this.recentLog.shift();
+    this._log(line);
   }
 
   _error(port, label, code, message) {

@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, browserFromUserAgent, STATE_KEY } from '../lib/app.js';
+import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG } from '../lib/app.js';
 import { FakeClock, flush } from './helpers.js';
 import { FakeWebSocket, FakeBrowser } from './fakes.js';
 
@@ -461,6 +461,22 @@ test('a state from storage.local without a target id is not trusted; from storag
     assert.equal(app2.locks.tabs.size, area === 'local' ? 0 : 1, `restored from ${area}`);
     assert.equal(w.browser.attached.has(t), area === 'session');
   }
+});
+
+test('log lines carry the request\'s trace id; the last ones are kept, a bounded number', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'Tracer' });
+  await w.until(() => app.conns.size === 1);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  const id = a.nextId;
+  await a.request('cdp', { tabId, method: 'X.y' });
+  const line = app.recentLog.find((l) => l.includes(`[t-${id}]`));
+  assert.match(line, new RegExp(`^\\[tabmux\\] Tracer \\[t-${id}\\] cdp X\\.y tab ${tabId} → ok`));
+  assert.ok(w.logs.includes(line), 'the same line goes to the console');
+  for (let i = 0; i < MAX_RECENT_LOG + 50; i++) app.log('-', null, `line ${i}`);
+  assert.equal(app.recentLog.length, MAX_RECENT_LOG);
+  assert.equal(app.recentLog[app.recentLog.length - 1], `[tabmux] - line ${MAX_RECENT_LOG + 49}`);
 });
 
 test('protocol mismatch is shown and not retried until the instance restarts', async () => {
