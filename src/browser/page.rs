@@ -537,7 +537,6 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
                     tracing::debug!("re-enabling the tab's domains failed: {e}");
                 }
             });
-            return;
         }
         "Page.frameNavigated" => {
             let f = &p["frame"];
