@@ -531,9 +531,18 @@ async fn killed_holder_hands_over_within_grace() {
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
     let c = m.client("Charlie").await;
+    let d = m.client("Delta").await;
+    a.ok("browser_navigate", json!({"url": m.page("tokA")}))
+        .await;
+    let created = tab_id(&a, 0).await;
     a.ok("browser_tabs", claim(user, 5.0)).await;
     a.ok("browser_click", json!({"target": "#count"})).await;
 
+    // D waits for the tab A created: it closes with A, after the grace.
+    let d_waits = async {
+        let r = d.call("browser_tabs", claim(created, 30.0)).await;
+        (r, wall_ms(), m.tab_exists(created).await)
+    };
     let b_waits = async {
         let r = b.call("browser_tabs", claim(user, 30.0)).await;
         let ran = page_now(&b).await;
@@ -545,6 +554,7 @@ async fn killed_holder_hands_over_within_grace() {
     };
     let kill = async {
         m.until_waiting(user, 2, Duration::from_secs(10)).await;
+        m.until_waiting(created, 1, Duration::from_secs(10)).await;
         let wall = wall_ms();
         // SAFETY: signalling our own child process.
         unsafe {
@@ -559,7 +569,8 @@ async fn killed_holder_hands_over_within_grace() {
         b.ok("browser_tabs", release(0)).await;
         r
     };
-    let ((rb, ran), rc, killed) = tokio::join!(b_then_release, c_waits, kill);
+    let ((rb, ran), rc, (rd, d_at, still_there), killed) =
+        tokio::join!(b_then_release, c_waits, d_waits, kill);
     assert!(!rb.is_error, "B gets the tab: {}", rb.text);
     assert!(!rc.is_error, "C gets the tab after B: {}", rc.text);
     let recovered = ran - killed;
@@ -578,6 +589,16 @@ async fn killed_holder_hands_over_within_grace() {
             .await,
         "\"user clicks 1\"",
         "the same page, with the killed holder's click"
+    );
+    assert!(
+        rd.is_error && rd.text.starts_with("TAB_CLOSED"),
+        "{}",
+        rd.text
+    );
+    assert!(!still_there, "D heard TAB_CLOSED before the tab was gone");
+    assert!(
+        d_at - killed >= grace_ms - 50.0,
+        "the killed instance's tab closed during the grace"
     );
     m.browser.close().await;
 }
@@ -1156,17 +1177,47 @@ async fn instances_survive_worker_stop_and_extension_reload() {
     let clients = [(&a, "mark A"), (&b, "mark B")];
     let ids = mark_pages(&clients).await;
 
-    m.browser.stop_worker().await;
-    same_tabs_same_pages(&clients, &ids, "after the worker stopped").await;
-
-    m.browser.reload_extension().await;
-    same_tabs_same_pages(&clients, &ids, "after the extension reloaded").await;
-
-    // The extension still knows who holds what, and which tabs were created: another
-    // instance cannot take B's tab, and A's created tab closes when A leaves.
+    // C waits for B's tab all along: through the worker stop and the reload (its
+    // claim is asked again on each new connection), until B releases it.
     let c = m.client("Charlie").await;
-    let e = c.err("browser_tabs", claim(user, 0.0)).await;
-    assert!(e.contains("held by \"Bravo\""), "{e}");
+    let c_waits = async {
+        let r = c.call("browser_tabs", claim(user, 60.0)).await;
+        (r, Instant::now())
+    };
+    let the_rest = async {
+        m.until_waiting(user, 1, Duration::from_secs(10)).await;
+        m.browser.stop_worker().await;
+        same_tabs_same_pages(&clients, &ids, "after the worker stopped").await;
+        m.until_waiting(user, 1, Duration::from_secs(10)).await;
+
+        m.browser.reload_extension().await;
+        same_tabs_same_pages(&clients, &ids, "after the extension reloaded").await;
+        m.until_waiting(user, 1, Duration::from_secs(10)).await;
+        let s = m.ext_state().await;
+        let held = |tab: i64| {
+            s["tabs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tabId"] == tab)
+                .map(|t| t["holder"].clone())
+        };
+        assert_eq!(held(ids[0]), Some(json!("Alpha")), "{s}");
+        assert_eq!(held(user), Some(json!("Bravo")), "{s}");
+        let released = Instant::now();
+        b.ok("browser_tabs", release(0)).await;
+        released
+    };
+    let ((rc, c_at), released) = tokio::join!(c_waits, the_rest);
+    assert!(
+        !rc.is_error,
+        "C, waiting all along, gets B's tab: {}",
+        rc.text
+    );
+    assert!(c_at > released, "C got the tab before B released it");
+    assert!(rc.text.contains("Owner user"), "{}", rc.text);
+
+    // A's tab was created by A (the extension remembers that too): it closes when A leaves.
     let left = Instant::now();
     a.quit().await;
     let closed = m
@@ -1177,7 +1228,7 @@ async fn instances_survive_worker_stop_and_extension_reload() {
         "A's created tab closes after the grace once A left ({closed:?}): {}",
         m.ext_state().await
     );
-    assert!(m.tab_exists(user).await, "B's borrowed tab stays");
+    assert!(m.tab_exists(user).await, "the borrowed tab stays");
     m.browser.close().await;
 }
 
