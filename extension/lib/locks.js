@@ -577,9 +577,20 @@ export class LockManager {
   }
 
   _alive(w, now = this.clock.now()) {
-    if (!w.resolve || w.deadline <= now) return false;
+    return w.deadline > now && this._connected(w);
+  }
+
+  /** The TAB_BUSY answer for a waiter with `waitingBefore` waiters ahead of it. */
+  _busy(rec, waitingBefore, now) {
+    const holder = this._holderInfo(rec);
+    const heldForMs = now - rec.since;
+    return err(Codes.TAB_BUSY, `tab ${rec.tabId} is held by "${holder.name}" for ${secs(heldForMs)}; ${waitingBefore} waiting before you`, { tabId: rec.tabId, holder, heldForMs, waitingBefore });
+  }
+
+  /** Whether a waiter's connection is still its instance's open connection. */
+  _connected(w) {
     const inst = this.instances.get(w.instanceId);
-    return !!inst && inst.status === 'connected' && inst.conn === w.conn && this.hooks.isOpen(w.conn);
+    return !!w.resolve && !!inst && inst.status === 'connected' && inst.conn === w.conn && this.hooks.isOpen(w.conn);
   }
 
   _settle(w, how, value) {
@@ -610,7 +621,10 @@ export class LockManager {
     while (rec.queue.length) {
       const w = rec.queue.shift();
       if (!this._alive(w, now)) {
-        this._settle(w, 'reject', err(Codes.INTERNAL, 'waiter gone'));
+        // Past its deadline (its timer has not run yet, e.g. a try-lock): TAB_BUSY, as
+        // the timer would have said. Otherwise nobody is left to hear the answer.
+        if (w.deadline <= now && this._connected(w)) this._settle(w, 'reject', this._busy(rec, 0, now));
+        else this._settle(w, 'reject', err(Codes.INTERNAL, 'waiter gone'));
         continue;
       }
       rec.holderLabelBefore = rec.holderLabel;
@@ -786,11 +800,9 @@ export class LockManager {
           rec.queue.splice(i, 1);
           changed = true;
           if (w.resolve) {
-            const holder = this._holderInfo(rec);
-            const heldForMs = now - rec.since;
-            const waitingBefore = i;
-            this.log(this._label(w.instanceId), `claim of tab ${rec.tabId} timed out (held by ${holder.name} for ${heldForMs} ms)`);
-            this._settle(w, 'reject', err(Codes.TAB_BUSY, `tab ${rec.tabId} is held by "${holder.name}" for ${secs(heldForMs)}; ${waitingBefore} waiting before you`, { tabId: rec.tabId, holder, heldForMs, waitingBefore }));
+            const e = this._busy(rec, i, now);
+            this.log(this._label(w.instanceId), `claim of tab ${rec.tabId} timed out (held by ${e.data.holder.name} for ${e.data.heldForMs} ms)`);
+            this._settle(w, 'reject', e);
           }
         } else i++;
       }

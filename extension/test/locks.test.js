@@ -118,6 +118,32 @@ test('a wait that times out fails with TAB_BUSY naming holder, held-for and posi
   assert.equal(h.m.holderOf(5).instanceId, 'A');
 });
 
+test('a waiter past its deadline when the tab is handed over gets TAB_BUSY, never an internal error', async () => {
+  const h = setup();
+  h.connect('A');
+  const b = h.connect('B');
+  const c = h.connect('C');
+  h.m.created('A', 1);
+  // A try-lock (timeout 0) whose timer has not run yet, then the holder lets go.
+  const tryLock = track(h.m.claim('B', b, 1, 0));
+  h.m.release('A', 1);
+  await flush();
+  assert.equal(tryLock.state, 'rejected');
+  assert.equal(tryLock.error.code, 'TAB_BUSY');
+  assert.match(tryLock.error.message, /held by "A"/);
+  assert.equal(h.m.record(1), null, 'nobody else waited: the tab is free');
+  // A waiter whose wait ran out a moment ago, while a live one waits behind it.
+  h.m.created('A', 2);
+  const late = track(h.m.claim('B', b, 2, 1_000));
+  const next = track(h.m.claim('C', c, 2, 60_000));
+  h.clock.t += 1_000; // its deadline passed; the timer has not fired yet
+  h.m.release('A', 2);
+  await flush();
+  assert.equal(late.error.code, 'TAB_BUSY');
+  assert.equal(next.state, 'resolved', 'the next live waiter gets the tab');
+  assert.equal(h.m.holderOf(2).instanceId, 'C');
+});
+
 test('a claim with timeout 0 is a try-lock', async () => {
   const h = setup();
   h.connect('A');
