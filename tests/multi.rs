@@ -1319,11 +1319,22 @@ async fn tab_groups_name_each_client() {
     assert_eq!(titles, ["Cursor", "Cursor 2"], "{g1:?} {g2:?}");
     assert_ne!(g1.1, g2.1, "the two Cursors have different colours");
     assert_ne!(g1.2, g2.2);
-    until_group(&m, t1b, "in its client's group", |g| g.as_ref() == Some(&g1)).await;
+    until_group(&m, t1b, "in its client's group", |g| {
+        g.as_ref() == Some(&g1)
+    })
+    .await;
     // The extension names each to the other by its label.
-    let row = all_tabs(&c1).await.into_iter().find(|r| r.id == t2).unwrap();
+    let row = all_tabs(&c1)
+        .await
+        .into_iter()
+        .find(|r| r.id == t2)
+        .unwrap();
     assert_eq!(row.holder, format!("held by {:?}", g2.0));
-    let row = all_tabs(&c2).await.into_iter().find(|r| r.id == t1).unwrap();
+    let row = all_tabs(&c2)
+        .await
+        .into_iter()
+        .find(|r| r.id == t1)
+        .unwrap();
     assert_eq!(row.holder, format!("held by {:?}", g1.0));
 
     // Borrowed tabs join the borrower's group while held…
@@ -1344,7 +1355,11 @@ async fn tab_groups_name_each_client() {
     })
     .await;
     until_group(&m, loose, "ungrouped again", |g| g.is_none()).await;
-    assert_eq!(group_of(&m, t2).await, Some(g2), "the borrower's own tab stays");
+    assert_eq!(
+        group_of(&m, t2).await,
+        Some(g2),
+        "the borrower's own tab stays"
+    );
     m.browser.close().await;
 }
 
