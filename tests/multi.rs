@@ -201,6 +201,12 @@ fn claim(tab: i64, timeout: f64) -> Value {
     json!({"action": "claim", "tabId": tab.to_string(), "timeout": timeout})
 }
 
+/// Claims `tab`; the answer and when it came.
+async fn timed_claim(c: &Client, tab: i64, timeout: f64) -> (Answer, Instant) {
+    let r = c.call("browser_tabs", claim(tab, timeout)).await;
+    (r, Instant::now())
+}
+
 fn release(index: usize) -> Value {
     json!({"action": "release", "index": index})
 }
@@ -358,10 +364,7 @@ async fn one_tab_queues_in_fifo_order() {
 
     // B waits while A holds the tab (and keeps working on it); A releases; B's answer
     // comes after the release.
-    let b_claims = async {
-        let r = b.call("browser_tabs", claim(t, 30.0)).await;
-        (r, Instant::now())
-    };
+    let b_claims = timed_claim(&b, t, 30.0);
     let a_works_then_releases = async {
         m.until_waiting(t, 1, Duration::from_secs(10)).await;
         let s = a.ok("browser_snapshot", json!({})).await;
@@ -386,14 +389,10 @@ async fn one_tab_queues_in_fifo_order() {
     assert_eq!(tab_id(&b, 0).await, t);
 
     // FIFO with three: C then D wait behind B's hold; they get it in that order.
-    let c_claims = async {
-        let r = c.call("browser_tabs", claim(t, 30.0)).await;
-        (r, Instant::now())
-    };
+    let c_claims = timed_claim(&c, t, 30.0);
     let d_claims = async {
         m.until_waiting(t, 1, Duration::from_secs(10)).await;
-        let r = d.call("browser_tabs", claim(t, 30.0)).await;
-        (r, Instant::now())
+        timed_claim(&d, t, 30.0).await
     };
     let releases = async {
         m.until_waiting(t, 2, Duration::from_secs(10)).await;
@@ -472,10 +471,7 @@ async fn leaving_instance_closes_then_hands_over_after_grace() {
         let exists = m.tab_exists(created).await;
         (r, Instant::now(), exists)
     };
-    let c_waits = async {
-        let r = c.call("browser_tabs", claim(user, 30.0)).await;
-        (r, Instant::now())
-    };
+    let c_waits = timed_claim(&c, user, 30.0);
     let a_leaves = async {
         m.until_waiting(created, 1, Duration::from_secs(10)).await;
         m.until_waiting(user, 1, Duration::from_secs(10)).await;
@@ -1006,23 +1002,16 @@ async fn user_closes_a_held_tab() {
     a.ok("browser_navigate", json!({"url": m.page("tokA")}))
         .await;
     let t = tab_id(&a, 0).await;
-    let waits = |w: &'static str| {
-        let who = if w == "B" { &b } else { &c };
-        async move {
-            let r = who.call("browser_tabs", claim(t, 30.0)).await;
-            (r, Instant::now())
-        }
-    };
     let user = async {
         m.until_waiting(t, 2, Duration::from_secs(10)).await;
         let at = Instant::now();
         m.browser.user_close(t).await;
         at
     };
-    let b_first = waits("B");
+    let b_first = timed_claim(&b, t, 30.0);
     let c_second = async {
         m.until_waiting(t, 1, Duration::from_secs(10)).await;
-        waits("C").await
+        timed_claim(&c, t, 30.0).await
     };
     let ((rb, b_at), (rc, c_at), closed_at) = tokio::join!(b_first, c_second, user);
     for (who, r, at) in [("B", &rb, b_at), ("C", &rc, c_at)] {
@@ -1180,10 +1169,7 @@ async fn instances_survive_worker_stop_and_extension_reload() {
     // C waits for B's tab all along: through the worker stop and the reload (its
     // claim is asked again on each new connection), until B releases it.
     let c = m.client("Charlie").await;
-    let c_waits = async {
-        let r = c.call("browser_tabs", claim(user, 60.0)).await;
-        (r, Instant::now())
-    };
+    let c_waits = timed_claim(&c, user, 60.0);
     let the_rest = async {
         m.until_waiting(user, 1, Duration::from_secs(10)).await;
         m.browser.stop_worker().await;
@@ -1464,7 +1450,6 @@ async fn status_shows_every_instance() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}");
-    println!("{text}");
     assert!(text.starts_with("4 tabmux instances"), "{text}");
     let lines: Vec<&str> = text.lines().collect();
     let ports: Vec<u16> = std::fs::read_dir(m.state.path())
