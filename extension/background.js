@@ -36,6 +36,7 @@ const api = {
     attach: (tabId) => chrome.debugger.attach({ tabId }, '1.3'),
     detach: (tabId) => chrome.debugger.detach({ tabId }),
     sendCommand: (target, method, params) => chrome.debugger.sendCommand(target, method, params),
+    getTargets: () => chrome.debugger.getTargets(),
   },
   storage: {
     local: { get: (k) => chrome.storage.local.get(k), set: (o) => chrome.storage.local.set(o) },

@@ -221,7 +221,16 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             ..Default::default()
         })
     } else {
-        let (link, claim, meta) = start_bridge(&cli)?;
+        let (link, claim, meta) = match start_bridge(&cli) {
+            Ok(started) => started,
+            Err(e) => {
+                // Tell the client why (it shows the error), then exit.
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    tabmux::mcp::refuse(&format!("{e:#}"), Duration::from_secs(10)).await;
+                }
+                return Err(e);
+            }
+        };
         let shared = Shared {
             state_dir: claim.state_dir().to_path_buf(),
             ports: cli.ports,

@@ -967,6 +967,26 @@ async fn close_and_shutdown() {
     assert!(TcpStream::connect(("127.0.0.1", port)).await.is_err());
 }
 
+#[tokio::test]
+async fn a_shutting_down_bridge_answers_no_probe() {
+    // A request already accepted when shutdown starts must not find a live instance:
+    // the extension would connect to it again and take the leaving tabmux for back.
+    let (bridge, port) = start(quiet_config());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await; // accepted, head not sent yet
+    bridge.shutdown();
+    s.write_all(format!("GET /tabmux HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+}
+
 // ---------------------------------------------------------------- status
 
 #[tokio::test]

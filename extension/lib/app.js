@@ -18,6 +18,7 @@ const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
 const MAX_ERRORS = 20;
+export const MAX_RECENT_LOG = 500;
 /**
  * A waiter whose connection has been silent this long is not handed a tab
  * (both sides ping at least every 20 s, so a live connection is never this quiet).
@@ -57,6 +58,8 @@ export class App {
     /** Connections being opened (before hello). */
     this.attempts = new Set();
     this.errors = [];
+    /** The last log lines, newest last (to follow a trace id without a console). */
+    this.recentLog = [];
     this.removedWaiters = new Map();
     this.reattach = new Map();
     this.range = { ...DEFAULT_RANGE };
@@ -91,7 +94,10 @@ export class App {
   }
 
   log(label, trace, msg) {
-    this._log(`[tabmux] ${label}${trace ? ` [${trace}]` : ''} ${msg}`);
+    const line = `[tabmux] ${label}${trace ? ` [${trace}]` : ''} ${msg}`;
+    this.recentLog.push(line);
+    while (this.recentLog.length > MAX_RECENT_LOG) this.recentLog.shift();
+    this._log(line);
   }
 
   _error(port, label, code, message) {
@@ -109,7 +115,7 @@ export class App {
         /* keep the UA's */
       }
     }
-    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY])) || {};
+    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY])) || {};
     this.profileId = local[PROFILE_KEY];
     if (typeof this.profileId !== 'string' || !this.profileId) {
       this.profileId = `p-${this.randomId()}`;
@@ -129,11 +135,19 @@ export class App {
       }
     }
 
+    // The state lives in storage.session (a stopped service worker finds it there) and
+    // in a copy in storage.local, which outlives a reload or update of the extension
+    // (they clear storage.session) — and a browser restart, hence the checks below.
     let stored = null;
+    let from = 'session';
     try {
       stored = ((await this.api.storage.session.get(STATE_KEY)) || {})[STATE_KEY] || null;
     } catch (e) {
       this.log('-', null, `reading stored state failed: ${e.message}`);
+    }
+    if (!stored && local[STATE_KEY]) {
+      stored = local[STATE_KEY];
+      from = 'local';
     }
     this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
     // The user's tabs in front now (later changes come from tabs.onActivated).
@@ -145,12 +159,20 @@ export class App {
       /* no tabs API in this context */
     }
     if (this.locks.tabs.size || this.locks.instances.size) {
-      this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs; each has its grace period to reconnect`);
+      const why = from === 'local' ? ' (the extension was reloaded or updated, or the browser restarted)' : '';
+      this.log('-', null, `restored ${this.locks.instances.size} instances and ${this.locks.tabs.size} held tabs${why}; each has its grace period to reconnect`);
     }
-    // Tabs closed while the worker was stopped.
+    // Tabs closed meanwhile. A tab id can come again in another browser session, a
+    // target id cannot: a state from storage.local keeps only tabs whose target it knows.
     try {
       const alive = new Set((await this.api.tabs.query({})).map((t) => t.id));
-      for (const tabId of [...this.locks.tabs.keys()]) if (!alive.has(tabId)) this.locks.tabRemoved(tabId);
+      const targets = await this._targets();
+      for (const rec of [...this.locks.tabs.values()]) {
+        const now = targets && targets.get(rec.tabId);
+        const same = !!rec.targetId && now === rec.targetId;
+        const other = !!rec.targetId && !!now && now !== rec.targetId;
+        if (!alive.has(rec.tabId) || other || (from === 'local' && !same)) this.locks.tabRemoved(rec.tabId);
+      }
     } catch (e) {
       this.log('-', null, `reconciling tabs failed: ${e.message}`);
     }
@@ -353,9 +375,10 @@ export class App {
         if (inst) this.groups.repaint(id, this.locks.tabsOf(id));
       },
       persist: (snapshot) => {
-        this._lastWrite = this.api.storage.session
-          .set({ [STATE_KEY]: snapshot })
-          .catch((e) => this.log('-', null, `storing state failed: ${e.message}`));
+        const item = { [STATE_KEY]: snapshot };
+        this._lastWrite = Promise.all([this.api.storage.session.set(item), this.api.storage.local.set(item)]).catch((e) =>
+          this.log('-', null, `storing state failed: ${e.message}`),
+        );
       },
     };
   }
@@ -372,6 +395,21 @@ export class App {
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
     if (this.dbg.isAttached(tabId) && this.dbg.owner(tabId) !== instanceId) await this.dbg.detach(tabId);
     await this.dbg.attach(tabId, url, instanceId);
+    const rec = this.locks.record(tabId);
+    if (rec && !rec.targetId) {
+      const targets = await this._targets();
+      if (targets && targets.has(tabId)) this.locks.setTarget(tabId, targets.get(tabId));
+    }
+  }
+
+  /** tabId → the browser's target id of that tab, or null when that cannot be told. */
+  async _targets() {
+    try {
+      const all = await this.api.debugger.getTargets();
+      return new Map(all.filter((t) => t.type === 'page' && t.tabId != null).map((t) => [t.tabId, t.id]));
+    } catch {
+      return null;
+    }
   }
 
   _joinGroup(tabId, instanceId) {

@@ -322,6 +322,19 @@ export class LockManager {
     }
   }
 
+  /**
+   * Remember the browser's target id of a held tab (unique across browser sessions,
+   * unlike tab ids): a state restored after the extension reloaded is checked
+   * against it, so a record never lands on another session's tab of the same id.
+   */
+  setTarget(tabId, targetId) {
+    const rec = this.tabs.get(tabId);
+    if (rec && typeof targetId === 'string' && targetId && rec.targetId !== targetId) {
+      rec.targetId = targetId;
+      this._changed(true);
+    }
+  }
+
   /** Run `fn` after every earlier side effect on this tab (attach, detach, group, close). */
   serial(tabId, fn) {
     const prev = this._chains.get(tabId) || Promise.resolve();
@@ -422,6 +435,7 @@ export class LockManager {
         lastUsed: r.lastUsed,
         seq: r.seq,
         origGroupId: r.origGroupId,
+        targetId: r.targetId,
         closing: r.closing,
         queue: r.queue.map((w) => ({ instanceId: w.instanceId, deadline: w.deadline, since: w.since, seq: w.seq })),
       })),
@@ -467,6 +481,7 @@ export class LockManager {
       rec.lastUsed = Number.isFinite(s.lastUsed) ? s.lastUsed : now;
       rec.seq = Number.isSafeInteger(s.seq) ? s.seq : ++m.seq;
       rec.origGroupId = s.origGroupId;
+      if (typeof s.targetId === 'string') rec.targetId = s.targetId;
       rec.closing = s.closing || false;
       rec.holderLabel = s.holderLabel || '';
       m.tabs.set(s.tabId, rec);
@@ -510,6 +525,7 @@ export class LockManager {
       lastUsed: now,
       seq: ++this.seq,
       origGroupId: undefined,
+      targetId: undefined,
       closing: false,
       queue: [],
     };
@@ -561,9 +577,20 @@ export class LockManager {
   }
 
   _alive(w, now = this.clock.now()) {
-    if (!w.resolve || w.deadline <= now) return false;
+    return w.deadline > now && this._connected(w);
+  }
+
+  /** The TAB_BUSY answer for a waiter with `waitingBefore` waiters ahead of it. */
+  _busy(rec, waitingBefore, now) {
+    const holder = this._holderInfo(rec);
+    const heldForMs = now - rec.since;
+    return err(Codes.TAB_BUSY, `tab ${rec.tabId} is held by "${holder.name}" for ${secs(heldForMs)}; ${waitingBefore} waiting before you`, { tabId: rec.tabId, holder, heldForMs, waitingBefore });
+  }
+
+  /** Whether a waiter's connection is still its instance's open connection. */
+  _connected(w) {
     const inst = this.instances.get(w.instanceId);
-    return !!inst && inst.status === 'connected' && inst.conn === w.conn && this.hooks.isOpen(w.conn);
+    return !!w.resolve && !!inst && inst.status === 'connected' && inst.conn === w.conn && this.hooks.isOpen(w.conn);
   }
 
   _settle(w, how, value) {
@@ -594,7 +621,10 @@ export class LockManager {
     while (rec.queue.length) {
       const w = rec.queue.shift();
       if (!this._alive(w, now)) {
-        this._settle(w, 'reject', err(Codes.INTERNAL, 'waiter gone'));
+        // Past its deadline (its timer has not run yet, e.g. a try-lock): TAB_BUSY, as
+        // the timer would have said. Otherwise nobody is left to hear the answer.
+        if (w.deadline <= now && this._connected(w)) this._settle(w, 'reject', this._busy(rec, 0, now));
+        else this._settle(w, 'reject', err(Codes.INTERNAL, 'waiter gone'));
         continue;
       }
       rec.holderLabelBefore = rec.holderLabel;
@@ -770,11 +800,9 @@ export class LockManager {
           rec.queue.splice(i, 1);
           changed = true;
           if (w.resolve) {
-            const holder = this._holderInfo(rec);
-            const heldForMs = now - rec.since;
-            const waitingBefore = i;
-            this.log(this._label(w.instanceId), `claim of tab ${rec.tabId} timed out (held by ${holder.name} for ${heldForMs} ms)`);
-            this._settle(w, 'reject', err(Codes.TAB_BUSY, `tab ${rec.tabId} is held by "${holder.name}" for ${secs(heldForMs)}; ${waitingBefore} waiting before you`, { tabId: rec.tabId, holder, heldForMs, waitingBefore }));
+            const e = this._busy(rec, i, now);
+            this.log(this._label(w.instanceId), `claim of tab ${rec.tabId} timed out (held by ${e.data.holder.name} for ${e.data.heldForMs} ms)`);
+            this._settle(w, 'reject', e);
           }
         } else i++;
       }

@@ -1,6 +1,6 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, browserFromUserAgent, STATE_KEY } from '../lib/app.js';
+import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG } from '../lib/app.js';
 import { FakeClock, flush } from './helpers.js';
 import { FakeWebSocket, FakeBrowser } from './fakes.js';
 
@@ -372,6 +372,111 @@ test('service-worker restart: state from storage.session, tabs re-attached, inst
   await w.clock.advance(6_000);
   assert.ok(!w.browser.tabs.has(tb));
   assert.ok(w.browser.tabs.has(ta));
+});
+
+/** The old worker and its extension are gone: timers, sockets and debugger sessions die. */
+function unload(app, w) {
+  app.discovery.stop();
+  app.locks.dispose();
+  for (const c of [...app.conns.values()]) c.ws.drop();
+  w.browser.attached.clear();
+}
+
+test('extension reloaded (storage.session cleared): the copy in storage.local resumes every instance on its tabs', async () => {
+  const w = await world();
+  const app1 = await w.newApp();
+  const a = w.peer(8765, { name: 'A', graceMs: 5_000 });
+  const b = w.peer(8766, { name: 'B', graceMs: 5_000 });
+  await w.until(() => app1.conns.size === 2);
+  const created = (await a.request('tabs.create', {})).result.tabId;
+  const user = w.browser.addTab({ url: 'https://example.com/' }).id;
+  assert.equal((await b.request('tabs.claim', { tabId: user, timeoutMs: 0 })).result.tabId, user);
+  await w.clock.advance(10);
+  const copy = w.browser.local[STATE_KEY];
+  assert.equal(copy.tabs.length, 2, 'the copy in storage.local is kept up to date');
+  assert.ok(copy.tabs.every((t) => t.targetId === w.browser.tabs.get(t.tabId).targetId), 'with each tab\'s target id');
+
+  unload(app1, w);
+  w.browser.session = {}; // a reload or update clears storage.session
+
+  const app2 = await w.newApp();
+  assert.ok(w.browser.attached.has(created) && w.browser.attached.has(user), 're-attached at start');
+  assert.ok(await w.until(() => app2.conns.size === 2));
+  await w.clock.advance(10);
+  assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === created));
+  assert.ok(b.eventsOf('tab.attached').some((e) => e.tabId === user));
+  assert.deepEqual((await a.request('tabs.list', {})).result.tabs.map((t) => [t.tabId, t.created]), [[created, true]]);
+  assert.deepEqual((await b.request('tabs.list', {})).result.tabs.map((t) => [t.tabId, t.created]), [[user, false]]);
+  assert.equal((await b.request('cdp', { tabId: user, method: 'X.y' })).result.ok, true);
+  // Still the same locks: A cannot take B's tab, and A's created tab closes when A leaves.
+  const busy = a.request('tabs.claim', { tabId: user, timeoutMs: 0 });
+  await w.clock.advance(10);
+  assert.equal((await busy).error.code, 'TAB_BUSY');
+  a.up = false;
+  a.ws.drop();
+  await w.clock.advance(6_000);
+  assert.ok(!w.browser.tabs.has(created), 'a created tab is still closed when its creator leaves');
+  assert.ok(w.browser.tabs.has(user));
+});
+
+test('a state from storage.local never lands on another browser session\'s tabs (same tab id, other target)', async () => {
+  const w = await world();
+  const app1 = await w.newApp();
+  const a = w.peer(8765, { name: 'A', graceMs: 5_000 });
+  await w.until(() => app1.conns.size === 1);
+  const t1 = (await a.request('tabs.create', {})).result.tabId;
+  const t2 = (await a.request('tabs.create', {})).result.tabId;
+  await w.clock.advance(10);
+  unload(app1, w);
+  // The browser restarts: storage.session is empty, one tab id is gone, the other now
+  // names another tab (a new target), e.g. the user's.
+  w.browser.session = {};
+  w.browser.tabs.delete(t2);
+  w.browser.tabs.get(t1).targetId = 'T-another-session';
+  w.browser.tabs.get(t1).url = 'https://mail.example/';
+
+  const app2 = await w.newApp();
+  assert.equal(app2.locks.tabs.size, 0, 'no record survives');
+  assert.ok(!w.browser.attached.has(t1), 'the other session\'s tab is left alone');
+  assert.ok(await w.until(() => app2.conns.size === 1));
+  assert.equal((await a.request('cdp', { tabId: t1, method: 'X.y' })).error.code, 'TAB_CLOSED');
+  assert.deepEqual((await a.request('tabs.list', { all: true })).result.tabs.map((t) => t.holder), [null]);
+});
+
+test('a state from storage.local without a target id is not trusted; from storage.session it is', async () => {
+  for (const area of ['local', 'session']) {
+    const w = await world();
+    const app1 = await w.newApp();
+    const a = w.peer(8765, { name: 'A', graceMs: 5_000 });
+    await w.until(() => app1.conns.size === 1);
+    const t = (await a.request('tabs.create', {})).result.tabId;
+    await w.clock.advance(10);
+    unload(app1, w);
+    for (const k of ['local', 'session']) {
+      const snap = w.browser[k][STATE_KEY];
+      if (snap) for (const r of snap.tabs) delete r.targetId;
+    }
+    if (area === 'local') w.browser.session = {};
+    const app2 = await w.newApp();
+    assert.equal(app2.locks.tabs.size, area === 'local' ? 0 : 1, `restored from ${area}`);
+    assert.equal(w.browser.attached.has(t), area === 'session');
+  }
+});
+
+test('log lines carry the request\'s trace id; the last ones are kept, a bounded number', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'Tracer' });
+  await w.until(() => app.conns.size === 1);
+  const tabId = (await a.request('tabs.create', {})).result.tabId;
+  const id = a.nextId;
+  await a.request('cdp', { tabId, method: 'X.y' });
+  const line = app.recentLog.find((l) => l.includes(`[t-${id}]`));
+  assert.match(line, new RegExp(`^\\[tabmux\\] Tracer \\[t-${id}\\] cdp X\\.y tab ${tabId} → ok`));
+  assert.ok(w.logs.includes(line), 'the same line goes to the console');
+  for (let i = 0; i < MAX_RECENT_LOG + 50; i++) app.log('-', null, `line ${i}`);
+  assert.equal(app.recentLog.length, MAX_RECENT_LOG);
+  assert.equal(app.recentLog[app.recentLog.length - 1], `[tabmux] - line ${MAX_RECENT_LOG + 49}`);
 });
 
 test('protocol mismatch is shown and not retried until the instance restarts', async () => {

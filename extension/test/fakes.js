@@ -139,6 +139,7 @@ export class FakeBrowser {
         detach: async (tabId) => {
           if (!b.attached.delete(tabId)) throw new Error(`Debugger is not attached to the tab with id: ${tabId}.`);
         },
+        getTargets: async () => [...b.tabs.values()].map((t) => ({ type: 'page', id: t.targetId, tabId: t.id, url: t.url, attached: b.attached.has(t.id) })),
         sendCommand: async (target, method, params) => {
           if (!b.attached.has(target.tabId)) throw new Error(`Debugger is not attached to the tab with id: ${target.tabId}.`);
           b.commands.push({ target, method, params });
@@ -157,7 +158,7 @@ export class FakeBrowser {
 
   addTab({ windowId = 1, url = 'about:blank', active = true, title = '' } = {}) {
     const id = this.nextTab++;
-    const t = { id, windowId, url, title: title || url, active: !!active, groupId: -1 };
+    const t = { id, windowId, url, title: title || url, active: !!active, groupId: -1, targetId: `T${id}-${Math.random().toString(16).slice(2)}` };
     this.tabs.set(id, t);
     return { ...t };
   }

@@ -118,6 +118,32 @@ test('a wait that times out fails with TAB_BUSY naming holder, held-for and posi
   assert.equal(h.m.holderOf(5).instanceId, 'A');
 });
 
+test('a waiter past its deadline when the tab is handed over gets TAB_BUSY, never an internal error', async () => {
+  const h = setup();
+  h.connect('A');
+  const b = h.connect('B');
+  const c = h.connect('C');
+  h.m.created('A', 1);
+  // A try-lock (timeout 0) whose timer has not run yet, then the holder lets go.
+  const tryLock = track(h.m.claim('B', b, 1, 0));
+  h.m.release('A', 1);
+  await flush();
+  assert.equal(tryLock.state, 'rejected');
+  assert.equal(tryLock.error.code, 'TAB_BUSY');
+  assert.match(tryLock.error.message, /held by "A"/);
+  assert.equal(h.m.record(1), null, 'nobody else waited: the tab is free');
+  // A waiter whose wait ran out a moment ago, while a live one waits behind it.
+  h.m.created('A', 2);
+  const late = track(h.m.claim('B', b, 2, 1_000));
+  const next = track(h.m.claim('C', c, 2, 60_000));
+  h.clock.t += 1_000; // its deadline passed; the timer has not fired yet
+  h.m.release('A', 2);
+  await flush();
+  assert.equal(late.error.code, 'TAB_BUSY');
+  assert.equal(next.state, 'resolved', 'the next live waiter gets the tab');
+  assert.equal(h.m.holderOf(2).instanceId, 'C');
+});
+
 test('a claim with timeout 0 is a try-lock', async () => {
   const h = setup();
   h.connect('A');
@@ -530,6 +556,26 @@ test('restore finishes a close that was under way when the worker stopped', asyn
   await flush();
   assert.deepEqual(calls, [80]);
   assert.equal(m2.record(80), null);
+});
+
+test('a tab\'s target id is stored with its record and restored; it survives hand-overs', async () => {
+  const h = setup();
+  const a = h.connect('A');
+  const b = h.connect('B');
+  h.m.created('A', 7);
+  h.m.setTarget(7, 'TARGET-7');
+  assert.equal(h.store.snapshot.tabs[0].targetId, 'TARGET-7', 'persisted at once');
+  h.m.setTarget(8, 'nothing'); // a free tab has no record
+  const got = track(h.m.claim('B', b, 7, 10_000));
+  await flush();
+  h.m.release('A', 7);
+  await flush();
+  assert.equal(got.state, 'resolved');
+  assert.equal(h.m.record(7).targetId, 'TARGET-7', 'the same tab, the same target');
+  const m2 = LockManager.restore(h.store.snapshot, { clock: h.clock });
+  assert.equal(m2.record(7).targetId, 'TARGET-7');
+  assert.equal(m2.tabs.size, 1);
+  void a;
 });
 
 test('restore ignores garbage', () => {

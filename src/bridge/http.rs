@@ -146,6 +146,7 @@ fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Error",
     }
 }

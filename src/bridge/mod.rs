@@ -381,6 +381,11 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         }
         Err(http::HeadError::Gone) => return,
     };
+    // Once shutdown has begun, this instance is leaving: answering its probe (or a new
+    // handshake) would make the extension take it for back.
+    if *shared.shutdown.borrow() {
+        return http::respond_text(&mut stream, 503, "tabmux is shutting down").await;
+    }
     let (Ok(host), Ok(origin)) = (head.one("host"), head.one("origin")) else {
         return http::respond_text(&mut stream, 400, "duplicate Host or Origin header").await;
     };

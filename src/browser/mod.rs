@@ -473,8 +473,14 @@ impl Browser {
         Ok(())
     }
 
-    /// Leaves cleanly (tabmux is exiting).
+    /// Leaves cleanly (tabmux is exiting). Through the extension, tabs are left as they
+    /// are: the extension keeps them for the grace period, then closes the ones this
+    /// instance created and releases the others.
     pub async fn shutdown(&self) {
+        if !matches!(self.cfg.mode, Mode::Launch(_) | Mode::Cdp(_)) {
+            self.forget_all_tabs("tabmux is exiting");
+            return;
+        }
         let _ = self.close().await;
     }
 

@@ -737,7 +737,11 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
         "Inspector.targetCrashed" if child.is_none() => {
             s.crashed = true;
         }
-        "Inspector.detached" if child.is_none() => {
+        // Through the extension a detached debugger is not a closed tab: the extension
+        // attaches again, or says `tab.closed` (with the real reason) when the tab is gone.
+        "Inspector.detached"
+            if child.is_none() && !matches!(page.chan, Channel::Extension { .. }) =>
+        {
             s.closed = true;
             let reason = p["reason"].as_str().unwrap_or("detached").to_string();
             s.closed_reason.get_or_insert(reason);

@@ -303,14 +303,31 @@ impl ExtensionLink {
                 "tabId {tab_id:?} is not a tab id; list tabs with browser_tabs {{action: \"list\", all: true}}"
             ))
         })?;
-        let ms = timeout.as_millis() as u64;
-        self.request(
-            "tabs.claim",
-            json!({"tabId": tab, "timeoutMs": ms}),
-            timeout + Duration::from_secs(10),
-        )
-        .await?;
-        Ok(self.tab_conn(tab))
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let asked = self
+                .request(
+                    "tabs.claim",
+                    json!({"tabId": tab, "timeoutMs": left.as_millis() as u64}),
+                    left + Duration::from_secs(10),
+                )
+                .await;
+            match asked {
+                Ok(_) => return Ok(self.tab_conn(tab)),
+                // The connection dropped while the claim waited (the extension's
+                // service worker restarting): claim again on the new connection for the
+                // time left. The extension gives back the place in the queue if it
+                // still has it.
+                Err(e) if e.is(codes::BROWSER_GONE) && tokio::time::Instant::now() < deadline => {
+                    tracing::info!(
+                        tab,
+                        "the browser's connection dropped during a claim; claiming again"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn unroute(&self, tab: i64) {
@@ -379,8 +396,8 @@ impl ExtensionLink {
             .is_some_and(|c| c.managed())
     }
 
-    /// Leaves: closes the tabs this instance created and releases the others, at once
-    /// (the extension would do it after its grace period anyway).
+    /// `browser_close`: closes the tabs this instance created and releases the others,
+    /// at once.
     pub async fn shutdown(&self, held: &[String]) {
         let created: Vec<i64> = self.inner.created.lock().unwrap().clone();
         let Some(conn) = self.inner.current.lock().unwrap().clone() else {

@@ -242,3 +242,22 @@ impl ServerHandler for Server {
         Ok(self.run_tool(&request.name, args).await.into())
     }
 }
+
+/// Serves one MCP client only to tell it why tabmux cannot run (e.g. the port range is
+/// full): its `initialize` is answered with `message` as the error, which clients show
+/// to their user. Returns then, or after `wait` when no client speaks.
+pub async fn refuse(message: &str, wait: std::time::Duration) {
+    struct Refusal(String);
+    impl ServerHandler for Refusal {
+        async fn initialize(
+            &self,
+            _request: InitializeRequestParams,
+            _context: RequestContext<RoleServer>,
+        ) -> std::result::Result<InitializeResult, McpError> {
+            Err(McpError::internal_error(self.0.clone(), None))
+        }
+    }
+    use rmcp::ServiceExt;
+    let served = Refusal(message.to_string()).serve(rmcp::transport::io::stdio_pipes());
+    let _ = tokio::time::timeout(wait, served).await;
+}

@@ -163,6 +163,46 @@ impl ExtBrowser {
             .await;
     }
 
+    /// Reloads the extension the way a user does on chrome://extensions (Developer mode
+    /// on, the extension's Reload button): a new service worker, the old one's state
+    /// and debugger sessions gone.
+    pub async fn reload_extension(&self) {
+        let t = self
+            .call(
+                None,
+                "Target.createTarget",
+                json!({"url": "chrome://extensions"}),
+            )
+            .await;
+        let id = t["targetId"].as_str().unwrap().to_string();
+        let a = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": id, "flatten": true}),
+            )
+            .await;
+        let s = a["sessionId"].as_str().unwrap().to_string();
+        let expr = format!(
+            "chrome.developerPrivate.updateProfileConfiguration({{inDeveloperMode: true}})
+                .then(() => chrome.developerPrivate.reload('{EXTENSION_ID}', {{failQuietly: false}}))
+                .then(() => 'reloaded')"
+        );
+        let r = self
+            .call(
+                Some(&s),
+                "Runtime.evaluate",
+                json!({"expression": expr, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        self.call(None, "Target.closeTarget", json!({"targetId": id}))
+            .await;
+        assert_eq!(
+            r["result"]["value"], "reloaded",
+            "the extension reloads: {r}"
+        );
+    }
+
     /// Opens a tab the way a user would (not through tabmux); returns its Chrome tab id.
     pub async fn user_tab(&self, url: &str) -> i64 {
         let expr = format!(

@@ -130,6 +130,16 @@ pub fn find_ref(text: &str, needles: &[&str]) -> Option<String> {
     None
 }
 
+/// A tabmux that did not start serving its client.
+#[derive(Debug)]
+pub struct Refused {
+    /// The error the client's MCP handshake ended with.
+    pub error: String,
+    /// How the process ended (`None` if it was still running 15 s later).
+    pub status: Option<std::process::ExitStatus>,
+    pub stderr: String,
+}
+
 /// One tabmux process driven by a real MCP client over its stdio.
 pub struct Client {
     pub service: RunningService<RoleClient, ClientConfig>,
@@ -157,6 +167,17 @@ impl Client {
         Self::spawn(name, args, &[], state_dir, own).await
     }
 
+    /// Like [`Client::start_in`], for a tabmux that may refuse to serve: the error its
+    /// client saw, its exit status and its stderr.
+    pub async fn try_start_in(
+        name: &str,
+        args: &[&str],
+        state_dir: &Path,
+    ) -> Result<Client, Refused> {
+        let own = TempDir::new("log");
+        Self::try_spawn(name, args, &[], state_dir, own).await
+    }
+
     async fn spawn(
         name: &str,
         args: &[&str],
@@ -164,6 +185,22 @@ impl Client {
         state_dir: &Path,
         state: TempDir,
     ) -> Client {
+        match Self::try_spawn(name, args, env, state_dir, state).await {
+            Ok(c) => c,
+            Err(r) => panic!(
+                "MCP initialize succeeds: {}\n--- tabmux stderr ---\n{}",
+                r.error, r.stderr
+            ),
+        }
+    }
+
+    async fn try_spawn(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        state_dir: &Path,
+        state: TempDir,
+    ) -> Result<Client, Refused> {
         let log = state.path().join("stderr.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"));
@@ -185,15 +222,27 @@ impl Client {
             Implementation::new(name, "1.0"),
         );
         cfg.protocol_version = ProtocolVersion::V_2025_11_25;
-        let service = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
+        let served = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
             .await
-            .expect("initialize within 20 s")
-            .expect("MCP initialize succeeds");
-        Client {
-            service,
-            child,
-            log,
-            state,
+            .expect("initialize within 20 s");
+        match served {
+            Ok(service) => Ok(Client {
+                service,
+                child,
+                log,
+                state,
+            }),
+            Err(e) => {
+                let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+                    .await
+                    .ok()
+                    .and_then(|s| s.ok());
+                Err(Refused {
+                    error: e.to_string(),
+                    status,
+                    stderr: std::fs::read_to_string(&log).unwrap_or_default(),
+                })
+            }
         }
     }
 
