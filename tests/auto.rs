@@ -181,6 +181,7 @@ async fn crashed_shared_browser_and_damaged_extension_recover() {
             ok = Some(r);
             break;
         }
+        eprintln!("attempt failed: {}", r.text);
         assert!(
             r.text.contains("TAB_CLOSED")
                 || r.text.contains("BROWSER_GONE")

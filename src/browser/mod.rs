@@ -239,7 +239,8 @@ impl Browser {
             !closed
         });
         for p in &gone {
-            if Some(&p.key) == current_key.as_ref() {
+            let told = std::mem::replace(&mut p.state().close_reported, true);
+            if Some(&p.key) == current_key.as_ref() && !told {
                 err = p.check_open().err();
             }
             self.refs.lock().unwrap().forget_tab(&p.key);

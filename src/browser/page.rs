@@ -122,6 +122,8 @@ pub struct PageState {
     pub closed_reason: Option<String>,
     /// Set when another instance took the tab (the lease ran out while it waited).
     pub lost_to: Option<String>,
+    /// Whether the model has been told the tab is gone.
+    pub close_reported: bool,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
 }
@@ -371,6 +373,20 @@ impl Page {
     }
 
     fn explain(&self, e: Error) -> Error {
+        if e.is(codes::TAB_CLOSED) {
+            // The browser says the tab is gone: the next call moves on to another tab.
+            let mut s = self.state();
+            s.closed = true;
+            s.close_reported = true;
+            s.closed_reason.get_or_insert_with(|| "closed".into());
+            return Error::new(
+                codes::TAB_CLOSED,
+                format!(
+                    "{}; browser_tabs lists your remaining tabs, and the next call opens a new one if none is left",
+                    e.message
+                ),
+            );
+        }
         if e.is(codes::LOCK_LOST) || e.is(codes::NOT_HELD) {
             let mut s = self.state();
             s.closed = true;
