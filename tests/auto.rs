@@ -31,6 +31,12 @@ struct Auto {
     fx: Fixtures,
 }
 
+impl Drop for Auto {
+    fn drop(&mut self) {
+        common::end_shared_browsers(self.state.path());
+    }
+}
+
 impl Auto {
     async fn new() -> Auto {
         require_chromium();

@@ -20,6 +20,12 @@ struct Setup {
     ports: String,
 }
 
+impl Drop for Setup {
+    fn drop(&mut self) {
+        common::end_shared_browsers(self.state.path());
+    }
+}
+
 impl Setup {
     async fn new() -> Setup {
         let range = free_range(11);
@@ -54,7 +60,7 @@ macro_rules! scenario_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let s = Setup::new().await;
+                let mut s = Setup::new().await;
                 let c = s.client("ext-test").await;
                 scenarios::$name(&c, &s.fx).await;
                 drop(c);
@@ -91,7 +97,7 @@ async fn no_extension_is_a_clear_error() {
     let ports = format!("{}-{}", range.0, range.1);
     let c = Client::start_in(
         "lonely",
-        &["--ports", &ports, "--extension-wait", "0.5"],
+        &["--extension", "--ports", &ports, "--extension-wait", "0.5"],
         state.path(),
     )
     .await;
@@ -107,7 +113,7 @@ async fn no_extension_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_pages_cannot_open_the_bridge() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let c = s.client("guard").await;
     c.ok("browser_navigate", json!({"url": s.fx.url("index.html")}))
         .await;
@@ -139,7 +145,7 @@ async fn web_pages_cannot_open_the_bridge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_instance_leaves_the_extension_healthy() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let a = s.client("doomed").await;
     a.ok("browser_navigate", json!({"url": s.fx.url("delayed.html")}))
         .await;
@@ -169,7 +175,7 @@ async fn killed_instance_leaves_the_extension_healthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_restart_mid_session() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let c = s.client("survivor").await;
     let nav = c
         .ok("browser_navigate", json!({"url": s.fx.url("nav.html")}))
@@ -204,7 +210,7 @@ async fn worker_restart_mid_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tabs_the_extension_cannot_debug() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let c = s.client("curious").await;
     let tab = s.browser.user_tab("chrome://version").await;
     let e = c
@@ -227,7 +233,7 @@ async fn tabs_the_extension_cannot_debug() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lists_instances_and_browsers() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let c = s.client("Claude Code").await;
     c.ok("browser_navigate", json!({"url": s.fx.url("nav.html")}))
         .await;
@@ -276,7 +282,7 @@ fn extension_install_writes_the_repository_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_opening_a_tab_does_not_take_the_users_focus() {
-    let s = Setup::new().await;
+    let mut s = Setup::new().await;
     let user_tab = s.browser.user_tab(&s.fx.url("index.html")).await;
     let c = s.client("opener").await;
     let nav = c

@@ -27,6 +27,12 @@ struct Multi {
     ports: String,
 }
 
+impl Drop for Multi {
+    fn drop(&mut self) {
+        common::end_shared_browsers(self.state.path());
+    }
+}
+
 impl Multi {
     async fn new() -> Multi {
         Self::with_range(free_range(11)).await
@@ -44,6 +50,7 @@ impl Multi {
 
     fn args<'a>(&'a self, grace: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut a = vec![
+            "--extension",
             "--ports",
             &self.ports,
             "--extension-wait",
@@ -246,7 +253,7 @@ fn assert_only(text: &str, own: &str, others: &[&str], what: &str) {
 /// 1. Two instances on different tabs: each sees and drives only its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_no_cross_talk() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
     let (na, nb) = tokio::join!(
@@ -353,7 +360,7 @@ fn held_for_secs(e: &str) -> u64 {
 /// and a wait that times out names the holder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tab_queues_in_fifo_order() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
     let c = m.client("Charlie").await;
@@ -453,7 +460,7 @@ async fn one_tab_queues_in_fifo_order() {
 /// its waiter, still open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_instance_closes_then_hands_over_after_grace() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let user = m.browser.user_tab(&m.page("user")).await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
@@ -522,7 +529,7 @@ async fn leaving_instance_closes_then_hands_over_after_grace() {
 /// grace + 1 s; the next keeps waiting its turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_holder_hands_over_within_grace() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let user = m.browser.user_tab(&m.page("user")).await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
@@ -741,7 +748,7 @@ async fn work(
 /// same time: every answer is about its own page, and every call is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_work_concurrently() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let names = ["Alpha", "Bravo", "Charlie"];
     let clients: Vec<Client> =
         futures_util::future::join_all(names.iter().map(|n| m.client(n))).await;
@@ -830,7 +837,7 @@ const RESIDUE: &str = "(async () => {
 /// in the extension.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_connect_disconnect_cycles_leave_nothing() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let user = m.browser.user_tab(&m.page("user")).await;
     let before: Value = m.worker(RESIDUE).await;
     let baseline = before["tabs"].clone();
@@ -938,7 +945,7 @@ async fn hundred_connect_disconnect_cycles_leave_nothing() {
 /// twelfth is refused with a clear error its client sees, and exits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_port_range_refuses_the_twelfth() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let names: Vec<String> = (0..11).map(|i| format!("Client {i}")).collect();
     let clients: Vec<Client> =
         futures_util::future::join_all(names.iter().map(|n| m.client(n))).await;
@@ -995,7 +1002,7 @@ async fn full_port_range_refuses_the_twelfth() {
 /// TAB_CLOSED, and so does the holder's next command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_closes_a_held_tab() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
     let c = m.client("Charlie").await;
@@ -1049,7 +1056,7 @@ async fn user_closes_a_held_tab() {
 /// loses the tab once the lease is over, and its next command says LOCK_LOST.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_moves_an_idle_tab_only_to_a_waiter() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let a = m.client_with("Alpha", &["--lease", "2"]).await;
     let b = m.client("Bravo").await;
     a.ok("browser_navigate", json!({"url": m.page("leased")}))
@@ -1156,7 +1163,7 @@ async fn same_tabs_same_pages(clients: &[(&Client, &str)], ids: &[i64], what: &s
 /// the same tabs and pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_survive_worker_stop_and_extension_reload() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let user = m.browser.user_tab(&m.page("user")).await;
     let a = m.client("Alpha").await;
     let b = m.client("Bravo").await;
@@ -1260,7 +1267,7 @@ async fn until_group(
 /// borrowed tab joins the borrower's group while held and goes back on release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tab_groups_name_each_client() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     // The user's tabs: two in a group of the user's own (a group with one tab would
     // vanish while its tab is borrowed), one ungrouped.
     let grouped = m.browser.user_tab(&m.page("grouped")).await;
@@ -1364,7 +1371,7 @@ fn traces(log: &str) -> Vec<(String, String)> {
 /// lines of that call's requests, under the right client's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_ids_follow_a_call_into_the_extension() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let a = m.client("Tracer").await;
     let b = m.client("Other").await;
     a.ok("browser_navigate", json!({"url": m.page("tokA")}))
@@ -1426,7 +1433,7 @@ async fn trace_ids_follow_a_call_into_the_extension() {
 /// browser of each; an instance outside the range and without a browser says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_every_instance() {
-    let m = Multi::new().await;
+    let mut m = Multi::new().await;
     let names = ["Claude Code", "Cursor", "Cursor"];
     let clients: Vec<Client> =
         futures_util::future::join_all(names.iter().map(|n| m.client(n))).await;

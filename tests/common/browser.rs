@@ -223,7 +223,7 @@ impl ExtBrowser {
         self.launched.as_ref().unwrap().pid().unwrap_or(0)
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         if let Some(l) = self.launched.take() {
             l.shutdown().await;
         }

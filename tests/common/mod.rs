@@ -360,6 +360,22 @@ pub fn pids_with(needle: &str) -> Vec<u32> {
     out
 }
 
+/// Ends any shared browser a test's tabmux launched into `state_dir` (a failed test
+/// may leave one behind).
+pub fn end_shared_browsers(state_dir: &Path) {
+    let marker = state_dir.join("browser-profile").display().to_string();
+    for pid in pids_with(&marker) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim().starts_with("tabmux") {
+            continue;
+        }
+        // SAFETY: ending a browser started for this test.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+}
+
 /// Waits until `f` holds, polling every 50 ms, for at most `timeout`.
 pub async fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;
