@@ -144,10 +144,11 @@ impl Server {
             prefix.push(line);
         }
         prefix.extend(self.browser.take_notes());
-        let prefix = if prefix.is_empty() {
+        let notes = prefix.join("\n");
+        let prefix = if notes.is_empty() {
             String::new()
         } else {
-            prefix.join("\n") + "\n"
+            format!("{notes}\n")
         };
         match result {
             Ok(out) => {
@@ -160,7 +161,12 @@ impl Server {
             }
             Err(e) => {
                 tracing::info!(trace = %trace, tool = name, ms, code = e.code, "error");
-                let mut text = format!("{prefix}{e}");
+                // The code comes first, so models and people can match on it.
+                let mut text = e.to_string();
+                if !notes.is_empty() {
+                    text.push('\n');
+                    text.push_str(&notes);
+                }
                 if let Some(p) = self.browser.current()
                     && let Some(d) = p.state().dialog.clone()
                 {
