@@ -247,6 +247,11 @@ async fn status_lists_instances_and_browsers() {
     assert!(text.contains("Claude Code"), "{text}");
     assert!(text.contains(&c.pid().to_string()), "{text}");
     assert!(text.contains("Chrom"), "names the browser: {text}");
+    assert!(text.contains("held tabs in"), "lists the held tabs: {text}");
+    assert!(
+        text.contains("nav.html") && text.contains("opened and held by \"Claude Code\""),
+        "{text}"
+    );
     s.browser.close().await;
 }
 

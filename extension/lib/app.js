@@ -80,6 +80,7 @@ export class App {
     });
     this.handlers = {
       'tabs.list': (c, p) => this.tabsList(c, p),
+      status: () => this.status().then(({ instances, tabs }) => ({ instances, tabs })),
       'tabs.create': (c, p) => this.tabsCreate(c, p),
       'tabs.claim': (c, p) => this.tabsClaim(c, p),
       'tabs.release': (c, p) => this.tabsRelease(c, p),

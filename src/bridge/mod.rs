@@ -46,7 +46,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 pub use connection::{CLOSE_PROTOCOL_MISMATCH, Connection, WireEvent};
 pub use error::{WireError, codes};
 pub use status::{
-    BrowserStatus, InstanceStatus, StaleEntry, StatusReport, fetch_probe, status_report,
+    BrowserStatus, HeldTab, HeldTabs, InstanceStatus, StaleEntry, StatusReport, fetch_probe,
+    status_report,
 };
 
 /// The wire protocol version this tabmux speaks.
@@ -416,6 +417,35 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             }
             let body = probe_json(&shared).to_string();
             http::respond(&mut stream, 200, "application/json", "", body.as_bytes()).await;
+        }
+        "/tabmux/tabs" => {
+            if head.method != "GET" {
+                return http::respond(
+                    &mut stream,
+                    405,
+                    "text/plain",
+                    "Allow: GET\r\n",
+                    b"GET only\n",
+                )
+                .await;
+            }
+            if origin.is_some_and(|o| o != cfg.allowed_origin) {
+                return http::respond_text(&mut stream, 403, "origin not allowed").await;
+            }
+            // What the primary browser's extension knows: holders, queues, leases.
+            let Some(conn) = shared.connections().into_iter().next() else {
+                return http::respond_text(&mut stream, 404, "no browser connected").await;
+            };
+            match conn
+                .request("status", json!({}), None, Duration::from_secs(3))
+                .await
+            {
+                Ok(v) => {
+                    let body = json!({"browser": conn.browser(), "status": v}).to_string();
+                    http::respond(&mut stream, 200, "application/json", "", body.as_bytes()).await;
+                }
+                Err(e) => http::respond_text(&mut stream, 502, &e.to_string()).await,
+            }
         }
         "/extension" => {
             if head.method != "GET" {

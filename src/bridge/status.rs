@@ -18,12 +18,21 @@ const PROBE_MAX_BYTES: usize = 1 << 20;
 /// Fetches `GET /tabmux` from `127.0.0.1:<port>` (no `Origin`, as a CLI does) within
 /// `deadline`, and returns the JSON if it is a tabmux probe (`"tabmux": 1`).
 pub async fn fetch_probe(port: u16, deadline: Duration) -> Result<Value, String> {
+    let body = fetch_json(port, "/tabmux", deadline).await?;
+    if body.get("tabmux").and_then(Value::as_u64) != Some(1) {
+        return Err("answered, but is not tabmux".into());
+    }
+    Ok(body)
+}
+
+/// `GET path` on a tabmux port, as JSON.
+async fn fetch_json(port: u16, path: &str, deadline: Duration) -> Result<Value, String> {
     let fetch = async {
         let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let req =
-            format!("GET /tabmux HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("cannot send: {e}"))?;
@@ -49,9 +58,6 @@ pub async fn fetch_probe(port: u16, deadline: Duration) -> Result<Value, String>
     }
     let body: Value = serde_json::from_slice(&buf[split + 4..])
         .map_err(|_| "answered something that is not JSON")?;
-    if body.get("tabmux").and_then(Value::as_u64) != Some(1) {
-        return Err("answered, but is not tabmux".into());
-    }
     Ok(body)
 }
 
@@ -110,6 +116,71 @@ pub struct StatusReport {
     pub instances: Vec<InstanceStatus>,
     /// Stale entries that still have metadata (a crashed owner), by port.
     pub stale: Vec<StaleEntry>,
+    /// The held tabs, as the primary browser's extension knows them (when one is
+    /// connected): who holds what, for how long, and who waits.
+    pub tabs: Option<HeldTabs>,
+}
+
+/// The extension's view of the held tabs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldTabs {
+    /// The browser that answered, and through which port.
+    pub browser: String,
+    pub port: u16,
+    pub tabs: Vec<HeldTab>,
+}
+
+/// One held tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldTab {
+    pub tab_id: i64,
+    pub title: String,
+    pub url: String,
+    pub holder: String,
+    pub created: bool,
+    pub held_for_ms: u64,
+    pub idle_ms: u64,
+    /// (who, how long they have waited).
+    pub waiters: Vec<(String, u64)>,
+}
+
+fn held_tabs(port: u16, v: &Value) -> HeldTabs {
+    let s = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let tabs = v["status"]["tabs"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| HeldTab {
+                    tab_id: t["tabId"].as_i64().unwrap_or(-1),
+                    title: s(t, "title"),
+                    url: s(t, "url"),
+                    holder: t["holder"]["name"].as_str().unwrap_or("?").to_string(),
+                    created: t["created"].as_bool().unwrap_or(false),
+                    held_for_ms: n(t, "heldForMs"),
+                    idle_ms: n(t, "leaseAgeMs"),
+                    waiters: t["waiters"]
+                        .as_array()
+                        .map(|ws| {
+                            ws.iter()
+                                .map(|w| (s(w, "label"), n(w, "waitedMs")))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    HeldTabs {
+        browser: s(v, "browser"),
+        port,
+        tabs,
+    }
 }
 
 /// Scans the registry in `state_dir` and asks every live port for its probe (in
@@ -187,11 +258,18 @@ pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
         }
         instances.push(st);
     }
+    let mut tabs = None;
+    if let Some(i) = instances.iter().find(|i| !i.browsers.is_empty()) {
+        if let Ok(v) = fetch_json(i.port, "/tabmux/tabs", PROBE_DEADLINE * 2).await {
+            tabs = Some(held_tabs(i.port, &v));
+        }
+    }
     StatusReport {
         state_dir: state_dir.to_path_buf(),
         range,
         instances,
         stale,
+        tabs,
     }
 }
 
@@ -258,6 +336,39 @@ impl fmt::Display for StatusReport {
                         b.profile_id,
                         human(b.connected_ms)
                     )?;
+                }
+            }
+        }
+        if let Some(t) = &self.tabs {
+            if t.tabs.is_empty() {
+                writeln!(f, "no held tabs in {} (via port {})", t.browser, t.port)?;
+            } else {
+                writeln!(f, "held tabs in {} (via port {}):", t.browser, t.port)?;
+            }
+            for h in &t.tabs {
+                let title: String = h.title.chars().take(60).collect();
+                writeln!(f, "  tab {}  \"{title}\"  {}", h.tab_id, h.url)?;
+                write!(
+                    f,
+                    "      {} by \"{}\" for {}, last used {} ago",
+                    if h.created {
+                        "opened and held"
+                    } else {
+                        "borrowed"
+                    },
+                    h.holder,
+                    human(h.held_for_ms),
+                    human(h.idle_ms)
+                )?;
+                if h.waiters.is_empty() {
+                    writeln!(f)?;
+                } else {
+                    let ws: Vec<String> = h
+                        .waiters
+                        .iter()
+                        .map(|(w, ms)| format!("\"{w}\" ({})", human(*ms)))
+                        .collect();
+                    writeln!(f, "; waiting: {}", ws.join(", "))?;
                 }
             }
         }
