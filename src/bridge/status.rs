@@ -259,10 +259,10 @@ pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
         instances.push(st);
     }
     let mut tabs = None;
-    if let Some(i) = instances.iter().find(|i| !i.browsers.is_empty()) {
-        if let Ok(v) = fetch_json(i.port, "/tabmux/tabs", PROBE_DEADLINE * 2).await {
-            tabs = Some(held_tabs(i.port, &v));
-        }
+    if let Some(i) = instances.iter().find(|i| !i.browsers.is_empty())
+        && let Ok(v) = fetch_json(i.port, "/tabmux/tabs", PROBE_DEADLINE * 2).await
+    {
+        tabs = Some(held_tabs(i.port, &v));
     }
     StatusReport {
         state_dir: state_dir.to_path_buf(),
