@@ -13,6 +13,8 @@ import { PROTOCOL_VERSION } from './codec.js';
 
 export const STATE_KEY = 'tabmuxLocks';
 export const RANGE_KEY = 'portRange';
+/** CDP commands that need the tab rendered (a hidden tab gets no frames). */
+const NEEDS_FRAMES = new Set(['Page.captureScreenshot', 'Input.dispatchMouseEvent', 'Input.dispatchDragEvent', 'Input.dispatchTouchEvent']);
 export const PROFILE_KEY = 'profileId';
 const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
@@ -64,6 +66,7 @@ export class App {
     this.reattach = new Map();
     this.range = { ...DEFAULT_RANGE };
     this.userFront = new Map(); // windowId -> the user's last tabs in front
+    this.ownWindows = new Map(); // windowId -> the instance tabmux opened it for
     this.opened = new Map(); // tabId -> when a held tab's page opened it
     this.profileId = null;
     this.locks = null;
@@ -607,6 +610,47 @@ export class App {
     return { tabs: await Promise.all(mine.map((t) => this._tabEntry(byId.get(t), id))) };
   }
 
+  /** The window tabmux opened for an instance's tabs, if it still has one. */
+  async _instanceWindow(instanceId) {
+    for (const [windowId, owner] of this.ownWindows) {
+      if (owner !== instanceId) continue;
+      try {
+        const w = await this.api.windows.get(windowId);
+        if (w && (!w.type || w.type === 'normal')) return windowId;
+      } catch {
+        /* closed */
+      }
+      this.ownWindows.delete(windowId);
+    }
+    // After a worker restart: a window holding only this instance's tabs is its own.
+    for (const tabId of this.locks.tabsOf(instanceId)) {
+      try {
+        const t = await this.api.tabs.get(tabId);
+        if (await this._isInstanceWindow(t.windowId, instanceId)) return t.windowId;
+      } catch {
+        /* gone */
+      }
+    }
+    return null;
+  }
+
+  /** Whether a window is an instance's own (every tab in it held by the instance). */
+  async _isInstanceWindow(windowId, instanceId) {
+    if (this.ownWindows.get(windowId) === instanceId) return true;
+    let tabs;
+    try {
+      tabs = (await this.api.tabs.query({ windowId })).filter((t) => t.windowId === windowId);
+    } catch {
+      return false;
+    }
+    const own = tabs.length > 0 && tabs.every((t) => {
+      const r = this.locks.record(t.id);
+      return r && r.holder === instanceId && r.created;
+    });
+    if (own) this.ownWindows.set(windowId, instanceId);
+    return own;
+  }
+
   async _targetWindow() {
     try {
       const w = await this.api.windows.getLastFocused({ windowTypes: ['normal'] });
@@ -628,14 +672,18 @@ export class App {
     const url = p.url === undefined ? 'about:blank' : p.url;
     if (typeof url !== 'string' || url.length > 8192) throw bad('url must be a string');
     if (!isAttachableUrl(url)) throw notAttachable('(new)', url);
-    const windowId = await this._targetWindow();
+    // Each instance works in a window of its own, opened unfocused: its tab in front
+    // there is rendered (a tab hidden behind another gets no frames, so mouse input
+    // and screenshots stall), and the user's windows and tabs stay as they are.
+    const windowId = await this._instanceWindow(id);
     let tab;
     if (windowId == null) {
       const w = await this.api.windows.create({ url, focused: false, type: 'normal' });
       tab = w.tabs && w.tabs[0];
       if (!tab) throw new TabmuxError(Codes.INTERNAL, 'tabs.create: the new window has no tab');
+      this.ownWindows.set(w.id, id);
     } else {
-      tab = await this.api.tabs.create({ windowId, url, active: false });
+      tab = await this.api.tabs.create({ windowId, url, active: true });
     }
     const tabId = tab.id;
     if (!this._isCurrent(conn)) {
@@ -689,23 +737,29 @@ export class App {
   }
 
   /**
-   * Sends one CDP command. A browser does not render a tab hidden behind another, so a
-   * screenshot of one would wait for a frame that never comes: the tab is shown for the
-   * moment of the capture, then the tab that was in front comes back. Captures are
-   * done one at a time.
+   * Sends one CDP command. A browser does not render a tab hidden behind another, so
+   * mouse input to it stalls and a screenshot waits for a frame that never comes. A
+   * tab in its holder's own window is brought to the front of that window and stays
+   * there; a tab in one of the user's windows (a borrowed tab) is shown for the moment
+   * of the command, then the user's tab comes back. Those are done one at a time.
    */
   async _send(target, method, params) {
-    if (method !== 'Page.captureScreenshot' || target.sessionId) {
+    if (!NEEDS_FRAMES.has(method) || target.sessionId) {
+      return this.api.debugger.sendCommand(target, method, params);
+    }
+    let tab;
+    try {
+      tab = await this.api.tabs.get(target.tabId);
+    } catch {
+      return this.api.debugger.sendCommand(target, method, params);
+    }
+    if (tab.active) return this.api.debugger.sendCommand(target, method, params);
+    const rec = this.locks.record(tab.id);
+    if (rec && (await this._isInstanceWindow(tab.windowId, rec.holder))) {
+      await this.api.tabs.update(tab.id, { active: true });
       return this.api.debugger.sendCommand(target, method, params);
     }
     const run = async () => {
-      let tab;
-      try {
-        tab = await this.api.tabs.get(target.tabId);
-      } catch {
-        return this.api.debugger.sendCommand(target, method, params);
-      }
-      if (tab.active) return this.api.debugger.sendCommand(target, method, params);
       const front = (await this.api.tabs.query({ active: true, windowId: tab.windowId }))
         .find((t) => t.active && t.windowId === tab.windowId && t.id !== tab.id);
       await this.api.tabs.update(tab.id, { active: true });

@@ -138,7 +138,9 @@ test('hello first, then tabs.create, cdp relay and events to the holder only', a
   const created = await a.request('tabs.create', { url: 'https://example.com/' });
   const tabId = created.result.tabId;
   const tab = w.browser.tabs.get(tabId);
-  assert.equal(tab.active, false, 'opened in the background');
+  const userWindow = [...w.browser.windows.values()].find((x) => x.focused);
+  assert.notEqual(tab.windowId, userWindow && userWindow.id, 'in a window of its own, not the user\'s');
+  assert.equal(w.browser.windows.get(tab.windowId).focused, false, 'a window that does not take the focus');
   assert.ok(w.browser.attached.has(tabId), 'debugger attached before the reply');
   await w.clock.advance(10);
   assert.equal(w.browser.group(tabId).title, 'Cursor');
@@ -523,24 +525,49 @@ test('too-large CDP results are answered TOO_LARGE', async () => {
   assert.equal(r.error.code, 'TOO_LARGE');
 });
 
-test('a screenshot of a background tab shows it for the capture, then the front tab comes back', async () => {
+test('a borrowed background tab is shown for a screenshot or a click, then the user\'s tab comes back', async () => {
   const w = await world();
   const app = await w.newApp();
   const a = w.peer(8765);
   await w.until(() => app.conns.size === 1);
   const front = w.browser.addTab({ url: 'https://user.example/', active: true });
-  const tabId = (await a.request('tabs.create', {})).result.tabId;
-  assert.equal(w.browser.tabs.get(tabId).active, false);
+  const borrowed = w.browser.addTab({ url: 'https://user.example/other', active: false });
+  assert.equal((await a.request('tabs.claim', { tabId: borrowed.id, timeoutMs: 1000 })).result.tabId, borrowed.id);
   const seen = [];
   w.browser.onCommand = (target, method) => {
     seen.push([method, w.browser.tabs.get(target.tabId).active]);
     return { data: 'png' };
   };
-  const shot = await a.request('cdp', { tabId, method: 'Page.captureScreenshot', params: {} });
+  const shot = await a.request('cdp', { tabId: borrowed.id, method: 'Page.captureScreenshot', params: {} });
   assert.deepEqual(shot.result, { data: 'png' });
-  await a.request('cdp', { tabId, method: 'Runtime.evaluate', params: {} });
-  assert.deepEqual(seen, [['Page.captureScreenshot', true], ['Runtime.evaluate', false]]);
+  await a.request('cdp', { tabId: borrowed.id, method: 'Input.dispatchMouseEvent', params: { type: 'mousePressed' } });
+  await a.request('cdp', { tabId: borrowed.id, method: 'Runtime.evaluate', params: {} });
+  assert.deepEqual(seen, [
+    ['Page.captureScreenshot', true],
+    ['Input.dispatchMouseEvent', true],
+    ['Runtime.evaluate', false],
+  ]);
   assert.equal(w.browser.tabs.get(front.id).active, true, 'the user\'s tab is in front again');
+  w.browser.onCommand = null;
+});
+
+test('an instance\'s own tab behind another of its tabs comes to the front of its window for input', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765);
+  await w.until(() => app.conns.size === 1);
+  const first = (await a.request('tabs.create', {})).result.tabId;
+  const second = (await a.request('tabs.create', {})).result.tabId;
+  assert.equal(w.browser.tabs.get(first).windowId, w.browser.tabs.get(second).windowId, 'one window per instance');
+  assert.equal(w.browser.tabs.get(first).active, false);
+  const seen = [];
+  w.browser.onCommand = (target, method) => {
+    seen.push([method, w.browser.tabs.get(target.tabId).active]);
+    return {};
+  };
+  await a.request('cdp', { tabId: first, method: 'Input.dispatchMouseEvent', params: { type: 'mouseMoved' } });
+  assert.deepEqual(seen, [['Input.dispatchMouseEvent', true]]);
+  assert.equal(w.browser.tabs.get(first).active, true, 'it stays in front of its own window');
   w.browser.onCommand = null;
 });
 

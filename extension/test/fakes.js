@@ -159,6 +159,8 @@ export class FakeBrowser {
   addTab({ windowId = 1, url = 'about:blank', active = true, title = '' } = {}) {
     const id = this.nextTab++;
     const t = { id, windowId, url, title: title || url, active: !!active, groupId: -1, targetId: `T${id}-${Math.random().toString(16).slice(2)}` };
+    // One tab in front per window.
+    if (t.active) for (const x of this.tabs.values()) if (x.windowId === windowId) x.active = false;
     this.tabs.set(id, t);
     return { ...t };
   }

@@ -208,6 +208,10 @@ impl Shared {
         // Not driven over a pipe: this browser outlives the instance that starts it.
         args.retain(|a| a != "--enable-unsafe-extension-debugging");
         args.push("--hide-crash-restore-bubble".into());
+        // Agents' tabs keep running at full speed when their window is behind others.
+        args.push("--disable-renderer-backgrounding".into());
+        args.push("--disable-background-timer-throttling".into());
+        args.push("--disable-backgrounding-occluded-windows".into());
         args.push("about:blank".into());
         let log = File::create(self.state_dir.join("browser.log")).ok();
         let mut cmd = Command::new(&exe);
