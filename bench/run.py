@@ -53,7 +53,8 @@ def ms(xs):
 
 
 def free_range(n=11):
-    for first in range(41000, 60000, 64):
+    # Above the blocks the Rust tests pick (33000-52200), which may run beside the bench.
+    for first in range(56000, 64000, 64):
         ok = True
         for p in range(first, first + n):
             s = socket.socket()
@@ -68,6 +69,50 @@ def free_range(n=11):
         if ok:
             return first, first + n - 1
     raise SystemExit("no free block of ports")
+
+
+def _proc_table():
+    """pid -> (ppid, comm, cpu seconds) for every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # By executable: chrome-devtools-mcp's node process names itself "chrome-devtools".
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{d}/exe"))
+        except OSError:
+            exe = st[st.index("(") + 1: st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out[int(d)] = (int(f[1]), exe, (int(f[11]) + int(f[12])) / tick)
+    return out
+
+
+def tree_cpu(pid, extra_browser=None):
+    """CPU seconds used so far by a server's own processes and by browser processes
+    (its descendants named chrom*, plus the tree of `extra_browser`)."""
+    t = _proc_table()
+    kids = {}
+    for p, (pp, _, _) in t.items():
+        kids.setdefault(pp, []).append(p)
+    server = browser = 0.0
+    todo = [(pid, False)] + ([(extra_browser, True)] if extra_browser else [])
+    while todo:
+        p, in_browser = todo.pop()
+        if p not in t:
+            continue
+        is_browser = in_browser or t[p][1].lower().startswith(("chrom", "headless_shell"))
+        if is_browser:
+            browser += t[p][2]
+        else:
+            server += t[p][2]
+        todo += [(c, is_browser) for c in kids.get(p, [])]
+    return server, browser
 
 
 def tree_rss_kb(pid):
@@ -102,6 +147,7 @@ class Bench:
         self.tok = setup.Tokenizer()
         self.results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "servers": {}, "tokenizer": self.tok.name}
         self.inventory = {}
+        self.page_text = {}
         self.srv = None
         self.ext = None
         self.ports = None
@@ -126,14 +172,18 @@ class Bench:
         js = open(os.path.join(fixtures.BENCH, "lib", "inventory.js")).read()
         for key, _, _, docs in PAGES:
             items = []
+            text_len = 0
             for d in docs:
                 host = "127.0.0.1"
                 if d.startswith("@localhost/"):
                     host, d = "localhost", d[len("@localhost/"):]
                 tid, s = await browser.open_page(self.srv.url(d, host))
                 items += await browser.evaluate(s, js)
+                text_len += await browser.evaluate(s, "document.body.innerText.length")
                 await browser.close_target(tid)
             self.inventory[key] = items
+            self.page_text[key] = text_len
+        self.results["page_text_chars"] = self.page_text
         with open(os.path.join(OUT, "inventory.json"), "w") as f:
             json.dump(self.inventory, f)
         self.results["inventory"] = {
@@ -164,6 +214,7 @@ class Bench:
         with self.stderr_file(ad.label) as err:
             async with stdio_session(ad.argv(), ad.env(), stderr=err, cwd=self.workdir) as (s, proc, wire, t0):
                 ad.session = s
+                self.pid = proc.pid
                 await s.initialize()
                 tl = await s.list_tools()
                 tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tl.tools]
@@ -234,9 +285,12 @@ class Bench:
             for _ in range(n):
                 _, dt = await ad.navigate(url)
                 p["nav_s"].append(dt)
+            c0 = tree_cpu(self.pid, self.ext.proc.pid if ad.label.endswith("(extension)") else None)
             for _ in range(n):
                 snap, dt = await ad.snapshot()
                 p["snapshot_s"].append(dt)
+            c1 = tree_cpu(self.pid, self.ext.proc.pid if ad.label.endswith("(extension)") else None)
+            p["snapshot_cpu_s"] = {"server": (c1[0] - c0[0]) / n, "browser": (c1[1] - c0[1]) / n}
             p["chars"] = len(snap)
             p["tokens"] = self.tok.count(snap)
             with open(os.path.join(snapdir, f"{key}.txt"), "w") as f:
@@ -279,11 +333,13 @@ class Bench:
         """Seconds until the instance logs the extension's connection; and its port."""
         t0 = time.perf_counter()
         port = None
+        seen = []
         while True:
             line = await asyncio.wait_for(proc.stderr.readline(), timeout)
             if not line:
-                raise RuntimeError("tabmux exited before the extension connected")
+                raise RuntimeError(f"tabmux exited before the extension connected: {''.join(seen)[-600:]}")
             s = line.decode(errors="replace")
+            seen.append(s)
             if "waiting for the tabmux extension" in s and "port=" in s:
                 port = int(s.split("port=")[1].split()[0])
             if "browser connected" in s:
@@ -435,6 +491,10 @@ class Bench:
 
     # --- the run -------------------------------------------------------------------
 
+    def save(self):
+        with open(os.path.join(OUT, "results.json"), "w") as f:
+            json.dump(self.results, f, indent=1)
+
     async def main(self):
         fixtures.build_pages()
         fixtures.build_docs(log)
@@ -457,19 +517,23 @@ class Bench:
                 except Exception as e:  # one server failing must not hide the others
                     log(f"{ad.label} failed: {e!r}")
                     self.results["servers"][ad.label] = {"label": ad.label, "kind": ad.kind, "failed": repr(e)}
-            if not only or "extension" in only:
+                self.save()
+            if not only or "extension" in only or "ext-measures" in only:
                 log("== extension link: discovery, relay, locks")
-                self.results["worker_mem_after_suite"] = await self.ext.worker_memory()
-                self.results["discovery"] = await self.discovery()
-                self.results["cdp_level"] = await self.cdp_level()
-                self.results["locks"] = await self.locks()
-                self.results["worker_mem_end"] = await self.ext.worker_memory()
+                for key, step in (("worker_mem_after_suite", self.ext.worker_memory), ("discovery", self.discovery),
+                                  ("cdp_level", self.cdp_level), ("locks", self.locks),
+                                  ("worker_mem_end", self.ext.worker_memory)):
+                    try:
+                        self.results[key] = await step()
+                    except Exception as e:
+                        log(f"{key} failed: {e!r}")
+                        self.results[key + "_failed"] = repr(e)
+                    self.save()
         finally:
             await self.ext.close()
             self.srv.close()
         self.results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(os.path.join(OUT, "results.json"), "w") as f:
-            json.dump(self.results, f, indent=1)
+        self.save()
         if not self.args.no_report:
             report.write(self.results, os.path.join(fixtures.REPO, "docs", "BENCHMARKS.md"))
             log("wrote docs/BENCHMARKS.md and bench/out/results.json")

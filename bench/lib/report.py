@@ -149,7 +149,9 @@ def write(res, path):
              "chrome-devtools-mcp's `navigate_page` returns none, so for both it is the navigation plus `browser_snapshot` / "
              "`take_snapshot`. A click or type answer is the tool's whole text answer (tabmux: what changed on the page; "
              "Playwright: code, page state and snapshot changes; chrome-devtools-mcp: a one-line confirmation without "
-             "any page state unless `includeSnapshot` is set).\n")
+             "any page state unless `includeSnapshot` is set), so the ratios on answer sizes compare unlike answers. "
+             "tabmux's navigate answer carries at most 30,000 characters of snapshot (then a cut marker); on the big pages "
+             "compare the snapshot rows below.\n")
     ex = ok.get(DIRECT, {}).get("click_response_example")
     if ex:
         L.append("tabmux's answer to the click:\n\n```\n" + ex.strip() + "\n```\n")
@@ -159,16 +161,19 @@ def write(res, path):
     L.append("Characters of the full snapshot answer (tokens in parentheses). tabmux is asked for the whole page "
              "(`maxChars: 0`); its default answer is bounded by a 50,000-character budget with a cut marker, shown "
              "in the last column. Peers have no budget.\n")
-    t = Table(["page"] + present + ["ratio (direct)", "tabmux default answer"])
+    t = Table(["page", "page text"] + present + ["ratio (direct)", "tabmux default answer"])
+    ptext = res.get("page_text_chars", {})
     for key, title in PAGE_TITLES.items():
         c = row_vals(lambda r, key=key: r["pages"][key]["chars"])
         tk = row_vals(lambda r, key=key: r["pages"][key]["tokens"])
         d = get(DIRECT, lambda r, key=key: r["pages"][key]["default_chars"])
         cut = get(DIRECT, lambda r, key=key: r["pages"][key]["default_truncated"])
-        t.add(title, *[f"{f_n(c[k])} ({f_n(tk[k])})" for k in present], f_r(ratio(c[DIRECT], peer_best(c))),
+        t.add(title, f_n(ptext.get(key)), *[f"{f_n(c[k])} ({f_n(tk[k])})" for k in present], f_r(ratio(c[DIRECT], peer_best(c))),
               f_n(d) + (" (cut)" if cut else ""))
         targets.append((f"snapshot characters ≤ 0.5×: {title}", ratio(c[DIRECT], peer_best(c)), 0.5))
     L.append(t.md())
+    L.append("\n\"Page text\" is the visible text of the page's documents (`innerText`), for scale: a snapshot of a "
+             "text-heavy page cannot be much smaller than its text.\n")
     L.append("\n### Snapshot time\n")
     L.append("`browser_snapshot` / `take_snapshot` on the loaded page (tabmux: full page, `maxChars: 0`), and navigate + "
              "snapshot in hand as above.\n")
@@ -181,6 +186,17 @@ def write(res, path):
                 targets.append((f"snapshot time ≤ 0.3×: {title}", ratio(v[DIRECT], peer_best(v)), 0.3))
     L.append(t.md())
 
+    L.append("\nWhere the time of one snapshot goes: wall time, CPU time of the server's own processes, and CPU time "
+             "of the browser's processes (for the extension link: the whole browser, extension included), per snapshot, "
+             "over the same calls.\n")
+    t = Table(["page", "server"] + ["wall", "server CPU", "browser CPU"])
+    for key in ("big", "docs", "article"):
+        for k in present:
+            p = get(k, lambda r, key=key: r["pages"][key])
+            if not p or "snapshot_cpu_s" not in p:
+                continue
+            t.add(PAGE_TITLES[key], k, f_ms(med(p["snapshot_s"])), f_ms(p["snapshot_cpu_s"]["server"]), f_ms(p["snapshot_cpu_s"]["browser"]))
+    L.append(t.md())
     L.append("\n### Completeness\n")
     inv = res.get("inventory", {})
     L.append("A script in each document of the page (`bench/lib/inventory.js`; iframes from their own documents) lists "
@@ -204,6 +220,15 @@ def write(res, path):
                 for m in p["complete"][kind]["missing"][:8]:
                     miss.append(f"- {k}, {PAGE_TITLES[key]}: {kind} `<{m['tag']}{' role=' + m['role'] if m.get('role') else ''}>` "
                                 f"named {json.dumps((m['names'] or [''])[0][:60])}")
+    focus = []
+    for k in present:
+        f = [(key, get(k, lambda r, key=key: r["pages"][key]["complete"].get("focus"))) for key in PAGE_TITLES]
+        f = [(key, x) for key, x in f if x and x["total"]]
+        if f:
+            focus.append(f"{k} " + ", ".join(f"{PAGE_TITLES[key]} {x['found']}/{x['total']}" for key, x in f))
+    if focus:
+        L.append("\nNot counted above: containers with `tabindex=-1` and no widget role (focus targets for scripts and "
+                 "skip links, e.g. rustdoc's `#main-content`), found with a ref: " + "; ".join(focus) + ".")
     if miss:
         L.append("\nNot found (first few per page):\n")
         L += miss
@@ -227,8 +252,10 @@ def write(res, path):
             t.add(f"`Runtime.evaluate` by `chrome.debugger` in the worker ({len(c['chrome_debugger_s'])} calls)", f_ms(wm), "the relay's last leg")
         dsc = res.get("discovery")
         if dsc:
-            t.add(f"discovery, first port ({dsc['first_port']})", f_ms(med(dsc["first_s"])), "tabmux start → extension connected")
-            t.add(f"discovery, last port ({dsc['last_port']}, 10 instances running)", f_ms(med(dsc["last_s"])), "range " + "–".join(map(str, dsc["range"])))
+            t.add(f"discovery, first port ({dsc['first_port']})", f_ms(med(dsc["first_s"])),
+                  f"tabmux start → extension connected; max {f_ms(max(dsc['first_s']))} of {len(dsc['first_s'])}")
+            t.add(f"discovery, last port ({dsc['last_port']}, 10 instances running)", f_ms(med(dsc["last_s"])),
+                  f"range {dsc['range'][0]}–{dsc['range'][1]}; max {f_ms(max(dsc['last_s']))} of {len(dsc['last_s'])}")
             targets.append(("discovery ≤ 1 s (first port)", med(dsc["first_s"]), 1.0))
             targets.append(("discovery ≤ 1 s (last port)", med(dsc["last_s"]), 1.0))
         for key, name in (("worker_mem_start", "extension worker JS heap, start"), ("worker_mem_after_suite", "… after the single-client runs"),
@@ -259,7 +286,9 @@ def write(res, path):
         t.add("lost or unanswered calls", f_n(sk["lost"]))
         t.add("tool errors", f_n(sk["errors"]) + (f" ({'; '.join(sk['error_samples'][:3])})" if sk["errors"] else ""))
         t.add("median / p99 call time", f"{f_ms(sk['median_s'])} / {f_ms(sk['p99_s'])}")
-        t.add("extension worker JS heap, start → end", f"{sk['mem_start']['used'] / 1048576:.1f} MB → {sk['mem_end']['used'] / 1048576:.1f} MB")
+        t.add("extension worker JS heap: start → 11 connected → end (after the instances left)",
+              f"{sk['mem_start']['used'] / 1048576:.1f} MB → {sk['mem_ready']['used'] / 1048576:.1f} MB → {sk['mem_end']['used'] / 1048576:.1f} MB")
+        t.add("tabs open after the instances left (grace period over)", f_n(sk.get("tabs_left_after")) + " (the browser's own first tab)")
         L.append(t.md())
         L.append("")
 
@@ -270,12 +299,13 @@ def write(res, path):
         if val is None:
             t.add(name, "–", "not measured")
             continue
-        shown = f"{val:.0f} ms" if "discovery" in name else (f"{val:.2f} ms" if "overhead" in name else f"{val:.2f}×")
         if "discovery" in name:
             shown = f"{val * 1000:.0f} ms"
-            val_cmp = val
+        elif "overhead" in name:
+            shown = f"{val:.2f} ms"
         else:
-            val_cmp = val
+            shown = f"{val:.2f}×"
+        val_cmp = val
         t.add(name, shown, "met" if val_cmp <= lim else "**missed**")
     L.append(t.md())
     L.append("")
