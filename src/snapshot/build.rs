@@ -1069,6 +1069,47 @@ impl Tree<'_> {
             self.kill(c);
         }
 
+        // 3b. A closed <select> lists its options on its own line, without refs: the
+        // options of a closed select cannot be clicked, and browser_select_option takes
+        // their labels. (A 1,000-row table with a select per row saves 2,000 lines.)
+        if kind == Kind::Line
+            && matches!(ax_role, "combobox" | "PopUpButton")
+            && !kids.is_empty()
+            && !self.nodes[n as usize].states.contains(" expanded")
+            && kids.iter().all(|&c| {
+                let cn = &self.nodes[c as usize];
+                cn.kind == Kind::Line
+                    && matches!(cn.ax_role, "option" | "MenuListOption")
+                    && cn.children.is_empty()
+            })
+        {
+            let mut list = String::new();
+            let mut sel = false;
+            for (i, &c) in kids.iter().enumerate() {
+                let cn = &self.nodes[c as usize];
+                if i > 0 {
+                    list.push_str(" | ");
+                }
+                list.push_str(&cn.name);
+                if cn.states.contains(" disabled") {
+                    list.push_str(" (disabled)");
+                }
+                sel |= cn.sel;
+            }
+            for c in kids.drain(..) {
+                self.kill(c);
+            }
+            let node = &mut self.nodes[n as usize];
+            node.sel |= sel;
+            let v = node.value.to_mut();
+            if !v.is_empty() {
+                v.push(' ');
+            }
+            v.push_str("(options: ");
+            v.push_str(&list);
+            v.push(')');
+        }
+
         // 4. Rows of plain cells become one line.
         if is_row {
             let simple = kids.iter().all(|&c| {

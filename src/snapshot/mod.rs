@@ -23,9 +23,7 @@
 //!  group "Identity"
 //!   textbox "Full name *" required [e4]: Ada Lovelace
 //!   checkbox "Send me the newsletter" checked [e5]
-//!   combobox "Country" [e6]: United Kingdom
-//!    option "France" [e7]
-//!    option "United Kingdom" selected [e8]
+//!   combobox "Country" [e6]: United Kingdom (options: France | United Kingdom)
 //!  table "Sightings per month"
 //!   row: Species | April | May
 //!   row: Heron | 12 | 9
@@ -40,13 +38,18 @@
 //! - The value is the current value of a textbox, combobox (the selected option), slider,
 //!   spinbutton, date/time/color input, file input or progress bar; for other elements the
 //!   text they hold when that is all they hold (`alert: Saved.`). Newlines show as `\n`.
+//! - A closed `<select>` names its options on its own line, `(options: A | B)`, with
+//!   ` (disabled)` after a disabled one; they get no refs (`browser_select_option` takes
+//!   labels, and the options of a closed select cannot be clicked). A list box, an open
+//!   combobox's popup and ARIA options keep a line and a ref each.
 //! - A line without a role is page text: adjacent text runs of one block are merged; text
 //!   that only repeats a name (a button's label, a heading's text, the label of the next
 //!   field) is left out.
 //! - List items start with `-` (or their number, `1.`); a table row whose cells hold only
 //!   text is one line, cells separated by ` | `.
 //! - Refs (`[e12]`) mark everything a model can act on: links, buttons, form fields,
-//!   options, tabs, menu items, focusable and clickable elements.
+//!   options (but those of a closed select), tabs, menu items, focusable and clickable
+//!   elements.
 //! - Wrappers without meaning (generic/none/presentation, ignored nodes, paragraphs,
 //!   labels, unnamed groups, lists, sections) take no line of their own; their content
 //!   moves up. An unnamed container with a single child is replaced by that child.
