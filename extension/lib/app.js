@@ -3,6 +3,7 @@
 // browser API comes in through `api` (see background.js for its shape), time
 // through `clock`, sockets through `WebSocket`, HTTP through `fetch`.
 
+import { trimResult } from './trim.js';
 import { Codes, TabmuxError } from './errors.js';
 import { LockManager } from './locks.js';
 import { Discovery, DEFAULT_RANGE, httpProbe, validRange } from './discovery.js';
@@ -790,7 +791,7 @@ export class App {
       }
       const target = p.sessionId ? { tabId, sessionId: p.sessionId } : { tabId };
       try {
-        return (await this._send(target, p.method, p.params || {})) || {};
+        return trimResult(p.method, (await this._send(target, p.method, p.params || {})) || {});
       } catch (e) {
         if (!isNotAttachedError(e)) throw classifyCommandError(e, tabId, p.method);
       }
@@ -800,7 +801,7 @@ export class App {
       this.locks.check(id, tabId);
       conn.emit('tab.attached', { tabId });
       try {
-        return (await this._send(target, p.method, p.params || {})) || {};
+        return trimResult(p.method, (await this._send(target, p.method, p.params || {})) || {});
       } catch (e) {
         throw classifyCommandError(e, tabId, p.method);
       }

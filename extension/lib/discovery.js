@@ -8,8 +8,11 @@ export const MAX_RANGE_PORTS = 64;
 export const PROBE_TIMEOUT_MS = 300;
 /** One round every ROUND_MS; each port is probed when its own schedule says so. */
 export const ROUND_MS = 250;
-/** Probe backoff of a port with nothing on it: 250, 500, 1000, 1000… ms. */
-export const PROBE_BACKOFF_MS = [250, 500, 1000];
+/**
+ * Probe backoff of a port with nothing on it: 250, 500, 700, 700… ms, so an instance
+ * that starts just after its port was probed is still connected within 1 s.
+ */
+export const PROBE_BACKOFF_MS = [250, 500, 700];
 /** A connected port is still probed (a changed instanceId means the old instance is gone). */
 export const CONNECTED_PROBE_MS = 2_000;
 /** WebSocket backoff after failed handshakes to the same instance: 0.5, 1, 2 … 30 s. */

@@ -62,17 +62,17 @@ test('a new instance is connected within 2 s, also after 10 minutes with nobody 
   await h.clock.advance(10 * 60_000);
   assert.equal(h.log.connects.length, 0);
   const probes10min = h.log.probes.length;
-  assert.ok(probes10min < 11 * 600 * 1.2, `backoff keeps probing modest (${probes10min} probes in 10 min)`);
+  assert.ok(probes10min < 11 * 600 * 1.6, `backoff keeps probing modest (${probes10min} probes in 10 min)`);
   assert.ok(h.log.keepAlive >= 600 / 5 - 1, 'the worker is kept awake');
   const born = h.clock.now();
   h.net.set(8770, inst('new'));
   await h.clock.advance(2_000);
   assert.equal(h.log.connects.length, 1);
-  assert.ok(h.log.connects[0].at - born <= 1_300, `connect started ${h.log.connects[0].at - born} ms after the instance appeared`);
+  assert.ok(h.log.connects[0].at - born <= 1_000, `connect started ${h.log.connects[0].at - born} ms after the instance appeared`);
   h.d.stop();
 });
 
-test('a dead port backs off 250, 500, 1000 ms', async () => {
+test('a dead port backs off 250, 500, 700 ms', async () => {
   const h = setup({ probeMs: 0, range: { from: 9000, to: 9000 } });
   h.d.start();
   await h.clock.advance(5_000);
@@ -80,7 +80,7 @@ test('a dead port backs off 250, 500, 1000 ms', async () => {
   const gaps = at.slice(1).map((t, i) => t - at[i]);
   assert.ok(gaps[0] >= 250 && gaps[0] < 500, `first gap ${gaps[0]}`);
   assert.ok(gaps[1] >= 500 && gaps[1] < 750, `second gap ${gaps[1]}`);
-  for (const g of gaps.slice(2)) assert.ok(g >= 1000 && g < 1250, `later gap ${g}`);
+  for (const g of gaps.slice(2)) assert.ok(g >= 700 && g < 950, `later gap ${g}`);
 });
 
 test('failed handshakes back off per instance; a new instanceId is tried at once', async () => {

@@ -233,6 +233,22 @@ impl Connection {
         trace: Option<&str>,
         timeout: Duration,
     ) -> Result<Value, WireError> {
+        let raw = self.request_raw(method, params, trace, timeout).await?;
+        serde_json::from_str(raw.get()).map_err(|e| {
+            WireError::bad_request(format!(
+                "the extension's reply to `{method}` is not JSON: {e}"
+            ))
+        })
+    }
+
+    /// Like [`Connection::request`], with the reply's `result` as JSON text.
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        params: Value,
+        trace: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Box<serde_json::value::RawValue>, WireError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let text = codec::encode_request(id, method, &params, trace);
         drop(params);
@@ -634,10 +650,31 @@ fn register(
     conn
 }
 
+/// A reply, read without building its `result` (a CDP answer can be megabytes).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FastReply<'a> {
+    id: u64,
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
+}
+
 fn handle_frame(conn: &Connection, out: &mpsc::UnboundedSender<Outgoing>, text: &str) {
     let send = |t: String| {
         let _ = out.send(Outgoing::Text(t));
     };
+    if let Ok(reply) = serde_json::from_str::<FastReply>(text)
+        && reply.id > 0
+    {
+        if !conn.pending.resolve(reply.id, Ok(reply.result.to_owned())) {
+            tracing::debug!(
+                conn = conn.id,
+                id = reply.id,
+                "late or unknown reply dropped"
+            );
+        }
+        return;
+    }
     match codec::decode(text) {
         Err(e) => {
             tracing::debug!(conn = conn.id, bytes = text.len(), error = %e, "malformed frame");
@@ -668,7 +705,9 @@ fn handle_frame(conn: &Connection, out: &mpsc::UnboundedSender<Outgoing>, text: 
             )),
         },
         Ok(Frame::Reply { id, result }) => {
-            if !conn.pending.resolve(id, Ok(result)) {
+            let raw = serde_json::value::RawValue::from_string(result.to_string())
+                .expect("a JSON value serializes to JSON");
+            if !conn.pending.resolve(id, Ok(raw)) {
                 tracing::debug!(conn = conn.id, id, "late or unknown reply dropped");
             }
         }

@@ -13,13 +13,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::error::{WireError, codes};
 
 /// What a request resolves to.
-pub type Outcome = Result<Value, WireError>;
+/// A reply's `result`, kept as JSON text (a large CDP answer is parsed once, by whoever
+/// needs it), or the error.
+pub type Outcome = Result<Box<serde_json::value::RawValue>, WireError>;
 
 /// The table of requests awaiting a reply on one connection.
 #[derive(Debug, Default)]

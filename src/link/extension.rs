@@ -232,11 +232,25 @@ impl ExtensionLink {
     }
 
     async fn request(&self, method: &str, params: Value, timeout: Duration) -> Result<Value> {
+        let raw = self.request_raw(method, params, timeout).await?;
+        serde_json::from_str(raw.get()).map_err(|e| {
+            Error::internal(format!(
+                "the extension's answer to {method} is not JSON: {e}"
+            ))
+        })
+    }
+
+    async fn request_raw(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>> {
         let conn = self
             .connection(self.inner.reconnect_wait)
             .await
             .ok_or_else(no_extension)?;
-        conn.request(method, params, trace().as_deref(), timeout)
+        conn.request_raw(method, params, trace().as_deref(), timeout)
             .await
             .map_err(|e| from_wire(e, method))
     }
@@ -254,15 +268,13 @@ impl ExtensionLink {
         if let Some(s) = session {
             p["sessionId"] = json!(s);
         }
-        let v = self.request("cdp", p, timeout).await.map_err(|e| {
+        self.request_raw("cdp", p, timeout).await.map_err(|e| {
             if e.is(codes::CDP_ERROR) || e.is(codes::STALE_REF) {
                 e
             } else {
                 Error::new(e.code, format!("{method}: {}", e.message))
             }
-        })?;
-        RawValue::from_string(v.to_string())
-            .map_err(|e| Error::internal(format!("CDP answer to {method}: {e}")))
+        })
     }
 
     fn tab_conn(&self, tab: i64) -> TabConn {

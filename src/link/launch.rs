@@ -393,7 +393,10 @@ async fn spawn_with_transport(
                     if buf.last() == Some(&0) {
                         buf.pop();
                     }
-                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let text = match String::from_utf8(std::mem::take(&mut buf)) {
+                        Ok(t) => t,
+                        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    };
                     if in_tx.blocking_send(text).is_err() {
                         break;
                     }
