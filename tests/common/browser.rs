@@ -11,16 +11,25 @@ use tabmux::link::launch::{LaunchOptions, Launched};
 
 use super::TempDir;
 
-/// A block of `n` consecutive free ports on 127.0.0.1, distinct per test process.
+/// A block of `n` consecutive free ports on 127.0.0.1, never handed out twice in one
+/// test process (a range given to a browser binds nothing until an instance starts, so
+/// "free" alone would not keep two tests apart).
 pub fn free_range(n: u16) -> (u16, u16) {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let seed = (std::process::id() as u16).wrapping_mul(7919) % 300;
-    for attempt in 0..400u16 {
-        let slot = (seed + NEXT.fetch_add(1, Ordering::Relaxed) + attempt) % 300;
+    let mut given = GIVEN.lock().unwrap();
+    let given = given.get_or_insert_with(HashSet::new);
+    for attempt in 0..300u16 {
+        let slot = (seed + attempt) % 300;
+        if given.contains(&slot) {
+            continue;
+        }
         let first = 33000 + slot * 64;
         let ok = (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
         if ok {
+            given.insert(slot);
             return (first, first + n - 1);
         }
     }
