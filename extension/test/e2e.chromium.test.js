@@ -69,10 +69,12 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
     console.log(`# connected ${Date.now() - t0} ms after the instance started`);
   });
 
-  it('tabs.create: background tab, held, attached, in the instance\'s group', async () => {
+  it('tabs.create: in the instance\'s own window, held, attached, in the instance\'s group', async () => {
+    const userWindows = await w.evaluate(`chrome.windows.getAll().then(ws => ws.map(w => w.id))`);
     tabA = ok(await a.request('tabs.create', { url: `http://127.0.0.1:${pages.address().port}/` })).tabId;
     const tab = await w.evaluate(`chrome.tabs.get(${tabA})`);
-    assert.equal(tab.active, false);
+    assert.ok(!userWindows.includes(tab.windowId), 'not in a window the user had');
+    assert.equal(tab.active, true, 'in front of its own window');
     assert.equal(ok(await evalIn(a, tabA, '6*7')).result.value, 42);
     await waitFor(async () => (await groupOf(tabA)) !== null);
     assert.equal((await groupOf(tabA)).title, 'Cursor');
