@@ -399,18 +399,24 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         )
         .await;
     }
+    // Every path answers GET only.
+    if head.method != "GET"
+        && matches!(
+            head.path.as_str(),
+            "/tabmux" | "/tabmux/tabs" | "/extension"
+        )
+    {
+        return http::respond(
+            &mut stream,
+            405,
+            "text/plain",
+            "Allow: GET\r\n",
+            b"GET only\n",
+        )
+        .await;
+    }
     match head.path.as_str() {
         "/tabmux" => {
-            if head.method != "GET" {
-                return http::respond(
-                    &mut stream,
-                    405,
-                    "text/plain",
-                    "Allow: GET\r\n",
-                    b"GET only\n",
-                )
-                .await;
-            }
             if origin.is_some_and(|o| o != cfg.allowed_origin) {
                 tracing::debug!(%peer, "probe refused: Origin");
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
@@ -419,16 +425,6 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             http::respond(&mut stream, 200, "application/json", "", body.as_bytes()).await;
         }
         "/tabmux/tabs" => {
-            if head.method != "GET" {
-                return http::respond(
-                    &mut stream,
-                    405,
-                    "text/plain",
-                    "Allow: GET\r\n",
-                    b"GET only\n",
-                )
-                .await;
-            }
             if origin.is_some_and(|o| o != cfg.allowed_origin) {
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
             }
@@ -448,16 +444,6 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             }
         }
         "/extension" => {
-            if head.method != "GET" {
-                return http::respond(
-                    &mut stream,
-                    405,
-                    "text/plain",
-                    "Allow: GET\r\n",
-                    b"GET only\n",
-                )
-                .await;
-            }
             if origin != Some(cfg.allowed_origin.as_str()) {
                 tracing::info!(%peer, has_origin = origin.is_some(), "WebSocket refused: Origin");
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
