@@ -85,6 +85,12 @@ enum Command {
         #[command(subcommand)]
         action: ExtensionAction,
     },
+    /// Closes the shared browser `pid` once no instance uses it (started with it).
+    #[command(name = "watch-browser", hide = true)]
+    WatchBrowser {
+        #[arg(long)]
+        pid: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,7 +150,10 @@ fn init_logging(to_file: bool) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.command.is_none());
+    init_logging(matches!(
+        cli.command,
+        None | Some(Command::WatchBrowser { .. })
+    ));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -152,6 +161,18 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Status) => rt.block_on(status(&cli)),
         Some(Command::Extension { action }) => extension(action),
+        Some(Command::WatchBrowser { pid }) => {
+            let shared = Shared {
+                state_dir: registry::default_state_dir()?,
+                ports: cli.ports,
+                browser_path: None,
+                headed: None,
+                extra_args: Vec::new(),
+                linger: Duration::from_secs_f64(cli.linger.clamp(0.0, 3600.0)),
+            };
+            shared.watch(*pid);
+            Ok(())
+        }
         None => rt.block_on(serve(cli)),
     }
 }

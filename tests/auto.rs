@@ -213,3 +213,47 @@ async fn crashed_shared_browser_and_damaged_extension_recover() {
         .await
     );
 }
+
+/// tabmux processes (not browsers) whose command line names this state directory.
+fn watchers(state: &std::path::Path) -> Vec<u32> {
+    let dir = state.display().to_string();
+    pids_with("watch-browser")
+        .into_iter()
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            String::from_utf8_lossy(&env).contains(&dir)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_last_client_still_closes_the_shared_browser() {
+    let a = Auto::new().await;
+    let c = a.client("Claude Desktop").await;
+    c.ok("browser_navigate", json!({"url": a.fx.url("nav.html")}))
+        .await;
+    assert_eq!(shared_browsers(a.state.path()).len(), 1);
+    assert_eq!(
+        watchers(a.state.path()).len(),
+        1,
+        "one watcher runs beside the shared browser"
+    );
+    // The client's process is killed: no chance to leave.
+    // SAFETY: killing the tabmux this test started.
+    unsafe {
+        libc::kill(c.pid() as i32, libc::SIGKILL);
+    }
+    assert!(
+        eventually(Duration::from_secs(20), || shared_browsers(a.state.path())
+            .is_empty())
+        .await,
+        "the shared browser closed after the linger although its last client was killed"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || watchers(a.state.path())
+            .is_empty())
+        .await,
+        "the watcher ended with it"
+    );
+    assert!(!a.state.path().join("browser.json").exists());
+}

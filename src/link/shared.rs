@@ -10,6 +10,10 @@
 //! - `browser-profile/` — its profile; `extension/` — the extension it loads (written
 //!   from the copy embedded in the binary, with `config.json` naming the port range);
 //! - `browser.log` — its stderr.
+//!
+//! Next to the browser runs a small watcher (`tabmux watch-browser`, its own process
+//! group): it closes the browser after the linger once no live instance is registered,
+//! so a browser whose last instance was killed (no chance to leave) closes too.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -30,6 +34,10 @@ pub struct Record {
     pub profile: PathBuf,
     pub started_ms: u64,
     pub headed: bool,
+    /// The `tabmux watch-browser` process that closes this browser once no instance
+    /// uses it, also when the last one was killed.
+    #[serde(default)]
+    pub watcher: Option<u32>,
 }
 
 /// Where the shared browser lives and how it is launched.
@@ -45,6 +53,9 @@ pub struct Shared {
     pub linger: Duration,
 }
 
+/// The hidden subcommand that runs [`Shared::watch`].
+pub const WATCH_COMMAND: &str = "watch-browser";
+
 fn record_path(dir: &Path) -> PathBuf {
     dir.join("browser.json")
 }
@@ -59,8 +70,8 @@ pub fn has_display() -> bool {
     }
 }
 
-/// Whether a process runs (and, where the system tells, runs this profile).
-fn alive(pid: u32, profile: &Path) -> bool {
+/// Whether a process runs (and, where the system tells, has `marker` in its command line).
+fn alive(pid: u32, marker: &Path) -> bool {
     if pid == 0 {
         return false;
     }
@@ -70,20 +81,20 @@ fn alive(pid: u32, profile: &Path) -> bool {
             Ok(cmd) => {
                 let cmd = String::from_utf8_lossy(&cmd);
                 // A zombie has an empty command line.
-                !cmd.is_empty() && cmd.contains(&profile.display().to_string())
+                !cmd.is_empty() && cmd.contains(&marker.display().to_string())
             }
             Err(_) => false,
         }
     }
     #[cfg(all(unix, not(target_os = "linux")))]
     {
-        let _ = profile;
+        let _ = marker;
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid as i32, 0) == 0 }
     }
     #[cfg(not(unix))]
     {
-        let _ = profile;
+        let _ = marker;
         true
     }
 }
@@ -249,13 +260,15 @@ impl Shared {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let record = Record {
+        let mut record = Record {
             pid: child.id(),
             executable: exe,
             profile,
             started_ms: registry::unix_ms(),
             headed,
+            watcher: None,
         };
+        record.watcher = self.spawn_watcher(record.pid);
         // Reap it in the background if it exits while this instance runs.
         std::thread::spawn(move || {
             let _ = child.wait();
@@ -270,24 +283,69 @@ impl Shared {
         Ok(record)
     }
 
-    /// Called when this instance leaves: if no other instance runs, waits the linger,
-    /// and closes the shared browser when still nobody came.
-    pub fn leave(&self, my_port: Option<u16>) {
-        if self.running().is_none() || self.others(my_port) {
-            return;
+    /// Starts `tabmux watch-browser` for the browser `pid`, detached from this instance.
+    fn spawn_watcher(&self, pid: u32) -> Option<u32> {
+        let exe = std::env::current_exe().ok()?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("--linger")
+            .arg(self.linger.as_secs_f64().to_string())
+            .arg(WATCH_COMMAND)
+            .arg("--pid")
+            .arg(pid.to_string())
+            .env(registry::STATE_DIR_ENV, &self.state_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
-        let until = Instant::now() + self.linger;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(100));
-            if self.others(my_port) {
-                return;
+        match cmd.spawn() {
+            Ok(mut child) => {
+                let id = child.id();
+                // Reaped here while this instance runs; adopted by the system after.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!("cannot start the shared browser's watcher: {e}");
+                None
             }
         }
+    }
+
+    /// The watcher's loop: returns when the browser `pid` is gone, or after closing it
+    /// because no live instance was registered for the whole linger.
+    pub fn watch(&self, pid: u32) {
+        let mut idle_since: Option<Instant> = None;
+        loop {
+            match self.running() {
+                Some(r) if r.pid == pid => {}
+                _ => return,
+            }
+            if self.others(None) {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.linger && self.close_if_unused(None) {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Closes the shared browser under the lock when no instance but `my_port` is
+    /// registered. Returns whether nothing of it is left running.
+    fn close_if_unused(&self, my_port: Option<u16>) -> bool {
         let Ok(_guard) = lock(&self.state_dir, Instant::now() + Duration::from_secs(10)) else {
-            return;
+            return false;
         };
         if self.others(my_port) {
-            return;
+            return false;
         }
         if let Some(r) = self.running() {
             tracing::info!(
@@ -297,6 +355,33 @@ impl Shared {
             stop(r.pid, &r.profile);
             let _ = std::fs::remove_file(record_path(&self.state_dir));
         }
+        true
+    }
+
+    /// Called when this instance leaves. The watcher closes the browser once nobody
+    /// uses it; without a watcher, this instance waits the linger and closes the
+    /// browser when still nobody came.
+    pub fn leave(&self, my_port: Option<u16>) {
+        let Some(record) = self.running() else {
+            return;
+        };
+        if self.others(my_port) {
+            return;
+        }
+        if record
+            .watcher
+            .is_some_and(|w| alive(w, Path::new(WATCH_COMMAND)))
+        {
+            return;
+        }
+        let until = Instant::now() + self.linger;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+            if self.others(my_port) {
+                return;
+            }
+        }
+        self.close_if_unused(my_port);
     }
 }
 
