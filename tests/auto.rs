@@ -154,7 +154,12 @@ async fn three_clients_one_shared_browser() {
         "the shared browser closed after the last client left"
     );
     assert!(
-        !a.state.path().join("browser.json").exists(),
+        eventually(Duration::from_secs(5), || !a
+            .state
+            .path()
+            .join("browser.json")
+            .exists())
+        .await,
         "its record is gone"
     );
 }
@@ -255,5 +260,13 @@ async fn killed_last_client_still_closes_the_shared_browser() {
         .await,
         "the watcher ended with it"
     );
-    assert!(!a.state.path().join("browser.json").exists());
+    assert!(
+        eventually(Duration::from_secs(5), || !a
+            .state
+            .path()
+            .join("browser.json")
+            .exists())
+        .await,
+        "its record is gone"
+    );
 }

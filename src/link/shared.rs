@@ -352,8 +352,9 @@ impl Shared {
                 pid = r.pid,
                 "closing the shared browser: no instance uses it"
             );
-            stop(r.pid, &r.profile);
+            // The record goes first: once the browser is gone, so is its record.
             let _ = std::fs::remove_file(record_path(&self.state_dir));
+            stop(r.pid, &r.profile);
         }
         true
     }
