@@ -167,7 +167,7 @@ fn classify(role: &str) -> Class {
 }
 
 /// Roles a model acts on: they always get a ref.
-fn interactive(role: &str) -> bool {
+pub(super) fn interactive(role: &str) -> bool {
     matches!(
         role,
         "button"

@@ -95,7 +95,7 @@ fn actionable(frames: &[Frame]) -> Vec<(usize, i64, String, String)> {
         'nodes: for n in &f.nodes {
             let role = n.role();
             let wanted = !n.ignored
-                && (build_interactive(role)
+                && (super::build::interactive(role)
                     || (n.prop_true("focusable") && !matches!(role, "RootWebArea" | "Iframe")));
             let Some(b) = n.backend_dom_node_id else {
                 continue;
@@ -150,34 +150,6 @@ fn closed_select_options(frames: &[Frame]) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-fn build_interactive(role: &str) -> bool {
-    matches!(
-        role,
-        "button"
-            | "link"
-            | "textbox"
-            | "searchbox"
-            | "checkbox"
-            | "radio"
-            | "combobox"
-            | "listbox"
-            | "option"
-            | "slider"
-            | "spinbutton"
-            | "switch"
-            | "tab"
-            | "menuitem"
-            | "menuitemcheckbox"
-            | "menuitemradio"
-            | "treeitem"
-            | "DisclosureTriangle"
-            | "Date"
-            | "DateTime"
-            | "InputTime"
-            | "ColorWell"
-    )
 }
 
 fn headings(frames: &[Frame]) -> Vec<String> {
