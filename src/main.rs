@@ -162,15 +162,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Status) => rt.block_on(status(&cli)),
         Some(Command::Extension { action }) => extension(action),
         Some(Command::WatchBrowser { pid }) => {
-            let shared = Shared {
-                state_dir: registry::default_state_dir()?,
-                ports: cli.ports,
-                browser_path: None,
-                headed: None,
-                extra_args: Vec::new(),
-                linger: Duration::from_secs_f64(cli.linger.clamp(0.0, 3600.0)),
-            };
-            shared.watch(*pid);
+            shared_browser(&cli, registry::default_state_dir()?).watch(*pid);
             Ok(())
         }
         None => rt.block_on(serve(cli)),
@@ -201,6 +193,24 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The shared browser of `state_dir`, as the flags describe it.
+fn shared_browser(cli: &Cli, state_dir: PathBuf) -> Shared {
+    Shared {
+        state_dir,
+        ports: cli.ports,
+        browser_path: cli.browser_path.clone(),
+        headed: if cli.headed {
+            Some(true)
+        } else if cli.headless {
+            Some(false)
+        } else {
+            None
+        },
+        extra_args: cli.browser_args.clone(),
+        linger: Duration::from_secs_f64(cli.linger.clamp(0.0, 3600.0)),
+    }
 }
 
 /// The extension link: a port of the range, the bridge on it, the registry entry.
@@ -252,20 +262,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 return Err(e);
             }
         };
-        let shared = Shared {
-            state_dir: claim.state_dir().to_path_buf(),
-            ports: cli.ports,
-            browser_path: cli.browser_path.clone(),
-            headed: if cli.headed {
-                Some(true)
-            } else if cli.headless {
-                Some(false)
-            } else {
-                None
-            },
-            extra_args: cli.browser_args.clone(),
-            linger: Duration::from_secs_f64(cli.linger.clamp(0.0, 3600.0)),
-        };
+        let shared = shared_browser(&cli, claim.state_dir().to_path_buf());
         registration = Some((
             link.bridge().clone(),
             Arc::new(std::sync::Mutex::new((claim, meta))),

@@ -230,12 +230,7 @@ impl Shared {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log.map(Stdio::from).unwrap_or_else(Stdio::null));
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // Its own process group, so it survives its launcher and can be ended whole.
-            cmd.process_group(0);
-        }
+        detach(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| {
             Error::new(
                 codes::NO_BROWSER,
@@ -269,10 +264,7 @@ impl Shared {
             watcher: None,
         };
         record.watcher = self.spawn_watcher(record.pid);
-        // Reap it in the background if it exits while this instance runs.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
+        reap_in_background(child);
         let tmp = self.state_dir.join("browser.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&record).unwrap_or_default())
             .and_then(|_| std::fs::rename(&tmp, record_path(&self.state_dir)))
@@ -296,18 +288,11 @@ impl Shared {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-        }
+        detach(&mut cmd);
         match cmd.spawn() {
-            Ok(mut child) => {
+            Ok(child) => {
                 let id = child.id();
-                // Reaped here while this instance runs; adopted by the system after.
-                std::thread::spawn(move || {
-                    let _ = child.wait();
-                });
+                reap_in_background(child);
                 Some(id)
             }
             Err(e) => {
@@ -320,22 +305,29 @@ impl Shared {
     /// The watcher's loop: returns when the browser `pid` is gone, or after closing it
     /// because no live instance was registered for the whole linger.
     pub fn watch(&self, pid: u32) {
-        let mut idle_since: Option<Instant> = None;
         loop {
             match self.running() {
                 Some(r) if r.pid == pid => {}
                 _ => return,
             }
-            if self.others(None) {
-                idle_since = None;
-            } else {
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.linger && self.close_if_unused(None) {
-                    return;
-                }
+            if !self.others(None) && self.close_after_linger(None) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+    }
+
+    /// Waits the linger, then closes the shared browser if still no instance but
+    /// `my_port` is registered. Returns whether nothing of it is left running.
+    fn close_after_linger(&self, my_port: Option<u16>) -> bool {
+        let until = Instant::now() + self.linger;
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+            if self.others(my_port) {
+                return false;
+            }
+        }
+        self.close_if_unused(my_port)
     }
 
     /// Closes the shared browser under the lock when no instance but `my_port` is
@@ -375,14 +367,7 @@ impl Shared {
         {
             return;
         }
-        let until = Instant::now() + self.linger;
-        while Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(100));
-            if self.others(my_port) {
-                return;
-            }
-        }
-        self.close_if_unused(my_port);
+        self.close_after_linger(my_port);
     }
 }
 
@@ -393,6 +378,28 @@ impl Shared {
             .iter()
             .any(|e| e.live && Some(e.port) != my_port)
     }
+}
+
+/// Puts the process `cmd` starts in its own process group, so it outlives the instance
+/// that starts it (a client ending its process group ends only that) and can be ended
+/// whole.
+fn detach(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = cmd;
+    }
+}
+
+/// Reaps `child` if it exits while this instance runs; after, the system adopts it.
+fn reap_in_background(mut child: std::process::Child) {
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
 }
 
 /// Ends a browser's process group: politely, then for sure.
