@@ -48,6 +48,28 @@ impl Auto {
         }
     }
 
+    /// Asserts that the shared browser closes (within the linger and a margin) and its
+    /// record goes with it.
+    async fn browser_closes(&self, why: &str) {
+        assert!(
+            eventually(Duration::from_secs(20), || shared_browsers(
+                self.state.path()
+            )
+            .is_empty())
+            .await,
+            "{why}"
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || !self
+                .state
+                .path()
+                .join("browser.json")
+                .exists())
+            .await,
+            "{why}: its record is gone"
+        );
+    }
+
     async fn client(&self, name: &str) -> Client {
         Client::start_in(
             name,
@@ -147,21 +169,8 @@ async fn three_clients_one_shared_browser() {
         "still there while one client remains"
     );
     c3.quit().await;
-    assert!(
-        eventually(Duration::from_secs(20), || shared_browsers(a.state.path())
-            .is_empty())
-        .await,
-        "the shared browser closed after the last client left"
-    );
-    assert!(
-        eventually(Duration::from_secs(5), || !a
-            .state
-            .path()
-            .join("browser.json")
-            .exists())
-        .await,
-        "its record is gone"
-    );
+    a.browser_closes("the shared browser closed after the last client left")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,11 +221,8 @@ async fn crashed_shared_browser_and_damaged_extension_recover() {
         "the extension was written again"
     );
     c.quit().await;
-    assert!(
-        eventually(Duration::from_secs(20), || shared_browsers(a.state.path())
-            .is_empty())
-        .await
-    );
+    a.browser_closes("the shared browser closed after its client left")
+        .await;
 }
 
 /// tabmux processes (not browsers) whose command line names this state directory.
@@ -248,25 +254,14 @@ async fn killed_last_client_still_closes_the_shared_browser() {
     unsafe {
         libc::kill(c.pid() as i32, libc::SIGKILL);
     }
-    assert!(
-        eventually(Duration::from_secs(20), || shared_browsers(a.state.path())
-            .is_empty())
-        .await,
-        "the shared browser closed after the linger although its last client was killed"
-    );
+    a.browser_closes(
+        "the shared browser closed after the linger although its last client was killed",
+    )
+    .await;
     assert!(
         eventually(Duration::from_secs(5), || watchers(a.state.path())
             .is_empty())
         .await,
         "the watcher ended with it"
-    );
-    assert!(
-        eventually(Duration::from_secs(5), || !a
-            .state
-            .path()
-            .join("browser.json")
-            .exists())
-        .await,
-        "its record is gone"
     );
 }
