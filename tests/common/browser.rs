@@ -88,6 +88,28 @@ impl ExtBrowser {
             .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
+    /// Attaches to a target with a flat session; returns the session id.
+    async fn attach(&self, target_id: &str) -> String {
+        let a = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({"targetId": target_id, "flatten": true}),
+            )
+            .await;
+        a["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// Opens a browser-level target at `url`; returns its target id and session id.
+    async fn open_target(&self, url: &str) -> (String, String) {
+        let t = self
+            .call(None, "Target.createTarget", json!({"url": url}))
+            .await;
+        let id = t["targetId"].as_str().unwrap().to_string();
+        let s = self.attach(&id).await;
+        (id, s)
+    }
+
     async fn worker_session(&self) -> String {
         for _ in 0..200 {
             let t: Value = self.call(None, "Target.getTargets", json!({})).await;
@@ -97,14 +119,7 @@ impl ExtBrowser {
                     && t.url
                         .starts_with(&format!("chrome-extension://{EXTENSION_ID}/"))
             }) {
-                let a = self
-                    .call(
-                        None,
-                        "Target.attachToTarget",
-                        json!({"targetId": w.target_id, "flatten": true}),
-                    )
-                    .await;
-                return a["sessionId"].as_str().unwrap().to_string();
+                return self.attach(&w.target_id).await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -153,18 +168,7 @@ impl ExtBrowser {
 
     /// Stops the extension's service worker (as Chromium does after 30 s idle).
     pub async fn stop_worker(&self) {
-        let t = self
-            .call(None, "Target.createTarget", json!({"url": "about:blank"}))
-            .await;
-        let id = t["targetId"].as_str().unwrap().to_string();
-        let a = self
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({"targetId": id, "flatten": true}),
-            )
-            .await;
-        let s = a["sessionId"].as_str().unwrap().to_string();
+        let (id, s) = self.open_target("about:blank").await;
         self.call(Some(&s), "ServiceWorker.enable", json!({})).await;
         self.call(Some(&s), "ServiceWorker.stopAllWorkers", json!({}))
             .await;
@@ -176,22 +180,7 @@ impl ExtBrowser {
     /// on, the extension's Reload button): a new service worker, the old one's state
     /// and debugger sessions gone.
     pub async fn reload_extension(&self) {
-        let t = self
-            .call(
-                None,
-                "Target.createTarget",
-                json!({"url": "chrome://extensions"}),
-            )
-            .await;
-        let id = t["targetId"].as_str().unwrap().to_string();
-        let a = self
-            .call(
-                None,
-                "Target.attachToTarget",
-                json!({"targetId": id, "flatten": true}),
-            )
-            .await;
-        let s = a["sessionId"].as_str().unwrap().to_string();
+        let (id, s) = self.open_target("chrome://extensions").await;
         let expr = format!(
             "chrome.developerPrivate.updateProfileConfiguration({{inDeveloperMode: true}})
                 .then(() => chrome.developerPrivate.reload('{EXTENSION_ID}', {{failQuietly: false}}))
