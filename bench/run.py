@@ -118,24 +118,14 @@ def tree_cpu(pid, extra_browser=None):
 def tree_rss_kb(pid):
     """VmRSS of the server process and its non-browser descendants (node workers)."""
     kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-            ppid = int(st[st.rindex(")") + 2:].split()[1])
-            with open(f"/proc/{d}/comm") as f:
-                comm = f.read().strip()
-        except (FileNotFoundError, ProcessLookupError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append((int(d), comm))
+    for p, (pp, name, _) in _proc_table().items():
+        kids.setdefault(pp, []).append((p, name))
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         total += rss_kb(p) or 0
-        for c, comm in kids.get(p, []):
-            if "chrom" not in comm.lower():
+        for c, name in kids.get(p, []):
+            if "chrom" not in name.lower():
                 todo.append(c)
     return total
 

@@ -169,10 +169,3 @@ class DevtoolsMcp(Adapter):
         r, dt = await self.call("evaluate_script", {"pageId": self.page, "function": fn})
         return text_of(r), dt
 
-    def ref_of(self, snapshot, role, name):
-        for line in snapshot.splitlines():
-            if f'{role} "{name}"' in line:
-                m = self.REF.search(line)
-                if m:
-                    return m.group(1)
-        raise ToolError(f"{self.label}: no {role} {name!r} in the snapshot")
