@@ -3,6 +3,7 @@
 //! profile, state directory and port range.
 
 mod common;
+#[macro_use]
 mod scenarios;
 
 use std::time::{Duration, Instant};
@@ -71,24 +72,7 @@ macro_rules! scenario_tests {
 }
 
 // The core tool scenarios, again, through the user's browser.
-scenario_tests!(
-    form_inputs,
-    dialogs,
-    frames,
-    shadow_dom,
-    console_and_network,
-    navigation,
-    bad_refs,
-    long_page,
-    waiting,
-    not_actionable,
-    drag_and_hover,
-    keyboard,
-    screenshots,
-    tabs,
-    evaluate,
-    popups,
-);
+every_scenario!(scenario_tests);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_extension_is_a_clear_error() {

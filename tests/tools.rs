@@ -5,6 +5,7 @@
 //! runs them again in `tests/extension.rs`.
 
 mod common;
+#[macro_use]
 mod scenarios;
 
 use common::{Client, Fixtures, require_chromium};
@@ -28,21 +29,4 @@ macro_rules! scenario_tests {
     };
 }
 
-scenario_tests!(
-    form_inputs,
-    dialogs,
-    frames,
-    shadow_dom,
-    console_and_network,
-    navigation,
-    bad_refs,
-    long_page,
-    waiting,
-    not_actionable,
-    drag_and_hover,
-    keyboard,
-    screenshots,
-    tabs,
-    evaluate,
-    popups,
-);
+every_scenario!(scenario_tests);

@@ -6,6 +6,31 @@
 
 use serde_json::json;
 
+/// Invokes `$tests!(scenario, …)` with every scenario below, so each link's suite runs
+/// all of them.
+macro_rules! every_scenario {
+    ($tests:ident) => {
+        $tests!(
+            form_inputs,
+            dialogs,
+            frames,
+            shadow_dom,
+            console_and_network,
+            navigation,
+            bad_refs,
+            long_page,
+            waiting,
+            not_actionable,
+            drag_and_hover,
+            keyboard,
+            screenshots,
+            tabs,
+            evaluate,
+            popups,
+        );
+    };
+}
+
 use crate::common::{Client, Fixtures, TempDir, find_ref};
 
 /// Every kind of form field, filled through the tools; the server checks the post.
