@@ -25,7 +25,7 @@ setup.ensure_python()
 setup.ensure_peers()
 
 from lib import cdp, completeness, fixtures, report  # noqa: E402
-from lib.mcpclient import kill_tree, rss_kb, stdio_session, text_of  # noqa: E402
+from lib.mcpclient import rss_kb, stdio_session, stop_process, text_of  # noqa: E402
 from lib.servers import DevtoolsMcp, Playwright, Tabmux, ToolError  # noqa: E402
 
 OUT = fixtures.OUT
@@ -335,17 +335,6 @@ class Bench:
             if "browser connected" in s:
                 return time.perf_counter() - t0, port
 
-    async def stop_raw(self, proc):
-        try:
-            proc.stdin.close()
-        except Exception:
-            pass
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except asyncio.TimeoutError:
-            kill_tree(proc.pid)
-            await proc.wait()
-
     async def discovery(self):
         """tabmux start -> extension connected, on the first and on the last port of the range."""
         n = 3 if self.args.quick else 5
@@ -355,7 +344,7 @@ class Bench:
             t0 = time.perf_counter()
             dt, port = await self.until_connected(p)
             first.append((time.perf_counter() - t0, port))
-            await self.stop_raw(p)
+            await stop_process(p)
             await asyncio.sleep(0.5)
         # Ten instances hold the first ten ports; the eleventh gets the last one.
         holders = []
@@ -368,10 +357,10 @@ class Bench:
             t0 = time.perf_counter()
             dt, port = await self.until_connected(p)
             last.append((time.perf_counter() - t0, port))
-            await self.stop_raw(p)
+            await stop_process(p)
             await asyncio.sleep(1.5)
         for p in holders:
-            await self.stop_raw(p)
+            await stop_process(p)
         return {"first_s": [x for x, _ in first], "first_port": first[0][1],
                 "last_s": [x for x, _ in last], "last_port": last[0][1], "range": list(self.ports)}
 

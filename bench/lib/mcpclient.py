@@ -88,20 +88,26 @@ async def stdio_session(argv, env=None, stderr=None, cwd=None, name="tabmux-benc
         ) as session:
             yield session, proc, wire, t_spawn
     finally:
-        try:
-            proc.stdin.close()
-        except Exception:
-            pass
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except (asyncio.TimeoutError, ProcessLookupError):
-            kill_tree(proc.pid)
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except asyncio.TimeoutError:
-                pass
+        await stop_process(proc)
         for t in tasks:
             t.cancel()
+
+
+async def stop_process(proc):
+    """Closes a server's stdin (its client leaves); kills its process group if it has
+    not exited 5 s later."""
+    try:
+        proc.stdin.close()
+    except Exception:
+        pass
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except (asyncio.TimeoutError, ProcessLookupError):
+        kill_tree(proc.pid)
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            pass
 
 
 def kill_tree(pid, sig=9):
