@@ -169,6 +169,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+// The CLI's own subcommands print their answer; `serve` never does (stdout is JSON-RPC).
+#[allow(clippy::print_stdout)]
 async fn status(cli: &Cli) -> anyhow::Result<()> {
     let dir = registry::default_state_dir()?;
     let report = bridge::status_report(&dir, cli.ports).await;
@@ -176,6 +178,7 @@ async fn status(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::print_stdout)]
 fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
         ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),

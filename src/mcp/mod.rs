@@ -66,7 +66,6 @@ pub struct Server {
     tools: Arc<Vec<Tool>>,
     client_name: Mutex<Option<String>>,
     on_client_named: Option<ClientNamed>,
-    first_line: Mutex<Option<String>>,
     calls: AtomicU64,
 }
 
@@ -77,7 +76,6 @@ impl Server {
             tools: Arc::new(schema::tools()),
             client_name: Mutex::new(None),
             on_client_named: None,
-            first_line: Mutex::new(None),
             calls: AtomicU64::new(0),
         }
     }
@@ -86,11 +84,6 @@ impl Server {
     pub fn on_client_named(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Server {
         self.on_client_named = Some(Arc::new(f));
         self
-    }
-
-    /// A line put before the first tool answer of the session (which browser is in use).
-    pub fn set_first_line(&self, line: Option<String>) {
-        *self.first_line.lock().unwrap() = line;
     }
 
     pub fn client_name(&self) -> Option<String> {
@@ -139,12 +132,7 @@ impl Server {
             .await;
         self.browser.adopt_opened().await;
         let ms = started.elapsed().as_millis();
-        let mut prefix = Vec::new();
-        if let Some(line) = self.first_line.lock().unwrap().take() {
-            prefix.push(line);
-        }
-        prefix.extend(self.browser.take_notes());
-        let notes = prefix.join("\n");
+        let notes = self.browser.take_notes().join("\n");
         let prefix = if notes.is_empty() {
             String::new()
         } else {
