@@ -61,10 +61,10 @@ struct Cli {
     #[arg(long, default_value_t = 2.0)]
     extension_wait: f64,
     /// Seconds an idle holder keeps a tab that another client waits for.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = bridge::DEFAULT_LEASE_MS / 1000)]
     lease: u64,
     /// Seconds the extension keeps this instance's tabs after its connection drops.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = bridge::DEFAULT_GRACE_MS / 1000)]
     grace: u64,
     /// Deadline of one browser command, in seconds.
     #[arg(long, default_value_t = 30)]

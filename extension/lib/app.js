@@ -11,11 +11,12 @@ import { Connection } from './connection.js';
 import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotAttachedError } from './debugger.js';
 import { GroupPainter, NO_GROUP } from './groups.js';
 import { PROTOCOL_VERSION } from './codec.js';
+import { PROTOCOL } from './protocol.js';
 
 export const STATE_KEY = 'tabmuxLocks';
 export const RANGE_KEY = 'portRange';
 /** CDP commands that need the tab rendered (a hidden tab gets no frames). */
-const NEEDS_FRAMES = new Set(['Page.captureScreenshot', 'Input.dispatchMouseEvent', 'Input.dispatchDragEvent', 'Input.dispatchTouchEvent']);
+const NEEDS_FRAMES = new Set(PROTOCOL.needsFrames);
 export const PROFILE_KEY = 'profileId';
 const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
