@@ -4,30 +4,71 @@
 
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report;
+use super::tool::{Element as About, Target, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::element::{self, Element, Need};
 use crate::browser::keys;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
+use crate::{choice, tool};
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ClickArgs {
-    target: String,
-    double_click: Option<bool>,
-    button: Option<String>,
-    #[serde(default)]
-    modifiers: Vec<String>,
+choice!(
+    /// A mouse button.
+    pub enum Button as "button" { Left = "left", Right = "right", Middle = "middle" }
+);
+
+choice!(
+    /// A modifier key held during a click.
+    pub enum Modifier as "modifier" {
+        Alt = "Alt",
+        Control = "Control",
+        ControlOrMeta = "ControlOrMeta",
+        Meta = "Meta",
+        Shift = "Shift",
+    } parse with modifier
+);
+
+/// A modifier by name, any case, or by one of the key aliases (`Ctrl`, `Cmd`, …).
+fn modifier(s: &str) -> Option<Modifier> {
+    let name = keys::canonical(s);
+    let known = Modifier::NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))?;
+    Modifier::from_name(known)
 }
 
-pub async fn click(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ClickArgs = super::parse(args)?;
-    let (button, bit) = element::button(a.button.as_deref())?;
-    let mods = keys::modifier_bits(&a.modifiers)?;
+#[derive(Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClickArgs {
+    #[schemars(with = "Target")]
+    target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
+    double_click: Option<bool>,
+    button: Option<Button>,
+    #[serde(default)]
+    modifiers: Vec<Modifier>,
+}
+
+pub const CLICK: ToolDef = tool!(
+    "browser_click",
+    "Click",
+    Destroy,
+    ClickArgs,
+    click,
+    "Click an element. Answers with what changed on the page."
+);
+
+async fn click(ctx: &Ctx<'_>, a: ClickArgs) -> Result<Out> {
+    let (button, bit) = element::button(a.button.map(Button::as_str))?;
+    let names: Vec<String> = a.modifiers.iter().map(|m| m.as_str().into()).collect();
+    let mods = keys::modifier_bits(&names)?;
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let el = ctx.browser.resolve(&page, &a.target).await?;
@@ -40,13 +81,25 @@ pub async fn click(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
-struct TargetArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct HoverArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
 }
 
-pub async fn hover(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TargetArgs = super::parse(args)?;
+pub const HOVER: ToolDef = tool!(
+    "browser_hover",
+    "Hover",
+    Act,
+    HoverArgs,
+    hover,
+    "Move the mouse over an element."
+);
+
+async fn hover(ctx: &Ctx<'_>, a: HoverArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let el = ctx.browser.resolve(&page, &a.target).await?;
@@ -138,16 +191,30 @@ async fn insert(page: &Page, text: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct TypeArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct TypeArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
     text: String,
+    /// Press Enter after
     submit: Option<bool>,
+    /// One key at a time (fires key handlers); appends
     slowly: Option<bool>,
 }
 
-pub async fn type_text(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TypeArgs = super::parse(args)?;
+pub const TYPE: ToolDef = tool!(
+    "browser_type",
+    "Type text",
+    Destroy,
+    TypeArgs,
+    type_text,
+    "Type text into an editable element, replacing its content."
+);
+
+async fn type_text(ctx: &Ctx<'_>, a: TypeArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let el = ctx.browser.resolve(&page, &a.target).await?;
@@ -221,14 +288,26 @@ async fn select_values(page: &Page, el: &Element, values: &[String]) -> Result<V
         .unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct SelectArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct SelectArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
     values: Vec<String>,
 }
 
-pub async fn select_option(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: SelectArgs = super::parse(args)?;
+pub const SELECT_OPTION: ToolDef = tool!(
+    "browser_select_option",
+    "Select options",
+    Destroy,
+    SelectArgs,
+    select_option,
+    "Select options of a <select> by value or label."
+);
+
+async fn select_option(ctx: &Ctx<'_>, a: SelectArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let el = ctx.browser.resolve(&page, &a.target).await?;
@@ -240,13 +319,21 @@ pub async fn select_option(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
-struct KeyArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct KeyArgs {
     key: String,
 }
 
-pub async fn press_key(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: KeyArgs = super::parse(args)?;
+pub const PRESS_KEY: ToolDef = tool!(
+    "browser_press_key",
+    "Press a key",
+    Destroy,
+    KeyArgs,
+    press_key,
+    "Press a key or chord on the focused element, e.g. Enter, ArrowLeft, a, Control+a."
+);
+
+async fn press_key(ctx: &Ctx<'_>, a: KeyArgs) -> Result<Out> {
     let chord = keys::parse_chord(&a.key)?;
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
@@ -257,25 +344,46 @@ pub async fn press_key(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
-struct Field {
+choice!(
+    /// What kind of field `browser_fill_form` fills.
+    pub enum FieldKind as "field type" {
+        Textbox = "textbox",
+        Checkbox = "checkbox",
+        Radio = "radio",
+        Combobox = "combobox",
+        Slider = "slider",
+    }
+);
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Field {
+    #[schemars(with = "Target")]
     target: String,
     name: Option<String>,
     #[serde(rename = "type")]
-    kind: String,
+    kind: FieldKind,
+    /// checkbox: true/false; combobox: option label
     value: String,
 }
 
-#[derive(Deserialize)]
-struct FillArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct FillArgs {
     fields: Vec<Field>,
 }
+
+pub const FILL_FORM: ToolDef = tool!(
+    "browser_fill_form",
+    "Fill a form",
+    Destroy,
+    FillArgs,
+    fill_form,
+    "Fill several fields at once."
+);
 
 const CHECKED_JS: &str =
     "function() { return !!(this.checked ?? (this.getAttribute('aria-checked') === 'true')); }";
 
-pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: FillArgs = super::parse(args)?;
+async fn fill_form(ctx: &Ctx<'_>, a: FillArgs) -> Result<Out> {
     if a.fields.is_empty() {
         return Err(Error::bad_request("fields is empty"));
     }
@@ -290,13 +398,13 @@ pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             .await
             .map_err(|e| Error::new(e.code, format!("field {name:?}: {}", e.message)))?;
         let r: Result<()> = async {
-            match f.kind.as_str() {
-                "textbox" => type_into(ctx, &page, &el, &f.value, false).await,
-                "checkbox" | "radio" => {
+            match f.kind {
+                FieldKind::Textbox => type_into(ctx, &page, &el, &f.value, false).await,
+                FieldKind::Checkbox | FieldKind::Radio => {
                     let want = match f.value.to_ascii_lowercase().as_str() {
                         "true" | "on" | "yes" | "checked" | "1" => true,
                         "false" | "off" | "no" | "unchecked" | "0" => false,
-                        _ if f.kind == "radio" => true,
+                        _ if f.kind == FieldKind::Radio => true,
                         other => {
                             return Err(Error::bad_request(format!(
                                 "a checkbox value is true or false, not {other:?}"
@@ -305,7 +413,7 @@ pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                     };
                     let is = el.call(&page, CHECKED_JS, &[]).await?.as_bool() == Some(true);
                     if is != want {
-                        if f.kind == "radio" && !want {
+                        if f.kind == FieldKind::Radio && !want {
                             return Err(Error::bad_request(
                                 "a radio button cannot be unchecked; check another one of its group",
                             ));
@@ -315,7 +423,7 @@ pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                     }
                     Ok(())
                 }
-                "combobox" => {
+                FieldKind::Combobox => {
                     let is_select = el
                         .call(&page, "function() { return this.tagName === 'SELECT'; }", &[])
                         .await?
@@ -327,13 +435,10 @@ pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                         type_into(ctx, &page, &el, &f.value, false).await
                     }
                 }
-                "slider" => {
+                FieldKind::Slider => {
                     el.point(&page, Need::Click).await?;
                     el.call(&page, SET_VALUE_JS, &[json!(f.value)]).await.map(|_| ())
                 }
-                other => Err(Error::bad_request(format!(
-                    "unknown field type {other:?}: use textbox, checkbox, radio, combobox or slider"
-                ))),
             }
         }
         .await;
@@ -348,15 +453,31 @@ pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DragArgs {
+pub struct DragArgs {
+    #[schemars(with = "Target")]
     start_target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    start_element: Option<String>,
+    #[schemars(with = "Target")]
     end_target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    end_element: Option<String>,
 }
 
-pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: DragArgs = super::parse(args)?;
+pub const DRAG: ToolDef = tool!(
+    "browser_drag",
+    "Drag and drop",
+    Destroy,
+    DragArgs,
+    drag,
+    "Drag one element onto another."
+);
+
+async fn drag(ctx: &Ctx<'_>, a: DragArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let from = ctx.browser.resolve(&page, &a.start_target).await?;
@@ -388,14 +509,24 @@ pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
-struct UploadArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct UploadArgs {
+    /// Absolute file paths
     paths: Option<Vec<String>>,
+    #[schemars(with = "Option<Target>")]
     target: Option<String>,
 }
 
-pub async fn file_upload(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: UploadArgs = super::parse(args)?;
+pub const FILE_UPLOAD: ToolDef = tool!(
+    "browser_file_upload",
+    "Upload files",
+    Destroy,
+    UploadArgs,
+    file_upload,
+    "Set the files of the open file chooser, or of a file input given as target. No paths cancels the chooser."
+);
+
+async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let m = report::mark(&page);
@@ -477,15 +608,23 @@ pub async fn file_upload(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DialogArgs {
+pub struct DialogArgs {
     accept: bool,
     prompt_text: Option<String>,
 }
 
-pub async fn handle_dialog(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: DialogArgs = super::parse(args)?;
+pub const HANDLE_DIALOG: ToolDef = tool!(
+    "browser_handle_dialog",
+    "Handle a dialog",
+    Destroy,
+    DialogArgs,
+    handle_dialog,
+    "Accept or dismiss the open alert/confirm/prompt dialog."
+);
+
+async fn handle_dialog(ctx: &Ctx<'_>, a: DialogArgs) -> Result<Out> {
     // A dialog blocks the page: this tool must not wait for other calls on the tab.
     let page = ctx.browser.page().await?;
     let dialog = page

@@ -6,8 +6,9 @@ pub mod guard;
 mod look;
 pub mod nav;
 pub mod report;
-pub mod schema;
 mod tabs;
+pub mod tool;
+pub mod tools;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,6 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::browser::Browser;
@@ -48,16 +48,6 @@ pub struct Ctx<'a> {
     pub trace: &'a str,
 }
 
-/// Parses a tool's arguments; a wrong shape is a clear `BAD_REQUEST`.
-pub fn parse<T: DeserializeOwned>(args: Value) -> Result<T> {
-    let args = if args.is_null() {
-        Value::Object(Default::default())
-    } else {
-        args
-    };
-    serde_json::from_value(args).map_err(|e| Error::bad_request(format!("bad arguments: {e}")))
-}
-
 type ClientNamed = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The tabmux MCP server of one client.
@@ -73,7 +63,7 @@ impl Server {
     pub fn new(browser: Arc<Browser>) -> Server {
         Server {
             browser,
-            tools: Arc::new(schema::tools()),
+            tools: Arc::new(tools::TOOLS.iter().map(|t| t.to_tool()).collect()),
             client_name: Mutex::new(None),
             on_client_named: None,
             calls: AtomicU64::new(0),
@@ -95,30 +85,9 @@ impl Server {
             browser: &self.browser,
             trace,
         };
-        match name {
-            "browser_navigate" => nav::navigate(&ctx, args).await,
-            "browser_navigate_back" => nav::back(&ctx, args).await,
-            "browser_navigate_forward" => nav::forward(&ctx, args).await,
-            "browser_reload" => nav::reload(&ctx, args).await,
-            "browser_wait_for" => nav::wait_for(&ctx, args).await,
-            "browser_snapshot" => look::snapshot(&ctx, args).await,
-            "browser_take_screenshot" => look::screenshot(&ctx, args).await,
-            "browser_evaluate" => look::evaluate(&ctx, args).await,
-            "browser_console_messages" => look::console_messages(&ctx, args).await,
-            "browser_network_requests" => look::network_requests(&ctx, args).await,
-            "browser_click" => act::click(&ctx, args).await,
-            "browser_hover" => act::hover(&ctx, args).await,
-            "browser_type" => act::type_text(&ctx, args).await,
-            "browser_select_option" => act::select_option(&ctx, args).await,
-            "browser_press_key" => act::press_key(&ctx, args).await,
-            "browser_fill_form" => act::fill_form(&ctx, args).await,
-            "browser_drag" => act::drag(&ctx, args).await,
-            "browser_file_upload" => act::file_upload(&ctx, args).await,
-            "browser_handle_dialog" => act::handle_dialog(&ctx, args).await,
-            "browser_tabs" => tabs::tabs(&ctx, args).await,
-            "browser_resize" => tabs::resize(&ctx, args).await,
-            "browser_close" => tabs::close(&ctx, args).await,
-            other => Err(Error::bad_request(format!("there is no tool {other:?}"))),
+        match tools::find(name) {
+            Some(t) => (t.call)(&ctx, args).await,
+            None => Err(Error::bad_request(format!("there is no tool {name:?}"))),
         }
     }
 

@@ -2,13 +2,16 @@
 
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report::{self, Mark};
+use super::tool::{NoArgs, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
+use crate::tool;
 
 /// Adds `https://` to a bare host, refuses what is not a URL.
 pub fn normalize_url(url: &str) -> Result<String> {
@@ -95,13 +98,21 @@ async fn answer_after_navigation(
     Ok(Out::text(out))
 }
 
-#[derive(Deserialize)]
-struct NavigateArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct NavigateArgs {
     url: String,
 }
 
-pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: NavigateArgs = super::parse(args)?;
+pub const NAVIGATE: ToolDef = tool!(
+    "browser_navigate",
+    "Navigate to a URL",
+    Act,
+    NavigateArgs,
+    navigate,
+    "Open a URL in the current tab. Returns the page snapshot."
+);
+
+async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
     let url = normalize_url(&a.url)?;
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
@@ -180,15 +191,42 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
     answer_after_navigation(ctx, &page, m, None).await
 }
 
-pub async fn back(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const BACK: ToolDef = tool!(
+    "browser_navigate_back",
+    "Go back",
+    Act,
+    NoArgs,
+    back,
+    "Go back in history."
+);
+
+async fn back(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     history(ctx, -1).await
 }
 
-pub async fn forward(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const FORWARD: ToolDef = tool!(
+    "browser_navigate_forward",
+    "Go forward",
+    Act,
+    NoArgs,
+    forward,
+    "Go forward in history."
+);
+
+async fn forward(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     history(ctx, 1).await
 }
 
-pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const RELOAD: ToolDef = tool!(
+    "browser_reload",
+    "Reload the page",
+    Act,
+    NoArgs,
+    reload,
+    "Reload the page."
+);
+
+async fn reload(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let m = report::mark(&page);
@@ -197,14 +235,25 @@ pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
     answer_after_navigation(ctx, &page, m, note).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct WaitArgs {
-    time: Option<f64>,
+pub struct WaitArgs {
     text: Option<String>,
     text_gone: Option<String>,
+    /// Seconds to wait
+    time: Option<f64>,
+    /// Seconds before giving up (default 10)
     timeout: Option<f64>,
 }
+
+pub const WAIT_FOR: ToolDef = tool!(
+    "browser_wait_for",
+    "Wait for text or time",
+    Read,
+    WaitArgs,
+    wait_for,
+    "Wait for text to appear or disappear, or for a time."
+);
 
 const HAS_TEXT_JS: &str = r#"(t) => {
   const norm = s => (s || '').replace(/\s+/g, ' ').toLowerCase();
@@ -224,8 +273,7 @@ const HAS_TEXT_JS: &str = r#"(t) => {
   return norm(parts.join(' ')).includes(norm(t));
 }"#;
 
-pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: WaitArgs = super::parse(args)?;
+async fn wait_for(ctx: &Ctx<'_>, a: WaitArgs) -> Result<Out> {
     if a.time.is_none() && a.text.is_none() && a.text_gone.is_none() {
         return Err(Error::bad_request("give text, textGone or time (seconds)"));
     }

@@ -2,13 +2,16 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report;
+use super::tool::{NoArgs, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::page::Page;
 use crate::error::{Error, Result};
+use crate::{choice, tool};
 
 async fn title_of(page: &Page) -> String {
     if page.state().dialog.is_none()
@@ -48,16 +51,41 @@ async fn own_list(ctx: &Ctx<'_>) -> String {
     out
 }
 
-#[derive(Deserialize)]
+choice!(
+    /// What `browser_tabs` does.
+    pub enum Action as "action" {
+        List = "list",
+        New = "new",
+        Select = "select",
+        Close = "close",
+        Claim = "claim",
+        Release = "release",
+    }
+);
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct TabsArgs {
-    action: String,
+pub struct TabsArgs {
+    action: Action,
     index: Option<i64>,
+    /// For new
     url: Option<String>,
     all: Option<bool>,
+    /// For claim
+    #[schemars(with = "Option<String>")]
     tab_id: Option<Value>,
+    /// Claim wait in seconds (default 30)
     timeout: Option<f64>,
 }
+
+pub const TABS: ToolDef = tool!(
+    "browser_tabs",
+    "Manage tabs",
+    Destroy,
+    TabsArgs,
+    tabs,
+    "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it); release gives one back."
+);
 
 fn index(i: Option<i64>, action: &str) -> Result<Option<usize>> {
     match i {
@@ -81,10 +109,9 @@ async fn show_current(ctx: &Ctx<'_>, page: &Page, lead: &str) -> Result<Out> {
     Ok(Out::text(out))
 }
 
-pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TabsArgs = super::parse(args)?;
-    match a.action.as_str() {
-        "list" if a.all == Some(true) => {
+async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
+    match a.action {
+        Action::List if a.all == Some(true) => {
             let all = ctx.browser.list_all().await?;
             let mine: Vec<(usize, String)> = ctx
                 .browser
@@ -113,8 +140,8 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             out.push_str("\nTake one with browser_tabs {action: \"claim\", tabId}.");
             Ok(Out::text(out))
         }
-        "list" => Ok(Out::text(own_list(ctx).await)),
-        "new" => {
+        Action::List => Ok(Out::text(own_list(ctx).await)),
+        Action::New => {
             let (i, page) = ctx.browser.new_tab().await?;
             match a.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(u) => {
@@ -129,13 +156,13 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 ))),
             }
         }
-        "select" => {
+        Action::Select => {
             let i = index(a.index, "select")?
                 .ok_or_else(|| Error::bad_request("select needs index (see browser_tabs list)"))?;
             let page = ctx.browser.select(i)?;
             show_current(ctx, &page, &format!("Tab {i} is now the current tab.")).await
         }
-        "close" => {
+        Action::Close => {
             let i = index(a.index, "close")?;
             ctx.browser.close_tab(i).await?;
             Ok(Out::text(format!(
@@ -143,7 +170,7 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 own_list(ctx).await
             )))
         }
-        "claim" => {
+        Action::Claim => {
             let id = match &a.tab_id {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -168,7 +195,7 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             )
             .await
         }
-        "release" => {
+        Action::Release => {
             let i = index(a.index, "release")?
                 .ok_or_else(|| Error::bad_request("release needs index (see browser_tabs list)"))?;
             ctx.browser.release(i).await?;
@@ -177,20 +204,25 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 own_list(ctx).await
             )))
         }
-        other => Err(Error::bad_request(format!(
-            "unknown action {other:?}: use list, new, select, close, claim or release"
-        ))),
     }
 }
 
-#[derive(Deserialize)]
-struct ResizeArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct ResizeArgs {
     width: i64,
     height: i64,
 }
 
-pub async fn resize(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ResizeArgs = super::parse(args)?;
+pub const RESIZE: ToolDef = tool!(
+    "browser_resize",
+    "Resize the viewport",
+    Act,
+    ResizeArgs,
+    resize,
+    "Resize the viewport."
+);
+
+async fn resize(ctx: &Ctx<'_>, a: ResizeArgs) -> Result<Out> {
     if !(100..=10_000).contains(&a.width) || !(100..=10_000).contains(&a.height) {
         return Err(Error::bad_request(
             "width and height are 100 to 10000 pixels",
@@ -209,7 +241,16 @@ pub async fn resize(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     )))
 }
 
-pub async fn close(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const CLOSE: ToolDef = tool!(
+    "browser_close",
+    "Close the browser",
+    Destroy,
+    NoArgs,
+    close,
+    "Close the browser (or, in a shared browser, your tabs)."
+);
+
+async fn close(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     ctx.browser.close().await?;
     Ok(Out::text(
         "Closed. The next browser tool call starts again with a fresh tab.",
