@@ -399,7 +399,7 @@ impl Browser {
         };
         let active = self.active().await?;
         // Wait for calls running on the tab to finish first.
-        let _op = page.op.lock().await;
+        let _op = page.exclusive().await;
         match &active {
             Active::Direct(d) => d.close_tab(&page.key).await?,
             Active::Extension(e) => e.close_tab(&page.key).await?,
@@ -443,7 +443,7 @@ impl Browser {
     pub async fn release(&self, index: usize) -> Result<()> {
         let page = self.by_index(index)?;
         let active = self.active().await?;
-        let _op = page.op.lock().await;
+        let _op = page.exclusive().await;
         match &active {
             Active::Direct(d) => d.release(&page.key).await?,
             Active::Extension(e) => e.release(&page.key).await?,

@@ -158,8 +158,8 @@ impl PageState {
 pub struct Page {
     pub key: String,
     pub chan: Channel,
-    /// Tool calls on this tab run one at a time.
-    pub op: tokio::sync::Mutex<()>,
+    /// Tool calls on this tab run one at a time (see [`Page::exclusive`]).
+    op: tokio::sync::Mutex<()>,
     state: Mutex<PageState>,
     changed: watch::Sender<u64>,
     pub timeout: Duration,
@@ -169,6 +169,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// Holds the page for one operation: tool calls on this tab run one at a time.
+    /// Tools get it through the page-tool wrapper (`mcp::Ctx::on`), never by hand.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.op.lock().await
+    }
+
     /// Starts following a tab's events and enables the CDP domains tabmux uses.
     pub async fn start(tab: TabConn, created_here: bool, timeout: Duration) -> Result<Arc<Page>> {
         let (changed, _) = watch::channel(0);

@@ -69,16 +69,13 @@ async fn click(ctx: &Ctx<'_>, a: ClickArgs) -> Result<Out> {
     let (button, bit) = element::button(a.button.map(Button::as_str))?;
     let names: Vec<String> = a.modifiers.iter().map(|m| m.as_str().into()).collect();
     let mods = keys::modifier_bits(&names)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let (x, y) = el.point(&page, Need::Click).await?;
-    let count = if a.double_click == Some(true) { 2 } else { 1 };
-    element::mouse_click(&page, x, y, button, bit, count, mods).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    ctx.act([&a.target], async |page, [el]| {
+        let (x, y) = el.point(page, Need::Click).await?;
+        let count = if a.double_click == Some(true) { 2 } else { 1 };
+        element::mouse_click(page, x, y, button, bit, count, mods).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -100,15 +97,12 @@ pub const HOVER: ToolDef = tool!(
 );
 
 async fn hover(ctx: &Ctx<'_>, a: HoverArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let (x, y) = el.point(&page, Need::Hover).await?;
-    element::mouse_move(&page, x, y, 0, 0).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    ctx.act([&a.target], async |page, [el]| {
+        let (x, y) = el.point(page, Need::Hover).await?;
+        element::mouse_move(page, x, y, 0, 0).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
 /// Focuses a text field and selects its content (or puts the caret at the end).
@@ -145,13 +139,7 @@ const SET_VALUE_JS: &str = r#"function(v) {
 }"#;
 
 /// Types into an element: replaces its content (or appends, one key at a time).
-async fn type_into(
-    ctx: &Ctx<'_>,
-    page: &Page,
-    el: &Element,
-    text: &str,
-    slowly: bool,
-) -> Result<()> {
+async fn type_into(page: &Page, el: &Element, text: &str, slowly: bool) -> Result<()> {
     el.point(page, Need::Type).await?;
     let mode = if slowly { "append" } else { "replace" };
     let how = el.call(page, PREPARE_TYPE_JS, &[json!(mode)]).await?;
@@ -177,7 +165,6 @@ async fn type_into(
         _ if slowly => element::type_keys(page, text).await?,
         _ => insert(page, text).await?,
     }
-    let _ = ctx;
     Ok(())
 }
 
@@ -215,17 +202,14 @@ pub const TYPE: ToolDef = tool!(
 );
 
 async fn type_text(ctx: &Ctx<'_>, a: TypeArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    type_into(ctx, &page, &el, &a.text, a.slowly == Some(true)).await?;
-    if a.submit == Some(true) {
-        element::press(&page, &element::enter()).await?;
-    }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    ctx.act([&a.target], async |page, [el]| {
+        type_into(page, &el, &a.text, a.slowly == Some(true)).await?;
+        if a.submit == Some(true) {
+            element::press(page, &element::enter()).await?;
+        }
+        Ok(String::new())
+    })
+    .await
 }
 
 const SELECT_JS: &str = r#"function(values) {
@@ -308,15 +292,11 @@ pub const SELECT_OPTION: ToolDef = tool!(
 );
 
 async fn select_option(ctx: &Ctx<'_>, a: SelectArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let picked = select_values(&page, &el, &a.values).await?;
-    let lead = format!("Selected {}.", picked.join(", "));
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+    ctx.act([&a.target], async |page, [el]| {
+        let picked = select_values(page, &el, &a.values).await?;
+        Ok(format!("Selected {}.", picked.join(", ")))
+    })
+    .await
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -335,13 +315,11 @@ pub const PRESS_KEY: ToolDef = tool!(
 
 async fn press_key(ctx: &Ctx<'_>, a: KeyArgs) -> Result<Out> {
     let chord = keys::parse_chord(&a.key)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    element::press(&page, &chord).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    ctx.act([], async |page, []| {
+        element::press(page, &chord).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
 choice!(
@@ -387,70 +365,77 @@ async fn fill_form(ctx: &Ctx<'_>, a: FillArgs) -> Result<Out> {
     if a.fields.is_empty() {
         return Err(Error::bad_request("fields is empty"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    for f in &a.fields {
-        let name = f.name.clone().unwrap_or_else(|| f.target.clone());
-        let el = ctx
-            .browser
-            .resolve(&page, &f.target)
-            .await
-            .map_err(|e| Error::new(e.code, format!("field {name:?}: {}", e.message)))?;
-        let r: Result<()> = async {
-            match f.kind {
-                FieldKind::Textbox => type_into(ctx, &page, &el, &f.value, false).await,
-                FieldKind::Checkbox | FieldKind::Radio => {
-                    let want = match f.value.to_ascii_lowercase().as_str() {
-                        "true" | "on" | "yes" | "checked" | "1" => true,
-                        "false" | "off" | "no" | "unchecked" | "0" => false,
-                        _ if f.kind == FieldKind::Radio => true,
-                        other => {
-                            return Err(Error::bad_request(format!(
-                                "a checkbox value is true or false, not {other:?}"
-                            )));
-                        }
-                    };
-                    let is = el.call(&page, CHECKED_JS, &[]).await?.as_bool() == Some(true);
-                    if is != want {
-                        if f.kind == FieldKind::Radio && !want {
-                            return Err(Error::bad_request(
-                                "a radio button cannot be unchecked; check another one of its group",
-                            ));
-                        }
-                        let (x, y) = el.point(&page, Need::Click).await?;
-                        element::mouse_click(&page, x, y, "left", 1, 1, 0).await?;
-                    }
-                    Ok(())
-                }
-                FieldKind::Combobox => {
-                    let is_select = el
-                        .call(&page, "function() { return this.tagName === 'SELECT'; }", &[])
-                        .await?
-                        .as_bool()
-                        == Some(true);
-                    if is_select {
-                        select_values(&page, &el, std::slice::from_ref(&f.value)).await.map(|_| ())
-                    } else {
-                        type_into(ctx, &page, &el, &f.value, false).await
-                    }
-                }
-                FieldKind::Slider => {
-                    el.point(&page, Need::Click).await?;
-                    el.call(&page, SET_VALUE_JS, &[json!(f.value)]).await.map(|_| ())
-                }
+    ctx.act([], async |page, []| {
+        for f in &a.fields {
+            let name = f.name.clone().unwrap_or_else(|| f.target.clone());
+            let in_field = |e: Error| Error::new(e.code, format!("field {name:?}: {}", e.message));
+            let el = ctx
+                .browser
+                .resolve(page, &f.target)
+                .await
+                .map_err(in_field)?;
+            fill_field(page, &el, f).await.map_err(in_field)?;
+            if page.state().dialog.is_some() {
+                break;
             }
         }
-        .await;
-        r.map_err(|e| Error::new(e.code, format!("field {name:?}: {}", e.message)))?;
-        if page.state().dialog.is_some() {
-            break;
+        Ok(format!("Filled {} field(s).", a.fields.len()))
+    })
+    .await
+}
+
+/// Sets one field of `browser_fill_form`.
+async fn fill_field(page: &Page, el: &Element, f: &Field) -> Result<()> {
+    match f.kind {
+        FieldKind::Textbox => type_into(page, el, &f.value, false).await,
+        FieldKind::Checkbox | FieldKind::Radio => {
+            let want = match f.value.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" | "checked" | "1" => true,
+                "false" | "off" | "no" | "unchecked" | "0" => false,
+                _ if f.kind == FieldKind::Radio => true,
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "a checkbox value is true or false, not {other:?}"
+                    )));
+                }
+            };
+            let is = el.call(page, CHECKED_JS, &[]).await?.as_bool() == Some(true);
+            if is != want {
+                if f.kind == FieldKind::Radio && !want {
+                    return Err(Error::bad_request(
+                        "a radio button cannot be unchecked; check another one of its group",
+                    ));
+                }
+                let (x, y) = el.point(page, Need::Click).await?;
+                element::mouse_click(page, x, y, "left", 1, 1, 0).await?;
+            }
+            Ok(())
+        }
+        FieldKind::Combobox => {
+            let is_select = el
+                .call(
+                    page,
+                    "function() { return this.tagName === 'SELECT'; }",
+                    &[],
+                )
+                .await?
+                .as_bool()
+                == Some(true);
+            if is_select {
+                select_values(page, el, std::slice::from_ref(&f.value))
+                    .await
+                    .map(|_| ())
+            } else {
+                type_into(page, el, &f.value, false).await
+            }
+        }
+        FieldKind::Slider => {
+            el.point(page, Need::Click).await?;
+            el.call(page, SET_VALUE_JS, &[json!(f.value)])
+                .await
+                .map(|_| ())
         }
     }
-    let lead = format!("Filled {} field(s).", a.fields.len());
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -478,16 +463,23 @@ pub const DRAG: ToolDef = tool!(
 );
 
 async fn drag(ctx: &Ctx<'_>, a: DragArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let from = ctx.browser.resolve(&page, &a.start_target).await?;
-    let to = ctx.browser.resolve(&page, &a.end_target).await?;
-    let m = report::mark(&page);
+    ctx.act(
+        [&a.start_target, &a.end_target],
+        async |page, [from, to]| {
+            drag_onto(page, &from, &to).await?;
+            Ok(String::new())
+        },
+    )
+    .await
+}
+
+/// Presses the mouse on `from`, moves it in small steps to `to` and releases it there.
+async fn drag_onto(page: &Page, from: &Element, to: &Element) -> Result<()> {
     // Both ends in view: the target's scroll may move the source, so look again.
-    from.point(&page, Need::Drag).await?;
-    let (x1, y1) = to.point(&page, Need::Hover).await?;
-    let (x0, y0) = from.point(&page, Need::Drag).await?;
-    element::mouse_move(&page, x0, y0, 0, 0).await?;
+    from.point(page, Need::Drag).await?;
+    let (x1, y1) = to.point(page, Need::Hover).await?;
+    let (x0, y0) = from.point(page, Need::Drag).await?;
+    element::mouse_move(page, x0, y0, 0, 0).await?;
     page.call::<Value>(
         "Input.dispatchMouseEvent",
         json!({"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1, "clickCount": 1}),
@@ -497,16 +489,14 @@ async fn drag(ctx: &Ctx<'_>, a: DragArgs) -> Result<Out> {
     let steps = 10;
     for i in 1..=steps {
         let t = i as f64 / steps as f64;
-        element::mouse_move(&page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
+        element::mouse_move(page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
     }
     page.call::<Value>(
         "Input.dispatchMouseEvent",
         json!({"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0, "clickCount": 1}),
     )
     .await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    Ok(())
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -527,12 +517,23 @@ pub const FILE_UPLOAD: ToolDef = tool!(
 );
 
 async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    let paths = a.paths.unwrap_or_default();
+    ctx.act([], async |page, []| {
+        let files = existing_files(a.paths.as_deref().unwrap_or_default())?;
+        match &a.target {
+            Some(t) => {
+                let el = ctx.browser.resolve(page, t).await?;
+                set_input_files(page, &el, &files).await
+            }
+            None => answer_chooser(page, &files).await,
+        }
+    })
+    .await
+}
+
+/// The paths, each checked to be an absolute path of an existing file.
+fn existing_files(paths: &[String]) -> Result<Vec<String>> {
     let mut absolute = Vec::new();
-    for p in &paths {
+    for p in paths {
         let path = std::path::Path::new(p);
         if !path.is_absolute() {
             return Err(Error::bad_request(format!(
@@ -547,65 +548,61 @@ async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
         }
         absolute.push(p.clone());
     }
-    let chooser = page.state().file_chooser.clone();
-    let lead;
-    match (&a.target, chooser) {
-        (Some(t), _) => {
-            let el = ctx.browser.resolve(&page, t).await?;
-            let is_file = el
-                .call(
-                    &page,
-                    "function() { return this.tagName === 'INPUT' && this.type === 'file'; }",
-                    &[],
-                )
-                .await?;
-            if is_file.as_bool() != Some(true) {
-                return Err(Error::new(
-                    codes::NOT_ACTIONABLE,
-                    format!(
-                        "{} is not a file input; click it to open a file chooser, then call browser_file_upload with paths only",
-                        el.label
-                    ),
-                ));
-            }
-            page.call_in::<Value>(
-                el.session.as_deref(),
-                "DOM.setFileInputFiles",
-                json!({"files": absolute, "objectId": el.object_id}),
-            )
-            .await?;
-            page.state().file_chooser = None;
-            lead = format!("Set {} file(s) on {}.", absolute.len(), el.label);
-        }
-        (None, Some(fc)) => {
-            if paths.is_empty() {
-                page.state().file_chooser = None;
-                lead = "Cancelled the file chooser.".to_string();
-            } else {
-                if absolute.len() > 1 && !fc.multiple {
-                    return Err(Error::bad_request(
-                        "this file input takes one file, not several",
-                    ));
-                }
-                page.call::<Value>(
-                    "DOM.setFileInputFiles",
-                    json!({"files": absolute, "backendNodeId": fc.backend_node_id}),
-                )
-                .await?;
-                page.state().file_chooser = None;
-                lead = format!("Uploaded {} file(s).", absolute.len());
-            }
-        }
-        (None, None) => {
-            return Err(Error::new(
-                codes::NOT_ACTIONABLE,
-                "no file chooser is open: click the file input first (browser_click), or pass it as target",
-            ));
-        }
+    Ok(absolute)
+}
+
+/// Sets the files of a file input; answers with the lead line.
+async fn set_input_files(page: &Page, el: &Element, files: &[String]) -> Result<String> {
+    let is_file = el
+        .call(
+            page,
+            "function() { return this.tagName === 'INPUT' && this.type === 'file'; }",
+            &[],
+        )
+        .await?;
+    if is_file.as_bool() != Some(true) {
+        return Err(Error::new(
+            codes::NOT_ACTIONABLE,
+            format!(
+                "{} is not a file input; click it to open a file chooser, then call browser_file_upload with paths only",
+                el.label
+            ),
+        ));
     }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+    page.call_in::<Value>(
+        el.session.as_deref(),
+        "DOM.setFileInputFiles",
+        json!({"files": files, "objectId": el.object_id}),
+    )
+    .await?;
+    page.state().file_chooser = None;
+    Ok(format!("Set {} file(s) on {}.", files.len(), el.label))
+}
+
+/// Answers the open file chooser with `files` (none cancels it); answers with the lead.
+async fn answer_chooser(page: &Page, files: &[String]) -> Result<String> {
+    let Some(fc) = page.state().file_chooser.clone() else {
+        return Err(Error::new(
+            codes::NOT_ACTIONABLE,
+            "no file chooser is open: click the file input first (browser_click), or pass it as target",
+        ));
+    };
+    if files.is_empty() {
+        page.state().file_chooser = None;
+        return Ok("Cancelled the file chooser.".to_string());
+    }
+    if files.len() > 1 && !fc.multiple {
+        return Err(Error::bad_request(
+            "this file input takes one file, not several",
+        ));
+    }
+    page.call::<Value>(
+        "DOM.setFileInputFiles",
+        json!({"files": files, "backendNodeId": fc.backend_node_id}),
+    )
+    .await?;
+    page.state().file_chooser = None;
+    Ok(format!("Uploaded {} file(s).", files.len()))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -649,8 +646,11 @@ async fn handle_dialog(ctx: &Ctx<'_>, a: DialogArgs) -> Result<Out> {
         dialog.kind,
         dialog.message
     );
-    let _op = page.op.lock().await;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+    // Then wait for the call the dialog interrupted, and answer with what changed.
+    ctx.on(&page, async |page| {
+        Ok(Out::text(
+            report::after_action(ctx.browser, page, m, &lead).await?,
+        ))
+    })
+    .await
 }

@@ -9,6 +9,7 @@ use super::report;
 use super::tool::{Element, Target, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::element::Need;
+use crate::browser::page::Page;
 use crate::browser::page::{Level, exception_text};
 use crate::browser::snap;
 use crate::error::{Error, Result, codes};
@@ -42,10 +43,14 @@ async fn snapshot(ctx: &Ctx<'_>, a: SnapshotArgs) -> Result<Out> {
         Some(n) if n < 0 => return Err(Error::bad_request("maxChars cannot be negative")),
         Some(n) => n as usize,
     };
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let mut out = report::header(&page);
-    report::modal_lines(&page, &mut out);
+    ctx.on_page(async |page| snapshot_of(ctx, page, &a, budget).await)
+        .await
+}
+
+/// The snapshot `a` asks for, of `page` (its op lock held).
+async fn snapshot_of(ctx: &Ctx<'_>, page: &Page, a: &SnapshotArgs, budget: usize) -> Result<Out> {
+    let mut out = report::header(page);
+    report::modal_lines(page, &mut out);
     if page.state().dialog.is_some() {
         out.push_str("\n(The page is paused by the dialog; handle it to see the page.)");
         return Ok(Out::text(out));
@@ -58,7 +63,7 @@ async fn snapshot(ctx: &Ctx<'_>, a: SnapshotArgs) -> Result<Out> {
         find: a.find.clone(),
         viewport,
     };
-    let s = snap::take(ctx.browser, &page, &req).await?;
+    let s = snap::take(ctx.browser, page, &req).await?;
     out.push('\n');
     if plain {
         out.push_str(&report::cut(&s.text, budget));
@@ -161,12 +166,33 @@ async fn evaluate(ctx: &Ctx<'_>, a: EvalArgs) -> Result<Out> {
     if code.is_empty() {
         return Err(Error::bad_request("function is empty"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    let r: Option<Value> = match &a.target {
+    ctx.on_page(async |page| {
+        let m = report::mark(page);
+        let r = run_function(ctx, page, code, a.target.as_deref()).await?;
+        let lead = match r {
+            Some(r) => eval_answer(&r)?,
+            None => "(A dialog opened; the function waits for it.)".to_string(),
+        };
+        let mut out = format!("Result: {lead}\n");
+        report::settle(ctx.browser, page, m).await;
+        out.push_str(&report::header(page));
+        report::modal_lines(page, &mut out);
+        report::console_lines(page, &m, &mut out);
+        Ok(Out::text(out))
+    })
+    .await
+}
+
+/// Runs `code` on the page or on `target`; `None` when a dialog opened meanwhile.
+async fn run_function(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    code: &str,
+    target: Option<&str>,
+) -> Result<Option<Value>> {
+    Ok(match target {
         Some(t) => {
-            let el = ctx.browser.resolve(&page, t).await?;
+            let el = ctx.browser.resolve(page, t).await?;
             let f = format!(
                 "async function() {{ const __f = ({code}); const __v = typeof __f === 'function' ? await __f(this) : await __f; return ({SERIALIZE_JS})(__v); }}"
             );
@@ -203,17 +229,7 @@ async fn evaluate(ctx: &Ctx<'_>, a: EvalArgs) -> Result<Out> {
                 first
             }
         }
-    };
-    let lead = match r {
-        Some(r) => eval_answer(&r)?,
-        None => "(A dialog opened; the function waits for it.)".to_string(),
-    };
-    let mut out = format!("Result: {lead}\n");
-    report::settle(ctx.browser, &page, m).await;
-    out.push_str(&report::header(&page));
-    report::modal_lines(&page, &mut out);
-    report::console_lines(&page, &m, &mut out);
-    Ok(Out::text(out))
+    })
 }
 
 choice!(impl Level as "level" ["error", "warning", "info", "debug"] parse with Level::parse);
@@ -401,8 +417,21 @@ async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
     if a.full_page == Some(true) && a.target.is_some() {
         return Err(Error::bad_request("fullPage and target cannot be combined"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
+    ctx.on_page(async |page| {
+        let (params, what) = capture_params(ctx, page, &a, format).await?;
+        let r: Value = page.call("Page.captureScreenshot", params).await?;
+        shot_answer(&r, format, &what, a.filename.as_deref())
+    })
+    .await
+}
+
+/// What `Page.captureScreenshot` is asked for, and what it shows (for the answer).
+async fn capture_params(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    a: &ShotArgs,
+    format: &str,
+) -> Result<(Value, String)> {
     if page.state().dialog.is_some() {
         return Err(Error::new(
             codes::NOT_ACTIONABLE,
@@ -415,9 +444,9 @@ async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
     }
     let what;
     if let Some(t) = &a.target {
-        let el = ctx.browser.resolve(&page, t).await?;
-        let (px, py) = el.point(&page, Need::Hover).await?;
-        let r = el.call(&page, RECT_JS, &[]).await?;
+        let el = ctx.browser.resolve(page, t).await?;
+        let (px, py) = el.point(page, Need::Hover).await?;
+        let r = el.call(page, RECT_JS, &[]).await?;
         let v: Vec<f64> = r
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_f64).collect())
@@ -452,7 +481,11 @@ async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
     } else {
         what = "the viewport".to_string();
     }
-    let r: Value = page.call("Page.captureScreenshot", params).await?;
+    Ok((params, what))
+}
+
+/// The answer to a screenshot: the image, and the file it was saved to if asked.
+fn shot_answer(r: &Value, format: &str, what: &str, filename: Option<&str>) -> Result<Out> {
     let data = r["data"]
         .as_str()
         .ok_or_else(|| Error::new(codes::CDP_ERROR, "no image came back"))?
@@ -463,7 +496,7 @@ async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
         "image/jpeg"
     };
     let mut text = format!("Screenshot of {what}.");
-    if let Some(f) = &a.filename {
+    if let Some(f) = filename {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&data)
             .map_err(|e| Error::internal(format!("bad image data: {e}")))?;

@@ -5,6 +5,7 @@ mod act;
 pub mod guard;
 mod look;
 pub mod nav;
+mod page_tool;
 pub mod report;
 mod tabs;
 pub mod tool;

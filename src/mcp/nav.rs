@@ -114,12 +114,11 @@ pub const NAVIGATE: ToolDef = tool!(
 
 async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
     let url = normalize_url(&a.url)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    navigate_page(ctx, &page, &url).await
+    ctx.on_page(async |page| navigate_page(ctx, page, &url).await)
+        .await
 }
 
-/// Navigates a page (its op lock held by the caller) and answers with its snapshot.
+/// Navigates a page (its op lock held: see [`Ctx::on`]) and answers with its snapshot.
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
     let m = report::mark(page);
     let r: Option<Value> = page
@@ -157,8 +156,12 @@ pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out>
 }
 
 async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
+    ctx.on_page(async |page| history_step(ctx, page, step).await)
+        .await
+}
+
+/// Moves `step` entries through the page's history and answers with the page.
+async fn history_step(ctx: &Ctx<'_>, page: &Page, step: i64) -> Result<Out> {
     let h: Value = page.call("Page.getNavigationHistory", json!({})).await?;
     let cur = h["currentIndex"].as_i64().unwrap_or(0);
     let entries = h["entries"].as_array().cloned().unwrap_or_default();
@@ -174,7 +177,7 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
         ));
     }
     let entry = &entries[target as usize];
-    let m = report::mark(&page);
+    let m = report::mark(page);
     let url_before = page.state().url.clone();
     page.call::<Value>(
         "Page.navigateToHistoryEntry",
@@ -188,7 +191,7 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
             || (s.nav == m.nav && s.url != url_before)
     })
     .await;
-    answer_after_navigation(ctx, &page, m, None).await
+    answer_after_navigation(ctx, page, m, None).await
 }
 
 pub const BACK: ToolDef = tool!(
@@ -227,12 +230,13 @@ pub const RELOAD: ToolDef = tool!(
 );
 
 async fn reload(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    page.call::<Value>("Page.reload", json!({})).await?;
-    let note = wait_loaded(ctx, &page, m, None).await;
-    answer_after_navigation(ctx, &page, m, note).await
+    ctx.on_page(async |page| {
+        let m = report::mark(page);
+        page.call::<Value>("Page.reload", json!({})).await?;
+        let note = wait_loaded(ctx, page, m, None).await;
+        answer_after_navigation(ctx, page, m, note).await
+    })
+    .await
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -277,68 +281,76 @@ async fn wait_for(ctx: &Ctx<'_>, a: WaitArgs) -> Result<Out> {
     if a.time.is_none() && a.text.is_none() && a.text_gone.is_none() {
         return Err(Error::bad_request("give text, textGone or time (seconds)"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    if let Some(t) = a.time {
-        if !(0.0..=300.0).contains(&t) || t.is_nan() {
-            return Err(Error::bad_request("time is in seconds, from 0 to 300"));
+    ctx.act([], async |page, []| {
+        if let Some(t) = a.time {
+            if !(0.0..=300.0).contains(&t) || t.is_nan() {
+                return Err(Error::bad_request("time is in seconds, from 0 to 300"));
+            }
+            tokio::time::sleep(Duration::from_secs_f64(t)).await;
         }
-        tokio::time::sleep(Duration::from_secs_f64(t)).await;
-    }
-    let limit = a.timeout.unwrap_or(10.0);
-    if !(0.0..=300.0).contains(&limit) || limit.is_nan() {
-        return Err(Error::bad_request("timeout is in seconds, from 0 to 300"));
-    }
-    let deadline = Instant::now() + Duration::from_secs_f64(limit);
-    let mut lead = String::new();
-    for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
-        let Some(text) = text else { continue };
-        loop {
-            let expr = format!(
-                "({HAS_TEXT_JS})({})",
-                serde_json::to_string(text).unwrap_or_default()
-            );
-            let r: Option<Value> = page
-                .call_or_dialog(
-                    None,
-                    "Runtime.evaluate",
-                    json!({"expression": expr, "returnByValue": true}),
-                )
-                .await?;
-            let Some(r) = r else {
-                lead = "A dialog opened while waiting.".into();
-                break;
-            };
-            if r["result"]["value"].as_bool() == Some(want) {
-                lead = if want {
-                    format!("Found {text:?}.")
+        let limit = a.timeout.unwrap_or(10.0);
+        if !(0.0..=300.0).contains(&limit) || limit.is_nan() {
+            return Err(Error::bad_request("timeout is in seconds, from 0 to 300"));
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(limit);
+        let mut lead = String::new();
+        for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
+            if let Some(text) = text {
+                lead = wait_text(page, text, want, deadline, limit).await?;
+            }
+        }
+        if lead.is_empty() {
+            lead = format!("Waited {} s.", a.time.unwrap_or(0.0));
+        }
+        Ok(lead)
+    })
+    .await
+}
+
+/// Waits until `text` is on the page (`want`) or gone (`!want`); answers with the lead.
+async fn wait_text(
+    page: &Page,
+    text: &str,
+    want: bool,
+    deadline: Instant,
+    limit: f64,
+) -> Result<String> {
+    loop {
+        let expr = format!(
+            "({HAS_TEXT_JS})({})",
+            serde_json::to_string(text).unwrap_or_default()
+        );
+        let r: Option<Value> = page
+            .call_or_dialog(
+                None,
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true}),
+            )
+            .await?;
+        let Some(r) = r else {
+            return Ok("A dialog opened while waiting.".into());
+        };
+        if r["result"]["value"].as_bool() == Some(want) {
+            return Ok(if want {
+                format!("Found {text:?}.")
+            } else {
+                format!("{text:?} is gone.")
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::timeout(format!(
+                "waited {limit} s but {text:?} {}; raise timeout, or check the page with browser_snapshot",
+                if want {
+                    "did not appear"
                 } else {
-                    format!("{text:?} is gone.")
-                };
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::timeout(format!(
-                    "waited {limit} s but {text:?} {}; raise timeout, or check the page with browser_snapshot",
-                    if want {
-                        "did not appear"
-                    } else {
-                        "is still there"
-                    }
-                )));
-            }
-            // Either the page changes (events) or 100 ms pass.
-            page.wait_until(Instant::now() + Duration::from_millis(100), |_| false)
-                .await;
+                    "is still there"
+                }
+            )));
         }
+        // Either the page changes (events) or 100 ms pass.
+        page.wait_until(Instant::now() + Duration::from_millis(100), |_| false)
+            .await;
     }
-    if lead.is_empty() {
-        lead = format!("Waited {} s.", a.time.unwrap_or(0.0));
-    }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Tab tools: browser_tabs (list/new/select/close/claim/release), resize, close.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -97,16 +98,18 @@ fn index(i: Option<i64>, action: &str) -> Result<Option<usize>> {
     }
 }
 
-async fn show_current(ctx: &Ctx<'_>, page: &Page, lead: &str) -> Result<Out> {
-    let _op = page.op.lock().await;
-    let m = report::mark(page);
-    let mut out = format!("{lead}\n");
-    title_of(page).await;
-    out.push_str(&report::header(page));
-    report::modal_lines(page, &mut out);
-    report::console_lines(page, &m, &mut out);
-    report::page_changes(ctx.browser, page, &mut out, true).await?;
-    Ok(Out::text(out))
+async fn show_current(ctx: &Ctx<'_>, page: &Arc<Page>, lead: &str) -> Result<Out> {
+    ctx.on(page, async |page| {
+        let m = report::mark(page);
+        let mut out = format!("{lead}\n");
+        title_of(page).await;
+        out.push_str(&report::header(page));
+        report::modal_lines(page, &mut out);
+        report::console_lines(page, &m, &mut out);
+        report::page_changes(ctx.browser, page, &mut out, true).await?;
+        Ok(Out::text(out))
+    })
+    .await
 }
 
 async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
@@ -146,8 +149,11 @@ async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
             match a.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(u) => {
                     let url = super::nav::normalize_url(u)?;
-                    let _op = page.op.lock().await;
-                    let mut r = super::nav::navigate_page(ctx, &page, &url).await?;
+                    let mut r = ctx
+                        .on(&page, async |page| {
+                            super::nav::navigate_page(ctx, page, &url).await
+                        })
+                        .await?;
                     r.text = format!("Opened tab {i}.\n{}", r.text);
                     Ok(r)
                 }
@@ -228,12 +234,13 @@ async fn resize(ctx: &Ctx<'_>, a: ResizeArgs) -> Result<Out> {
             "width and height are 100 to 10000 pixels",
         ));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    page.call::<Value>(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": a.width, "height": a.height, "deviceScaleFactor": 0, "mobile": false}),
-    )
+    ctx.on_page(async |page| {
+        page.call::<Value>(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": a.width, "height": a.height, "deviceScaleFactor": 0, "mobile": false}),
+        )
+        .await
+    })
     .await?;
     Ok(Out::text(format!(
         "Viewport is now {}×{}.",
