@@ -3,6 +3,7 @@
 //! layer and to [`page::Page`].
 
 pub mod element;
+pub mod events;
 pub mod keys;
 pub mod page;
 pub mod refs;
