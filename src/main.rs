@@ -1,5 +1,7 @@
 //! The `tabmux` command: flags and wiring only.
 
+#![warn(clippy::too_many_lines)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
