@@ -974,7 +974,10 @@ export class App {
     const cap = this.clock.setTimeout(done, MAX_COMMAND_MS);
     try {
       if (!this.dbg.isAttached(tabId) || this.dbg.owner(tabId) !== id) {
-        await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+        await this.locks.serial(tabId, () => {
+          this.locks.check(id, tabId);
+          return this._attachFor(tabId, id);
+        });
         this.locks.check(id, tabId);
         conn.emit('tab.attached', { tabId });
       }
@@ -984,9 +987,13 @@ export class App {
       } catch (e) {
         if (!isNotAttachedError(e)) throw classifyCommandError(e, tabId, p.method);
       }
-      // Detached under us (the tab navigated somewhere, DevTools took over): once more.
+      // Detached under us (the tab navigated somewhere, DevTools took over): once more,
+      // if the tab is still the caller's (the user may have just taken it back).
       this.dbg.detached(tabId);
-      await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+      await this.locks.serial(tabId, () => {
+        this.locks.check(id, tabId);
+        return this._attachFor(tabId, id);
+      });
       this.locks.check(id, tabId);
       conn.emit('tab.attached', { tabId });
       try {

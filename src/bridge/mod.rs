@@ -81,10 +81,13 @@ pub struct Identity {
     pub lease_ms: u64,
     /// Grace period for a reconnect after a disconnect, milliseconds.
     pub grace_ms: u64,
+    /// What this instance may do with the user's own tabs: `ask` (the user is asked
+    /// per tab), `allow` or `deny`.
+    pub user_tabs: String,
 }
 
 impl Identity {
-    /// This process, this crate's version, lease 60 s, grace 5 s.
+    /// This process, this crate's version, lease 60 s, grace 5 s, user tabs `ask`.
     pub fn new(instance_id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             instance_id: instance_id.into(),
@@ -93,6 +96,7 @@ impl Identity {
             name: name.into(),
             lease_ms: 60_000,
             grace_ms: 5_000,
+            user_tabs: "ask".to_owned(),
         }
     }
 }

@@ -35,6 +35,7 @@ fn trace() -> Option<String> {
 pub const EV_CLOSED: &str = "tabmux.tabClosed";
 pub const EV_LOST: &str = "tabmux.lockLost";
 pub const EV_ATTACHED: &str = "tabmux.attached";
+pub const EV_TAKEN_BACK: &str = "tabmux.takenBack";
 
 const CALL: Duration = Duration::from_secs(30);
 
@@ -66,6 +67,9 @@ fn from_wire(e: WireError, what: &str) -> Error {
         bridge::codes::LOCK_LOST => codes::LOCK_LOST,
         bridge::codes::NOT_HELD => codes::NOT_HELD,
         bridge::codes::NOT_ATTACHABLE => codes::NOT_ATTACHABLE,
+        bridge::codes::CONSENT_DENIED => codes::CONSENT_DENIED,
+        bridge::codes::CONSENT_TIMEOUT => codes::CONSENT_TIMEOUT,
+        bridge::codes::TAKEN_BACK => codes::TAKEN_BACK,
         bridge::codes::TIMEOUT => codes::TIMEOUT,
         bridge::codes::TOO_LARGE => codes::TOO_LARGE,
         bridge::codes::BAD_REQUEST => codes::BAD_REQUEST,
@@ -215,9 +219,17 @@ impl ExtensionLink {
                         method: EV_ATTACHED.into(),
                         params: ev.params.clone(),
                     },
+                    "tab.takenBack" => CdpEvent {
+                        session: None,
+                        method: EV_TAKEN_BACK.into(),
+                        params: ev.params.clone(),
+                    },
                     _ => continue,
                 };
-                if matches!(ev.event.as_str(), "tab.closed" | "tab.lost") {
+                if matches!(
+                    ev.event.as_str(),
+                    "tab.closed" | "tab.lost" | "tab.takenBack"
+                ) {
                     inner.routes.lock().unwrap().remove(&tab);
                     inner.created.lock().unwrap().retain(|t| *t != tab);
                 }
