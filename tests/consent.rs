@@ -1,0 +1,432 @@
+//! The user's tabs need the user's consent, and the user can take any tab back: real
+//! tabmux processes driven over MCP, a headless Chromium with the real extension, and
+//! the test playing the user by driving the extension's popup page through the
+//! browser's own debugging endpoint (never through tabmux).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::browser::{ExtBrowser, Popup, free_range};
+use common::{Answer, Client, Fixtures, TempDir};
+
+/// "At once" on a busy 2-core machine.
+const AT_ONCE: Duration = Duration::from_millis(1500);
+
+struct World {
+    browser: ExtBrowser,
+    fx: Fixtures,
+    state: TempDir,
+    ports: String,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        common::end_shared_browsers(self.state.path());
+    }
+}
+
+impl World {
+    async fn new() -> World {
+        let range = free_range(11);
+        World {
+            browser: ExtBrowser::start(range).await,
+            fx: Fixtures::start().await,
+            state: TempDir::new("consent-state"),
+            ports: format!("{}-{}", range.0, range.1),
+        }
+    }
+
+    /// A tabmux of this browser, started as the MCP client `name` starts it.
+    async fn client(&self, name: &str, extra: &[&str]) -> Client {
+        let mut args = vec![
+            "--extension",
+            "--ports",
+            &self.ports,
+            "--extension-wait",
+            "15",
+            "--grace",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        Client::start_in(name, &args, self.state.path()).await
+    }
+
+    /// A tab the user opened, showing a page that names `who` in its URL, title and text.
+    async fn user_tab(&self, who: &str) -> i64 {
+        self.browser
+            .user_tab(&self.fx.url(&format!("who.html?who={who}")))
+            .await
+    }
+
+    async fn worker(&self, expr: &str) -> Value {
+        self.browser.worker_eval(expr).await
+    }
+
+    /// The badge on the extension's action icon.
+    async fn badge(&self) -> String {
+        self.worker("chrome.action.getBadgeText({})")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the popup asks about `tab`; the question's text.
+    async fn question(&self, popup: &Popup, tab: i64) -> String {
+        let v = self
+            .browser
+            .popup_until(
+                popup,
+                &format!("(document.querySelector('.ask[data-tab=\"{tab}\"]') || {{}}).innerText"),
+                Duration::from_secs(10),
+            )
+            .await;
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Clicks a button of the popup (the user's click); panics when it is not there.
+    async fn click(&self, popup: &Popup, selector: &str) {
+        let found = self
+            .browser
+            .popup_until(
+                popup,
+                &format!(
+                    "(() => {{ const b = document.querySelector({}); if (!b) return false; b.click(); return true; }})()",
+                    json!(selector)
+                ),
+                Duration::from_secs(10),
+            )
+            .await;
+        assert_eq!(found, json!(true));
+    }
+
+    /// Chrome's view of a tab: {windowId, groupId, url} or null when it is gone.
+    async fn chrome_tab(&self, tab: i64) -> Value {
+        self.worker(&format!(
+            "chrome.tabs.get({tab}).then(t => ({{windowId: t.windowId, groupId: t.groupId, url: t.url}}), () => null)"
+        ))
+        .await
+    }
+}
+
+fn claim(tab: i64, timeout: f64) -> Value {
+    json!({"action": "claim", "tabId": tab.to_string(), "timeout": timeout})
+}
+
+/// The line of `browser_tabs list all` about `tab`.
+async fn listed(c: &Client, tab: i64) -> String {
+    let a = c
+        .ok("browser_tabs", json!({"action": "list", "all": true}))
+        .await;
+    a.text
+        .lines()
+        .find(|l| l.starts_with(&format!("- tabId {tab}:")))
+        .unwrap_or_else(|| panic!("tab {tab} is not listed:\n{}", a.text))
+        .to_string()
+}
+
+/// A claim that runs in the background; its answer and when it came.
+fn spawn_claim(
+    c: &std::sync::Arc<Client>,
+    tab: i64,
+    timeout: f64,
+) -> tokio::task::JoinHandle<(Answer, Instant)> {
+    let c = c.clone();
+    tokio::spawn(async move {
+        let r = c.call("browser_tabs", claim(tab, timeout)).await;
+        (r, Instant::now())
+    })
+}
+
+/// Ask: the claim waits while the user is asked (badge, popup), and fails with
+/// CONSENT_DENIED when the user says no, with CONSENT_TIMEOUT when nobody answers.
+/// Until then the client sees the tab's origin only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_of_a_user_tab_waits_and_is_denied_or_times_out() {
+    let mut w = World::new().await;
+    let a = std::sync::Arc::new(w.client("Claude Code", &[]).await);
+    let tab = w.user_tab("secret-account").await;
+    let popup = w.browser.open_popup().await;
+    w.browser
+        .popup_until(
+            &popup,
+            "document.body.innerText.includes('user tabs: ask')",
+            Duration::from_secs(10),
+        )
+        .await;
+
+    // Before any consent: the origin, never the path or query.
+    let line = listed(&a, tab).await;
+    assert!(
+        !line.contains("secret-account") || line.contains("Page of secret-account"),
+        "{line}"
+    );
+    assert!(!line.contains("who.html"), "path hidden: {line}");
+    assert!(line.contains("/…"), "origin shown: {line}");
+
+    // The claim waits; the popup asks; the badge says so.
+    let waiting = spawn_claim(&a, tab, 20.0);
+    let q = w.question(&popup, tab).await;
+    assert!(
+        q.contains("Claude Code")
+            && q.contains("wants to use")
+            && q.contains("Page of secret-account"),
+        "{q}"
+    );
+    assert_eq!(w.badge().await, "1");
+    assert!(!waiting.is_finished(), "the claim waits for the user");
+    w.click(&popup, &format!(".ask[data-tab=\"{tab}\"] button.deny"))
+        .await;
+    let clicked = Instant::now();
+    let (r, at) = waiting.await.unwrap();
+    assert!(
+        r.is_error && r.text.starts_with("CONSENT_DENIED"),
+        "{}",
+        r.text
+    );
+    assert!(
+        at - clicked < AT_ONCE,
+        "denied at once, not after {:?}",
+        at - clicked
+    );
+    assert_eq!(w.badge().await, "");
+    let own = a.ok("browser_tabs", json!({"action": "list"})).await;
+    assert!(
+        !own.text.contains(&format!("tabId {tab}")) && !own.text.contains("secret-account"),
+        "{}",
+        own.text
+    );
+
+    // Nobody answers: CONSENT_TIMEOUT after the claim's own timeout.
+    let started = Instant::now();
+    let waiting = spawn_claim(&a, tab, 1.5);
+    w.question(&popup, tab).await;
+    let (r, at) = waiting.await.unwrap();
+    let took = at - started;
+    assert!(
+        r.is_error && r.text.starts_with("CONSENT_TIMEOUT"),
+        "{}",
+        r.text
+    );
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(1500) + AT_ONCE,
+        "timed out after the claim's 1.5 s, not {took:?}"
+    );
+    w.browser
+        .popup_until(
+            &popup,
+            "!document.querySelector('.ask')",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(w.badge().await, "");
+    // The tab is untouched and free.
+    assert!(listed(&a, tab).await.ends_with("[free]"));
+    drop(a);
+    w.browser.close().await;
+}
+
+/// Allow: the claim is granted and the client reads the page; the consent outlives a
+/// release. Take back: the holder's command in flight fails with TAKEN_BACK; a created
+/// tab taken back leaves the client's group and window and stays open for the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_allows_then_takes_tabs_back() {
+    let mut w = World::new().await;
+    let a = std::sync::Arc::new(w.client("Cursor", &[]).await);
+    let tab = w.user_tab("mail-inbox").await;
+    let popup = w.browser.open_popup().await;
+
+    let waiting = spawn_claim(&a, tab, 20.0);
+    w.question(&popup, tab).await;
+    w.click(&popup, &format!(".ask[data-tab=\"{tab}\"] button.allow"))
+        .await;
+    let (r, _) = waiting.await.unwrap();
+    assert!(!r.is_error, "{}", r.text);
+    assert!(r.text.contains(&format!("Claimed tab {tab}")), "{}", r.text);
+    assert!(
+        a.eval("() => document.title")
+            .await
+            .contains("Page of mail-inbox")
+    );
+    assert!(listed(&a, tab).await.contains("who.html?who=mail-inbox"));
+
+    // Released and claimed again: no second question.
+    a.ok("browser_tabs", json!({"action": "release", "index": 0}))
+        .await;
+    let t0 = Instant::now();
+    a.ok("browser_tabs", claim(tab, 0.0)).await;
+    assert!(t0.elapsed() < AT_ONCE);
+
+    // The popup lists the held tab with its holder; Take back in the middle of a command.
+    w.browser
+        .popup_until(
+            &popup,
+            &format!("(document.querySelector('tr[data-tab=\"{tab}\"]') || {{}}).innerText"),
+            Duration::from_secs(10),
+        )
+        .await;
+    let holder = w
+        .browser
+        .popup_eval(
+            &popup,
+            &format!("document.querySelector('tr[data-tab=\"{tab}\"]').closest('.inst').querySelector('.name').textContent"),
+        )
+        .await;
+    assert_eq!(holder, json!("Cursor"));
+    let pending = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let r = a
+                .call(
+                    "browser_wait_for",
+                    json!({"text": "never there", "timeout": 30}),
+                )
+                .await;
+            (r, Instant::now())
+        })
+    };
+    // The command is running (its wait polls the page) when the user clicks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!pending.is_finished());
+    w.click(&popup, &format!("tr[data-tab=\"{tab}\"] button.take-back"))
+        .await;
+    let clicked = Instant::now();
+    let (r, at) = pending.await.unwrap();
+    assert!(r.is_error && r.text.starts_with("TAKEN_BACK"), "{}", r.text);
+    assert!(r.text.contains("the user took this tab back"), "{}", r.text);
+    assert!(
+        at - clicked < AT_ONCE,
+        "failed at once, not after {:?}",
+        at - clicked
+    );
+    let t = w.chrome_tab(tab).await;
+    assert!(t.is_object(), "the tab stays open");
+    assert_eq!(t["groupId"], json!(-1), "out of the client's group: {t}");
+    // Consent ended with the take-back: claiming again asks again.
+    let e = a.err("browser_tabs", claim(tab, 0.5)).await;
+    assert!(e.starts_with("CONSENT_TIMEOUT"), "{e}");
+
+    // A tab the client created, taken back while idle.
+    a.ok(
+        "browser_navigate",
+        json!({"url": w.fx.url("who.html?who=agent-made")}),
+    )
+    .await;
+    let made = {
+        let all = a
+            .ok("browser_tabs", json!({"action": "list", "all": true}))
+            .await;
+        all.text
+            .lines()
+            .find(|l| l.contains("agent-made"))
+            .and_then(|l| l.strip_prefix("- tabId "))
+            .and_then(|l| l.split(':').next())
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("the new tab is listed: {}", all.text))
+    };
+    let before = w.chrome_tab(made).await;
+    let popup_window = w
+        .worker(
+            "chrome.tabs.query({}).then(ts => ts.find(t => t.url.startsWith('chrome-extension://')).windowId)",
+        )
+        .await;
+    assert_ne!(
+        before["windowId"], popup_window,
+        "made in the client's own window"
+    );
+    assert_ne!(before["groupId"], json!(-1), "in the client's group");
+    w.click(&popup, &format!("tr[data-tab=\"{made}\"] button.take-back"))
+        .await;
+    let mut after = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        after = w.chrome_tab(made).await;
+        if after["windowId"] == popup_window && after["groupId"] == json!(-1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        after["windowId"], popup_window,
+        "moved to the user's window: {after}"
+    );
+    assert_eq!(
+        after["groupId"],
+        json!(-1),
+        "out of the client's group: {after}"
+    );
+    let e = a.err("browser_snapshot", json!({})).await;
+    assert!(
+        e.starts_with("TAKEN_BACK"),
+        "the holder's next command: {e}"
+    );
+    // The client leaving does not close it: it is the user's now.
+    drop(a);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        w.chrome_tab(made).await.is_object(),
+        "still open after the client left"
+    );
+    w.browser.close().await;
+}
+
+/// `--user-tabs allow` keeps the behaviour before consent; `--user-tabs deny` refuses at
+/// once, without asking; each instance's own policy applies to its own claims, and the
+/// popup shows each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_allow_and_deny_apply_per_instance() {
+    let mut w = World::new().await;
+    let y = w.client("Yes", &["--user-tabs", "allow"]).await;
+    let n = w.client("No", &["--user-tabs", "deny"]).await;
+    let tab = w.user_tab("docs").await;
+    let popup = w.browser.open_popup().await;
+    let shown = w
+        .browser
+        .popup_until(
+            &popup,
+            "document.body.innerText.includes('user tabs: allow') && document.body.innerText.includes('user tabs: deny') && document.body.innerText",
+            Duration::from_secs(15),
+        )
+        .await;
+    assert!(
+        shown.as_str().unwrap().contains("never uses your tabs"),
+        "{shown}"
+    );
+
+    let t0 = Instant::now();
+    let e = n.err("browser_tabs", claim(tab, 20.0)).await;
+    assert!(
+        e.starts_with("CONSENT_DENIED") && e.contains("--user-tabs deny"),
+        "{e}"
+    );
+    assert!(
+        t0.elapsed() < AT_ONCE,
+        "refused at once, not after {:?}",
+        t0.elapsed()
+    );
+    assert!(!listed(&n, tab).await.contains("who.html"));
+    assert_eq!(
+        w.browser
+            .popup_eval(&popup, "document.querySelectorAll('.ask').length")
+            .await,
+        json!(0),
+        "nobody was asked"
+    );
+
+    assert!(listed(&y, tab).await.contains("who.html?who=docs"));
+    let t0 = Instant::now();
+    y.ok("browser_tabs", claim(tab, 0.0)).await;
+    assert!(t0.elapsed() < AT_ONCE);
+    assert!(
+        y.eval("() => document.title")
+            .await
+            .contains("Page of docs")
+    );
+    assert_eq!(w.badge().await, "");
+    drop(y);
+    drop(n);
+    w.browser.close().await;
+}
