@@ -157,10 +157,13 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             if !(0.0..=3600.0).contains(&secs) || secs.is_nan() {
                 return Err(Error::bad_request("timeout is in seconds, 0 to 3600"));
             }
-            let (i, page) = ctx
-                .browser
-                .claim(&id, Duration::from_secs_f64(secs))
-                .await?;
+            let claimed = ctx.browser.claim(&id, Duration::from_secs_f64(secs));
+            let (i, page) = super::progress::while_waiting(claimed, secs, |waited| {
+                format!(
+                    "waiting {waited:.0} s of {secs} s for tab {id}: in its queue, or for the user to answer in the browser"
+                )
+            })
+            .await?;
             show_current(
                 ctx,
                 &page,
