@@ -5,8 +5,16 @@
 
 mod common;
 
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, NumberOrString,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestMetaObject,
+};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
 
 use common::browser::{ExtBrowser, Popup, free_range};
@@ -128,6 +136,70 @@ async fn listed(c: &Client, tab: i64) -> String {
         .to_string()
 }
 
+/// An MCP client that asks for progress and records what it gets.
+#[derive(Clone)]
+struct Watcher {
+    name: String,
+    seen: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Watcher {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.seen.lock().unwrap().push(params);
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        let mut cfg = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new(self.name.clone(), "1.0"),
+        );
+        cfg.protocol_version = ProtocolVersion::V_2025_11_25;
+        cfg
+    }
+}
+
+/// A tabmux of the world's browser, driven by a [`Watcher`].
+async fn start_watcher(
+    w: &World,
+    name: &str,
+) -> (
+    RunningService<RoleClient, Watcher>,
+    Watcher,
+    tokio::process::Child,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"))
+        .args([
+            "--extension",
+            "--ports",
+            &w.ports,
+            "--extension-wait",
+            "15",
+            "--grace",
+            "2",
+        ])
+        .env("TABMUX_STATE_DIR", w.state.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the tabmux binary starts");
+    let io = (child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let watcher = Watcher {
+        name: name.to_string(),
+        seen: Arc::default(),
+    };
+    let service = tokio::time::timeout(Duration::from_secs(20), watcher.clone().serve(io))
+        .await
+        .expect("initialize within 20 s")
+        .expect("MCP initialize succeeds");
+    (service, watcher, child)
+}
+
 /// A claim that runs in the background; its answer and when it came.
 fn spawn_claim(
     c: &std::sync::Arc<Client>,
@@ -225,6 +297,51 @@ async fn claim_of_a_user_tab_waits_and_is_denied_or_times_out() {
     assert_eq!(w.badge().await, "");
     // The tab is untouched and free.
     assert!(listed(&a, tab).await.ends_with("[free]"));
+
+    // A client that asked for progress hears from its waiting claim once a second.
+    let (service, watcher, _child) = start_watcher(&w, "Watcher").await;
+    let mut p = CallToolRequestParams::new("browser_tabs");
+    p.arguments = claim(tab, 20.0).as_object().cloned();
+    let mut meta = RequestMetaObject::default();
+    meta.set_progress_token(ProgressToken(NumberOrString::Number(7)));
+    p.meta = Some(meta);
+    let peer = service.peer().clone();
+    let waiting = tokio::spawn(async move { peer.call_tool(p).await });
+    w.question(&popup, tab).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watcher.seen.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "two progress notifications within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.click(&popup, &format!(".ask[data-tab=\"{tab}\"] button.deny"))
+        .await;
+    let r = waiting.await.unwrap().expect("the call is answered");
+    let text = format!("{:?}", r.content);
+    assert_eq!(r.is_error, Some(true), "{text}");
+    assert!(text.contains("CONSENT_DENIED"), "{text}");
+    {
+        let seen = watcher.seen.lock().unwrap();
+        // The client library puts its own token on the request; each notification carries it.
+        assert!(
+            seen.iter()
+                .all(|n| n.progress_token == seen[0].progress_token),
+            "{seen:?}"
+        );
+        assert!(
+            seen.windows(2).all(|p| p[0].progress <= p[1].progress),
+            "{seen:?}"
+        );
+        assert_eq!(seen[0].total, Some(20.0));
+        let msg = seen[0].message.clone().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("tab {tab}")) && msg.contains("user"),
+            "{msg}"
+        );
+    }
+    drop(service);
     drop(a);
     w.browser.close().await;
 }
