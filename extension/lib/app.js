@@ -174,6 +174,8 @@ export class App {
       hooks: { asked: (asks) => this._showAsks(asks), persist: () => this._persistConsent() },
       log: (l, m) => this.log(l, null, m),
     });
+    // Questions of a stopped worker died with it: no badge left from them.
+    this._showAsks([]);
     // The user's tabs in front now (later changes come from tabs.onActivated).
     try {
       for (const t of (await this.api.tabs.query({ active: true })) || []) {
