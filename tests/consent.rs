@@ -111,6 +111,20 @@ impl World {
         assert_eq!(found, json!(true));
     }
 
+    /// Waits (up to `within`) until Chrome's view of `tab` satisfies `ok`; the last view.
+    /// The tab must stay open all along.
+    async fn until_tab(&self, tab: i64, ok: impl Fn(&Value) -> bool, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let t = self.chrome_tab(tab).await;
+            assert!(t.is_object(), "tab {tab} stays open");
+            if ok(&t) || Instant::now() >= deadline {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Chrome's view of a tab: {windowId, groupId, url} or null when it is gone.
     async fn chrome_tab(&self, tab: i64) -> Value {
         self.worker(&format!(
@@ -406,7 +420,18 @@ async fn user_allows_then_takes_tabs_back() {
         })
     };
     // The command is running (its wait polls the page) when the user clicks.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let polls = format!(
+        "tabmux.recentLog.filter(l => l.includes('cdp Runtime.evaluate tab {tab} ')).length"
+    );
+    let before = w.worker(&polls).await.as_i64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.worker(&polls).await.as_i64().unwrap_or(0) < before + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the wait polls the page within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(!pending.is_finished());
     w.click(&popup, &format!("tr[data-tab=\"{tab}\"] button.take-back"))
         .await;
@@ -419,8 +444,9 @@ async fn user_allows_then_takes_tabs_back() {
         "failed at once, not after {:?}",
         at - clicked
     );
-    let t = w.chrome_tab(tab).await;
-    assert!(t.is_object(), "the tab stays open");
+    let t = w
+        .until_tab(tab, |t| t["groupId"] == json!(-1), Duration::from_secs(10))
+        .await;
     assert_eq!(t["groupId"], json!(-1), "out of the client's group: {t}");
     // Consent ended with the take-back: claiming again asks again.
     let e = a.err("browser_tabs", claim(tab, 0.5)).await;
@@ -457,15 +483,13 @@ async fn user_allows_then_takes_tabs_back() {
     assert_ne!(before["groupId"], json!(-1), "in the client's group");
     w.click(&popup, &format!("tr[data-tab=\"{made}\"] button.take-back"))
         .await;
-    let mut after = Value::Null;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        after = w.chrome_tab(made).await;
-        if after["windowId"] == popup_window && after["groupId"] == json!(-1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let after = w
+        .until_tab(
+            made,
+            |t| t["windowId"] == popup_window && t["groupId"] == json!(-1),
+            Duration::from_secs(10),
+        )
+        .await;
     assert_eq!(
         after["windowId"], popup_window,
         "moved to the user's window: {after}"
@@ -480,9 +504,17 @@ async fn user_allows_then_takes_tabs_back() {
         e.starts_with("TAKEN_BACK"),
         "the holder's next command: {e}"
     );
-    // The client leaving does not close it: it is the user's now.
+    // The client leaving (its grace over, the extension forgets it) does not close it:
+    // it is the user's now.
     drop(a);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while w.worker("tabmux.locks.instances.size").await != json!(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the client is forgotten after its grace"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         w.chrome_tab(made).await.is_object(),
         "still open after the client left"
