@@ -756,3 +756,34 @@ test('taking back a created tab: out of the client\'s window and group, into a w
   await w.clock.advance(6_000);
   assert.ok(w.browser.tabs.has(t));
 });
+
+test('service-worker restart: agent tabs and consents are kept, open questions end with the old worker', async () => {
+  const w = await world();
+  const app1 = await w.newApp();
+  const a = w.peer(8765, { name: 'A', userTabs: 'ask' });
+  await w.until(() => app1.conns.size === 1);
+  const made = (await a.request('tabs.create', { url: 'https://example.com/' })).result.tabId;
+  await a.request('tabs.release', { tabId: made });
+  const mail = w.browser.addTab({ url: 'https://mail.example/inbox' });
+  const bank = w.browser.addTab({ url: 'https://bank.example/' });
+  const claim = track(a.request('tabs.claim', { tabId: mail.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  app1.answer((await app1.status()).asks[0].id, true);
+  await w.clock.advance(10);
+  assert.deepEqual(claim.value.result, { tabId: mail.id });
+  await a.request('tabs.release', { tabId: mail.id });
+  track(a.request('tabs.claim', { tabId: bank.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  assert.equal(w.browser.badge, '1');
+
+  unload(app1, w);
+  app1.consent.dispose();
+  const app2 = await w.newApp();
+  assert.equal(w.browser.badge, '', 'no badge for a question nobody can answer');
+  assert.equal((await app2.status()).asks.length, 0);
+  assert.ok(await w.until(() => app2.conns.size === 1));
+  // The agent tab is claimed as before; the allowed tab without a question; the other asks.
+  assert.deepEqual((await a.request('tabs.claim', { tabId: made, timeoutMs: 0 })).result, { tabId: made });
+  assert.deepEqual((await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 })).result, { tabId: mail.id });
+  assert.equal((await a.request('tabs.claim', { tabId: bank.id, timeoutMs: 0 })).error.code, 'CONSENT_TIMEOUT');
+});
