@@ -217,7 +217,7 @@ pub fn tools() -> Vec<Tool> {
         ),
         tool(
             "browser_tabs",
-            "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it); release gives one back.",
+            "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it; a tab the user opened also waits for the user to click Allow in the browser, so give it time); release gives one back.",
             Destroy,
             json!({
                 "action": {"type": "string", "enum": ["list", "new", "select", "close", "claim", "release"]},
