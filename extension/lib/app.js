@@ -1033,7 +1033,11 @@ export class App {
         return { ...i, connected: !!(c && c.isOpen()), lastActivityMs: c ? Math.min(i.lastActivityMs, this.clock.now() - c.lastActivity) : i.lastActivityMs };
       }),
       tabs: s.tabs.map(tabView),
-      asks: this.consent.pending(),
+      // The tab's title now (it may have finished loading since the question was asked).
+      asks: this.consent.pending().map((a) => {
+        const tab = byId.get(a.tabId);
+        return tab ? { ...a, title: tab.title || a.title, url: tab.url || tab.pendingUrl || a.url } : a;
+      }),
       allowed: [...this.consent.grants].map(([tabId, ids]) => ({
         ...tabView({ tabId }),
         held: !!this.locks.record(tabId),
