@@ -264,9 +264,9 @@ async fn claim_of_a_user_tab_waits_and_is_denied_or_times_out() {
     );
     assert_eq!(w.badge().await, "1");
     assert!(!waiting.is_finished(), "the claim waits for the user");
+    let clicked = Instant::now();
     w.click(&popup, &format!(".ask[data-tab=\"{tab}\"] button.deny"))
         .await;
-    let clicked = Instant::now();
     let (r, at) = waiting.await.unwrap();
     assert!(
         r.is_error && r.text.starts_with("CONSENT_DENIED"),
@@ -278,6 +278,7 @@ async fn claim_of_a_user_tab_waits_and_is_denied_or_times_out() {
         "denied at once, not after {:?}",
         at - clicked
     );
+    println!("measured: Deny clicked → claim failed: {:?}", at - clicked);
     assert_eq!(w.badge().await, "");
     let own = a.ok("browser_tabs", json!({"action": "list"})).await;
     assert!(
@@ -372,10 +373,15 @@ async fn user_allows_then_takes_tabs_back() {
 
     let waiting = spawn_claim(&a, tab, 20.0);
     w.question(&popup, tab).await;
+    let clicked = Instant::now();
     w.click(&popup, &format!(".ask[data-tab=\"{tab}\"] button.allow"))
         .await;
-    let (r, _) = waiting.await.unwrap();
+    let (r, at) = waiting.await.unwrap();
     assert!(!r.is_error, "{}", r.text);
+    println!(
+        "measured: Allow clicked → claim granted: {:?}",
+        at - clicked
+    );
     assert!(r.text.contains(&format!("Claimed tab {tab}")), "{}", r.text);
     assert!(
         a.eval("() => document.title")
@@ -433,10 +439,14 @@ async fn user_allows_then_takes_tabs_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!pending.is_finished());
+    let clicked = Instant::now();
     w.click(&popup, &format!("tr[data-tab=\"{tab}\"] button.take-back"))
         .await;
-    let clicked = Instant::now();
     let (r, at) = pending.await.unwrap();
+    println!(
+        "measured: Take back clicked → command in flight failed: {:?}",
+        at - clicked
+    );
     assert!(r.is_error && r.text.starts_with("TAKEN_BACK"), "{}", r.text);
     assert!(r.text.contains("the user took this tab back"), "{}", r.text);
     assert!(
