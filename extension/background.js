@@ -18,6 +18,7 @@ const api = {
     create: (p) => chrome.tabs.create(p),
     remove: (tabId) => chrome.tabs.remove(tabId),
     update: (tabId, p) => chrome.tabs.update(tabId, p),
+    move: (tabId, p) => chrome.tabs.move(tabId, p),
     group: (p) => chrome.tabs.group(p),
     ungroup: (tabIds) => chrome.tabs.ungroup(tabIds),
   },
@@ -37,6 +38,17 @@ const api = {
     detach: (tabId) => chrome.debugger.detach({ tabId }),
     sendCommand: (target, method, params) => chrome.debugger.sendCommand(target, method, params),
     getTargets: () => chrome.debugger.getTargets(),
+  },
+  // The badge that says the user is being asked.
+  action: {
+    setBadgeText: (p) => chrome.action.setBadgeText(p),
+    setBadgeBackgroundColor: (p) => chrome.action.setBadgeBackgroundColor(p),
+    setTitle: (p) => chrome.action.setTitle(p),
+  },
+  // System notifications asking the user (where the browser shows them).
+  notifications: chrome.notifications && {
+    create: (id, p) => chrome.notifications.create(id, { ...p, iconUrl: chrome.runtime.getURL(p.iconUrl) }),
+    clear: (id) => chrome.notifications.clear(id),
   },
   storage: {
     local: { get: (k) => chrome.storage.local.get(k), set: (o) => chrome.storage.local.set(o) },
@@ -92,6 +104,12 @@ chrome.debugger.onDetach.addListener((source, reason) => {
   app.onDebuggerDetach(source, reason).catch(logErr('debugger.onDetach'));
 });
 
+if (chrome.notifications) {
+  chrome.notifications.onButtonClicked.addListener((id, buttonIndex) => {
+    app.ready.then(() => app.onNotificationButton(id, buttonIndex)).catch(logErr('notifications'));
+  });
+}
+
 // Backstop: if the worker was stopped anyway, an alarm wakes it and discovery restarts.
 chrome.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === 'tabmux-wake') app.wake().catch(logErr('wake'));
@@ -102,11 +120,19 @@ chrome.alarms.get('tabmux-wake').then((a) => {
 chrome.runtime.onStartup.addListener(() => {});
 chrome.runtime.onInstalled.addListener(() => {});
 
-// The popup asks for the status and sets the port range.
+// The popup asks for the status, answers the user's questions, takes tabs back and sets the port range.
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || sender.id !== chrome.runtime.id) return false;
   if (msg.type === 'status') {
     app.status().then(sendResponse, (e) => sendResponse({ error: e.message }));
+    return true;
+  }
+  if (msg.type === 'consent') {
+    app.ready.then(() => sendResponse({ ok: app.answer(msg.id, msg.allow) }), (e) => sendResponse({ error: e.message }));
+    return true;
+  }
+  if (msg.type === 'takeBack') {
+    app.takeBack(msg.tabId).then((ok) => sendResponse({ ok }), (e) => sendResponse({ error: e.message }));
     return true;
   }
   if (msg.type === 'setRange') {

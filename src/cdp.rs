@@ -344,6 +344,7 @@ impl Dropped for TabEvent {
             TabEvent::Cdp(e) => &e.method,
             TabEvent::Closed { .. } => "tab closed",
             TabEvent::Lost { .. } => "tab lost",
+            TabEvent::TakenBack => "tab taken back",
             TabEvent::Attached => "tab attached",
         }
     }

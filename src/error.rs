@@ -60,6 +60,9 @@ pub mod codes {
     pub const LOCK_LOST: &str = "LOCK_LOST";
     pub const NOT_HELD: &str = "NOT_HELD";
     pub const NOT_ATTACHABLE: &str = "NOT_ATTACHABLE";
+    pub const CONSENT_DENIED: &str = "CONSENT_DENIED";
+    pub const CONSENT_TIMEOUT: &str = "CONSENT_TIMEOUT";
+    pub const TAKEN_BACK: &str = "TAKEN_BACK";
     pub const NO_TAB: &str = "NO_TAB";
     pub const NO_DIALOG: &str = "NO_DIALOG";
     pub const TOO_LARGE: &str = "TOO_LARGE";

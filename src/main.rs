@@ -65,6 +65,10 @@ struct Cli {
     /// Seconds an idle holder keeps a tab that another client waits for.
     #[arg(long, default_value_t = bridge::DEFAULT_LEASE_MS / 1000)]
     lease: u64,
+    /// Tabs the user opened (not made by a tabmux client): `ask` the user in the browser
+    /// before each client uses one, `allow` without asking, or `deny` them always.
+    #[arg(long, value_enum, default_value_t = UserTabs::Ask)]
+    user_tabs: UserTabs,
     /// Seconds the extension keeps this instance's tabs after its connection drops.
     #[arg(long, default_value_t = bridge::DEFAULT_GRACE_MS / 1000)]
     grace: u64,
@@ -76,6 +80,24 @@ struct Cli {
     navigation_timeout: u64,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// What an instance may do with the user's own tabs (`--user-tabs`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum UserTabs {
+    Ask,
+    Allow,
+    Deny,
+}
+
+impl UserTabs {
+    fn as_str(self) -> &'static str {
+        match self {
+            UserTabs::Ask => "ask",
+            UserTabs::Allow => "allow",
+            UserTabs::Deny => "deny",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -235,6 +257,7 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
     let mut identity = Identity::new(meta.instance_id.clone(), "tabmux");
     identity.lease_ms = cli.lease.max(1) * 1000;
     identity.grace_ms = cli.grace * 1000;
+    identity.user_tabs = cli.user_tabs.as_str().to_owned();
     let cfg = BridgeConfig {
         allowed_origin: bridge::extension_origin(&cli.extension_id),
         ..BridgeConfig::default()

@@ -392,7 +392,7 @@ async fn good_handshake_and_hello() {
         reply["result"],
         json!({"protocol": 1, "instanceId": "inst-test-1", "name": "Test Client",
                "pid": std::process::id(), "version": env!("CARGO_PKG_VERSION"),
-               "leaseMs": 60000, "graceMs": 5000})
+               "leaseMs": 60000, "graceMs": 5000, "userTabs": "ask"})
     );
     let conn = connection_of(&bridge, "p-one").await;
     assert_eq!(conn.browser(), "Chrome/156.0.8078.73");

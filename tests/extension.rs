@@ -257,7 +257,9 @@ fn extension_install_writes_the_repository_files() {
         "manifest.json",
         "background.js",
         "lib/locks.js",
+        "lib/consent.js",
         "popup/popup.html",
+        "icons/icon-128.png",
     ] {
         let a = std::fs::read(src.join(f)).unwrap();
         let b = std::fs::read(dir.path().join(f)).unwrap_or_else(|_| panic!("{f} installed"));

@@ -57,6 +57,10 @@ impl Multi {
             "15",
             "--grace",
             grace,
+            // These tests are about locks, on tabs the test opens as the user:
+            // consent is tested in tests/consent.rs.
+            "--user-tabs",
+            "allow",
         ];
         a.extend_from_slice(extra);
         a

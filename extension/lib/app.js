@@ -6,6 +6,7 @@
 import { trimResult } from './trim.js';
 import { Codes, TabmuxError } from './errors.js';
 import { LockManager } from './locks.js';
+import { Consent, originOnly } from './consent.js';
 import { Discovery, DEFAULT_RANGE, httpProbe, validRange } from './discovery.js';
 import { Connection } from './connection.js';
 import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotAttachedError } from './debugger.js';
@@ -14,6 +15,10 @@ import { PROTOCOL_VERSION } from './codec.js';
 import { PROTOCOL } from './protocol.js';
 
 export const STATE_KEY = 'tabmuxLocks';
+/** Agent tabs and the user's consents (storage.session only: a new browser session starts with none). */
+export const CONSENT_KEY = 'tabmuxConsent';
+/** Prefix of the system notifications that ask the user. */
+export const ASK_NOTIFICATION = 'tabmux-ask-';
 export const RANGE_KEY = 'portRange';
 /** CDP commands that need the tab rendered (a hidden tab gets no frames). */
 const NEEDS_FRAMES = new Set(PROTOCOL.needsFrames);
@@ -72,6 +77,9 @@ export class App {
     this.opened = new Map(); // tabId -> when a held tab's page opened it
     this.profileId = null;
     this.locks = null;
+    this.consent = null;
+    /** askIds with a system notification on screen. */
+    this.notified = new Set();
     this.discovery = null;
     this.dbg = new Debuggers({ api: api.debugger, log: (m) => this.log('-', null, m) });
     this.groups = new GroupPainter({
@@ -156,6 +164,19 @@ export class App {
       from = 'local';
     }
     this.locks = LockManager.restore(stored, { clock: this.clock, hooks: this._lockHooks(), log: (l, m) => this.log(l, null, m) });
+    let consent = null;
+    try {
+      consent = ((await this.api.storage.session.get(CONSENT_KEY)) || {})[CONSENT_KEY] || null;
+    } catch (e) {
+      this.log('-', null, `reading stored consents failed: ${e.message}`);
+    }
+    this.consent = Consent.restore(consent, {
+      clock: this.clock,
+      hooks: { asked: (asks) => this._showAsks(asks), persist: () => this._persistConsent() },
+      log: (l, m) => this.log(l, null, m),
+    });
+    // Questions of a stopped worker died with it: no badge left from them.
+    this._showAsks([]);
     // The user's tabs in front now (later changes come from tabs.onActivated).
     try {
       for (const t of (await this.api.tabs.query({ active: true })) || []) {
@@ -172,6 +193,7 @@ export class App {
     // target id cannot: a state from storage.local keeps only tabs whose target it knows.
     try {
       const alive = new Set((await this.api.tabs.query({})).map((t) => t.id));
+      this.consent.retainTabs(alive);
       const targets = await this._targets();
       for (const rec of [...this.locks.tabs.values()]) {
         const now = targets && targets.get(rec.tabId);
@@ -272,10 +294,11 @@ export class App {
       leaseMs: hello.leaseMs,
       graceMs: hello.graceMs,
       port,
+      userTabs: hello.userTabs,
     });
     if (old && old !== conn) old.close(4003, 'replaced by a newer connection of the same instance');
     conn.label = this.locks.instance(id).label;
-    this.log(conn.label, null, `${resumed ? 'resumed' : 'connected'} on port ${port} (pid ${hello.pid}, tabmux ${hello.version}, lease ${hello.leaseMs} ms, grace ${hello.graceMs} ms)`);
+    this.log(conn.label, null, `${resumed ? 'resumed' : 'connected'} on port ${port} (pid ${hello.pid}, tabmux ${hello.version}, lease ${hello.leaseMs} ms, grace ${hello.graceMs} ms, user tabs: ${this.locks.instance(id).userTabs})`);
     // Its held tabs: make sure the debugger is attached and tell it to re-enable its domains.
     for (const tabId of tabs) {
       this.locks.serial(tabId, async () => {
@@ -298,6 +321,7 @@ export class App {
     if (this.conns.get(id) === conn) this.conns.delete(id);
     if (info.wasOpen) this.log(conn.label, null, `connection closed (${info.code || 'no code'}${info.reason ? ` ${info.reason}` : ''})`);
     if (this.locks) this.locks.disconnect(id, conn);
+    if (this.consent) this.consent.connectionClosed(id, conn);
     if (this.discovery) this.discovery.disconnected(conn.port, id, { livedMs: info.livedMs });
   }
 
@@ -363,16 +387,25 @@ export class App {
         await this._attachFor(tabId, id);
         this._joinGroup(tabId, id);
       },
-      released: async (tabId, id, { handedTo, origGroupId }) => {
+      released: async (tabId, id, { handedTo, origGroupId, takenBack, created }) => {
         this._cancelReattach(tabId);
         await this.dbg.detach(tabId);
-        if (!handedTo) this.groups.leave(tabId, origGroupId);
+        if (!handedTo) {
+          const left = this.groups.leave(tabId, origGroupId);
+          if (takenBack) {
+            await left;
+            await this._giveBack(tabId, id, created);
+          }
+        }
       },
       closeTab: (tabId) => this._closeTab(tabId),
       tabGone: (tabId) => {
         this._cancelReattach(tabId);
         this.dbg.forget(tabId);
         this.groups.forget(tabId);
+      },
+      instanceGone: (id) => {
+        if (this.consent) this.consent.instanceGone(id);
       },
       relabeled: (id) => {
         const c = this.conns.get(id);
@@ -418,6 +451,131 @@ export class App {
     }
   }
 
+  _persistConsent() {
+    if (!this.consent) return;
+    const w = this.api.storage.session.set({ [CONSENT_KEY]: this.consent.snapshot() }).catch((e) => this.log('-', null, `storing consents failed: ${e.message}`));
+    this._lastWrite = Promise.all([this._lastWrite, w]);
+  }
+
+  /** The open questions changed: the badge on the action icon, and a system notification per question. */
+  _showAsks(asks) {
+    const action = this.api.action;
+    if (action) {
+      const n = asks.length;
+      action.setBadgeText({ text: n ? String(n) : '' }).catch(() => {});
+      if (n) action.setBadgeBackgroundColor({ color: '#d93025' }).catch(() => {});
+      action.setTitle({ title: n ? `tabmux: ${asks[0].label} wants to use a tab of yours — click to answer` : 'tabmux' }).catch(() => {});
+    }
+    const notes = this.api.notifications;
+    if (!notes) return;
+    const open = new Set(asks.map((a) => a.id));
+    for (const id of [...this.notified]) {
+      if (open.has(id)) continue;
+      this.notified.delete(id);
+      notes.clear(`${ASK_NOTIFICATION}${id}`).catch(() => {});
+    }
+    for (const a of asks) {
+      if (this.notified.has(a.id)) continue;
+      this.notified.add(a.id);
+      notes
+        .create(`${ASK_NOTIFICATION}${a.id}`, {
+          type: 'basic',
+          iconUrl: 'icons/icon-128.png',
+          title: `${a.label} wants to use a tab of yours`,
+          message: a.title || originOnly(a.url) || `tab ${a.tabId}`,
+          contextMessage: originOnly(a.url),
+          buttons: [{ title: 'Allow' }, { title: 'Deny' }],
+          requireInteraction: true,
+          priority: 2,
+        })
+        .catch((e) => this.log('-', null, `notification not shown (${e && e.message}); the popup asks`));
+    }
+  }
+
+  /** A click on a notification's button: 0 is Allow, 1 is Deny. */
+  onNotificationButton(notificationId, buttonIndex) {
+    if (!this.consent || typeof notificationId !== 'string' || !notificationId.startsWith(ASK_NOTIFICATION)) return;
+    const id = Number(notificationId.slice(ASK_NOTIFICATION.length));
+    this.answer(id, buttonIndex === 0);
+  }
+
+  /** The user's answer (popup or notification). */
+  answer(askId, allow) {
+    if (!this.consent || !Number.isSafeInteger(askId)) return false;
+    return this.consent.answer(askId, allow === true);
+  }
+
+  /**
+   * The user takes a tab back (popup): its holder loses it (TAKEN_BACK), it leaves the
+   * holder's group and window and stays open; every consent for it ends.
+   */
+  async takeBack(tabId) {
+    await this.ready;
+    if (!Number.isSafeInteger(tabId)) return false;
+    const held = this.locks.takeBack(tabId);
+    const revoked = this.consent.takeBack(tabId);
+    if (held || revoked) this.log('-', null, `the user took tab ${tabId} back${held ? '' : ' (it was not held; its consents ended)'}`);
+    return held || revoked;
+  }
+
+  /** A tab the user took back: out of its holder's own window, into one of the user's. */
+  async _giveBack(tabId, instanceId, created) {
+    let tab;
+    try {
+      tab = await this.api.tabs.get(tabId);
+    } catch {
+      return; // gone
+    }
+    const windowId = tab.windowId;
+    let theirs = this.ownWindows.get(windowId) === instanceId;
+    if (!theirs && created) {
+      try {
+        const others = (await this.api.tabs.query({ windowId })).filter((t) => t.windowId === windowId && t.id !== tabId);
+        theirs = others.every((t) => {
+          const r = this.locks.record(t.id);
+          return r && r.created;
+        });
+      } catch {
+        /* keep it where it is */
+      }
+    }
+    if (!theirs) return;
+    try {
+      const target = await this._userWindow(windowId);
+      if (target != null) await this.api.tabs.move(tabId, { windowId: target, index: -1 });
+      else await this.api.windows.create({ tabId, focused: false });
+    } catch (e) {
+      this.log('-', null, `moving taken-back tab ${tabId} to a window of the user's failed: ${e.message}`);
+    }
+  }
+
+  /** A normal window of the user's (not one tabmux opened for an instance), the last focused first. */
+  async _userWindow(exceptId) {
+    let all = [];
+    try {
+      all = (await this.api.windows.getAll({ windowTypes: ['normal'] })) || [];
+    } catch {
+      return null;
+    }
+    const ok = async (w) => {
+      if (!w || w.id === exceptId || (w.type && w.type !== 'normal') || this.ownWindows.has(w.id)) return false;
+      try {
+        const tabs = (await this.api.tabs.query({ windowId: w.id })).filter((t) => t.windowId === w.id);
+        return !tabs.length || tabs.some((t) => !this.locks.record(t.id) || !this.locks.record(t.id).created);
+      } catch {
+        return false;
+      }
+    };
+    try {
+      const f = await this.api.windows.getLastFocused({ windowTypes: ['normal'] });
+      if (await ok(f)) return f.id;
+    } catch {
+      /* none focused */
+    }
+    for (const w of all) if (await ok(w)) return w.id;
+    return null;
+  }
+
   _joinGroup(tabId, instanceId) {
     this.groups.join(tabId, instanceId).then((before) => {
       if (before != null) this.locks.setOrigGroup(tabId, before);
@@ -460,6 +618,7 @@ export class App {
     if (set) for (const done of [...set]) done(true);
     this.dbg.forget(tabId);
     this.locks.tabRemoved(tabId);
+    this.consent.tabRemoved(tabId);
   }
 
   /**
@@ -476,6 +635,7 @@ export class App {
     const conn = this.conns.get(id);
     if (!this._isCurrent(conn)) return;
     this.locks.created(id, tab.id);
+    this.consent.markAgent(tab.id);
     this.locks.setOrigGroup(tab.id, NO_GROUP);
     try {
       await this.locks.serial(tab.id, () => this._attachFor(tab.id, id));
@@ -584,19 +744,38 @@ export class App {
 
   // ----------------------------------------------------------------- requests
 
+  /** Whether `tabId` is an agent tab (made by a client; every other tab is the user's). */
+  _isAgentTab(tabId) {
+    const rec = this.locks.record(tabId);
+    return this.consent.isAgent(tabId) || !!(rec && rec.created);
+  }
+
+  /** What a claim of `tabId` by `instanceId` needs: 'ok', 'ask' or 'deny' (see lib/consent.js). */
+  _decide(instanceId, tabId) {
+    const inst = this.locks.instance(instanceId);
+    const rec = this.locks.record(tabId);
+    if (rec && rec.holder === instanceId && !rec.closing) return 'ok';
+    return this.consent.decide(instanceId, tabId, inst && inst.userTabs, { agent: this._isAgentTab(tabId) });
+  }
+
   async _tabEntry(tab, instanceId) {
     const rec = this.locks.record(tab.id);
     const holder = rec ? this.locks.holderOf(tab.id) : null;
     const url = tab.url || tab.pendingUrl || '';
+    const user = !this._isAgentTab(tab.id);
+    // A user tab the caller may not use without asking shows its origin only.
+    const open = this._decide(instanceId, tab.id) === 'ok';
     return {
       tabId: tab.id,
       windowId: tab.windowId,
       title: tab.title || '',
-      url,
+      url: open ? url : originOnly(url),
       active: !!tab.active,
       holder,
       mine: !!holder && holder.instanceId === instanceId && !rec.closing,
       created: !!(rec && rec.created),
+      user,
+      consent: open,
       waiting: rec ? rec.queue.length : 0,
       attachable: isAttachableUrl(url),
     };
@@ -694,6 +873,7 @@ export class App {
       throw new TabmuxError(Codes.INTERNAL, 'connection closed during tabs.create');
     }
     this.locks.created(id, tabId);
+    this.consent.markAgent(tabId);
     this.locks.setOrigGroup(tabId, NO_GROUP);
     try {
       await this.locks.serial(tabId, () => this._attachFor(tabId, id));
@@ -718,6 +898,17 @@ export class App {
     }
     const url = tab.url || tab.pendingUrl || '';
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
+    const need = this._decide(id, tabId);
+    if (need === 'deny') {
+      throw new TabmuxError(Codes.CONSENT_DENIED, `tab ${tabId} is the user's, and this tabmux runs with --user-tabs deny: it never uses the user's tabs. Open your own tab with browser_navigate or browser_tabs new`, { tabId, policy: 'deny' });
+    }
+    if (need === 'ask') {
+      // The claim waits for the user's answer within its own timeout, then for the lock with the time left.
+      const started = this.clock.now();
+      await this.consent.ask({ instanceId: id, conn, tabId, label: conn.label, title: tab.title || '', url, timeoutMs });
+      if (!this._isCurrent(conn)) throw new TabmuxError(Codes.INTERNAL, 'connection closed while the user was asked');
+      return this.locks.claim(id, conn, tabId, Math.max(0, timeoutMs - (this.clock.now() - started)));
+    }
     return this.locks.claim(id, conn, tabId, timeoutMs);
   }
 
@@ -786,7 +977,10 @@ export class App {
     const cap = this.clock.setTimeout(done, MAX_COMMAND_MS);
     try {
       if (!this.dbg.isAttached(tabId) || this.dbg.owner(tabId) !== id) {
-        await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+        await this.locks.serial(tabId, () => {
+          this.locks.check(id, tabId);
+          return this._attachFor(tabId, id);
+        });
         this.locks.check(id, tabId);
         conn.emit('tab.attached', { tabId });
       }
@@ -796,9 +990,13 @@ export class App {
       } catch (e) {
         if (!isNotAttachedError(e)) throw classifyCommandError(e, tabId, p.method);
       }
-      // Detached under us (the tab navigated somewhere, DevTools took over): once more.
+      // Detached under us (the tab navigated somewhere, DevTools took over): once more,
+      // if the tab is still the caller's (the user may have just taken it back).
       this.dbg.detached(tabId);
-      await this.locks.serial(tabId, () => this._attachFor(tabId, id));
+      await this.locks.serial(tabId, () => {
+        this.locks.check(id, tabId);
+        return this._attachFor(tabId, id);
+      });
       this.locks.check(id, tabId);
       conn.emit('tab.attached', { tabId });
       try {
@@ -836,6 +1034,16 @@ export class App {
         return { ...i, connected: !!(c && c.isOpen()), lastActivityMs: c ? Math.min(i.lastActivityMs, this.clock.now() - c.lastActivity) : i.lastActivityMs };
       }),
       tabs: s.tabs.map(tabView),
+      // The tab's title now (it may have finished loading since the question was asked).
+      asks: this.consent.pending().map((a) => {
+        const tab = byId.get(a.tabId);
+        return tab ? { ...a, title: tab.title || a.title, url: tab.url || tab.pendingUrl || a.url } : a;
+      }),
+      allowed: [...this.consent.grants].map(([tabId, ids]) => ({
+        ...tabView({ tabId }),
+        held: !!this.locks.record(tabId),
+        labels: [...ids].map((i) => (this.locks.instance(i) ? this.locks.instance(i).label : i)),
+      })),
       ports: this.discovery ? this.discovery.view() : [],
       connecting: [...this.attempts].map((c) => c.port),
       errors: this.errors.slice().reverse(),

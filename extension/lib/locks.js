@@ -12,10 +12,12 @@
 //     emit(instanceId, conn, event, params) → send an event (only called with an open conn)
 //     prepareGrant(tabId, instanceId, {created}) → Promise: attach the debugger, group the tab;
 //                                            a claim is answered only after it resolves
-//     released(tabId, instanceId, {handedTo, origGroupId}) → Promise: detach, ungroup
+//     released(tabId, instanceId, {handedTo, origGroupId, takenBack, created}) → Promise: detach, ungroup
+//                                            (takenBack: the user took it back; give it a window of theirs)
 //     closeTab(tabId)                      → Promise<bool>: remove the tab; true once it is gone
 //     tabGone(tabId)                       → the tab's record was dropped (it no longer exists)
 //     relabeled(instanceId)                → an instance's label or colour changed
+//     instanceGone(instanceId)             → an instance's grace ended: it is gone for good
 //     persist(snapshot, {urgent})          → store the state (chrome.storage.session)
 //   }
 //
@@ -25,6 +27,7 @@
 import { Codes, TabmuxError } from './errors.js';
 import { PROTOCOL } from './protocol.js';
 import { uniqueLabel, pickColor, cleanName } from './naming.js';
+import { normalizePolicy } from './consent.js';
 
 export const DEFAULT_LEASE_MS = PROTOCOL.defaults.leaseMs;
 export const DEFAULT_GRACE_MS = PROTOCOL.defaults.graceMs;
@@ -63,6 +66,7 @@ export class LockManager {
       closeTab: async () => true,
       tabGone: noop,
       relabeled: noop,
+      instanceGone: noop,
       persist: noop,
       ...hooks,
     };
@@ -89,7 +93,7 @@ export class LockManager {
    * when the same instanceId was known (within its grace period, or across a
    * worker restart), with the tabs it holds.
    */
-  connect(instanceId, conn, { name, leaseMs, graceMs, port } = {}) {
+  connect(instanceId, conn, { name, leaseMs, graceMs, port, userTabs } = {}) {
     const now = this.clock.now();
     let inst = this.instances.get(instanceId);
     const resumed = !!inst;
@@ -102,6 +106,7 @@ export class LockManager {
         leaseMs: DEFAULT_LEASE_MS,
         graceMs: DEFAULT_GRACE_MS,
         port: null,
+        userTabs: normalizePolicy(userTabs),
         status: 'connected',
         conn: null,
         graceDeadline: null,
@@ -120,6 +125,7 @@ export class LockManager {
     if (Number.isFinite(leaseMs) && leaseMs > 0) inst.leaseMs = leaseMs;
     if (Number.isFinite(graceMs) && graceMs >= 0) inst.graceMs = graceMs;
     if (port != null) inst.port = port;
+    inst.userTabs = normalizePolicy(userTabs);
     inst.conn = conn;
     inst.status = 'connected';
     inst.graceDeadline = null;
@@ -255,6 +261,33 @@ export class LockManager {
   }
 
   /**
+   * The user takes a held tab back (from the popup). The holder's next command on it
+   * fails with TAKEN_BACK (it is told at once with `tab.takenBack`); its waiters'
+   * claims fail with TAKEN_BACK too; the tab becomes free and stays open.
+   * Returns whether the tab was held.
+   */
+  takeBack(tabId) {
+    const rec = this.tabs.get(tabId);
+    if (!rec || rec.closing) return false;
+    const now = this.clock.now();
+    const holder = this.instances.get(rec.holder);
+    if (holder) {
+      remember(holder.lost, tabId, { user: true, at: now });
+      holder.closed.delete(tabId);
+      this._emit(rec.holder, 'tab.takenBack', { tabId });
+    }
+    for (const w of rec.queue) this._settle(w, 'reject', err(Codes.TAKEN_BACK, `the user took tab ${tabId} back; it is not for clients now`, { tabId }));
+    rec.queue.length = 0;
+    this.tabs.delete(tabId);
+    this._inflight.delete(tabId);
+    this.log(this._label(rec.holder), `the user took tab ${tabId} back`);
+    const { holder: from, origGroupId, created } = rec;
+    this.serial(tabId, () => this.hooks.released(tabId, from, { handedTo: null, origGroupId, takenBack: true, created }));
+    this._changed(true);
+    return true;
+  }
+
+  /**
    * Close a held tab on its holder's request. Resolves once the tab is gone;
    * waiters get TAB_CLOSED.
    */
@@ -381,6 +414,7 @@ export class LockManager {
       label: i.label,
       color: i.color,
       port: i.port,
+      userTabs: i.userTabs,
       status: i.status,
       graceLeftMs: i.graceDeadline != null ? Math.max(0, i.graceDeadline - now) : null,
       lastActivityMs: now - i.lastActivity,
@@ -421,6 +455,7 @@ export class LockManager {
         leaseMs: i.leaseMs,
         graceMs: i.graceMs,
         port: i.port,
+        userTabs: i.userTabs,
         status: i.status,
         graceDeadline: i.graceDeadline,
         lastActivity: i.lastActivity,
@@ -467,6 +502,7 @@ export class LockManager {
         leaseMs: Number.isFinite(s.leaseMs) ? s.leaseMs : DEFAULT_LEASE_MS,
         graceMs,
         port: s.port ?? null,
+        userTabs: normalizePolicy(s.userTabs),
         status: 'grace',
         conn: null,
         graceDeadline: s.status === 'grace' && Number.isFinite(s.graceDeadline) ? s.graceDeadline : now + graceMs,
@@ -564,6 +600,9 @@ export class LockManager {
     }
     const inst = this.instances.get(instanceId);
     const lost = inst && inst.lost.get(tabId);
+    if (lost && lost.user) {
+      throw err(Codes.TAKEN_BACK, `the user took tab ${tabId} back in the browser; it is not yours any more. Ask the user before claiming it again, or use your own tab`, { tabId });
+    }
     if (lost) {
       throw err(Codes.LOCK_LOST, `tab ${tabId} was handed to "${lost.to.name}" after ${secs(lost.idleMs)} idle while it waited; claim it again to wait for it`, { tabId, to: lost.to, idleMs: lost.idleMs });
     }
@@ -778,6 +817,7 @@ export class LockManager {
       else this._handOver(rec);
     }
     this.hooks.relabeled(id);
+    this.hooks.instanceGone(id);
   }
 
   _tick() {

@@ -1,4 +1,6 @@
-// The status popup: asks the service worker for its status once a second.
+// The status popup: asks the service worker for its status once a second. It also
+// asks the user's consent ("‹client› wants to use ‹title› — Allow / Deny") and lets
+// the user take any held tab back with one click.
 
 const COLORS = { grey: '#5f6368', blue: '#1a73e8', red: '#d93025', yellow: '#f9ab00', green: '#188038', pink: '#d01884', purple: '#a142f4', cyan: '#007b83', orange: '#fa903e' };
 
@@ -24,7 +26,51 @@ function ago(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+const POLICY = {
+  ask: 'asks before using your tabs',
+  allow: 'may use your tabs without asking',
+  deny: 'never uses your tabs',
+};
+
+async function send(msg) {
+  const res = await chrome.runtime.sendMessage(msg);
+  if (res && res.error) $('instances').prepend(el('p', { class: 'muted', textContent: res.error }));
+  refresh();
+}
+
+function takeBackButton(tabId) {
+  return el('button', { class: 'take-back', title: 'Take this tab back: the client loses it at once; it stays open for you', textContent: 'Take back', onclick: () => send({ type: 'takeBack', tabId }) });
+}
+
+function renderAsks(asks) {
+  $('asks-section').hidden = !asks.length;
+  $('asks').replaceChildren(...asks.map((a) => {
+    const node = el('div', { class: 'ask' },
+      el('div', {}, el('span', { class: 'who', textContent: a.label }), ' wants to use ', el('strong', { textContent: a.title || `tab ${a.tabId}` })),
+      el('div', { class: 'url', textContent: a.url }),
+      el('div', { class: 'buttons' },
+        el('button', { class: 'allow', textContent: 'Allow', onclick: () => send({ type: 'consent', id: a.id, allow: true }) }),
+        el('button', { class: 'deny', textContent: 'Deny', onclick: () => send({ type: 'consent', id: a.id, allow: false }) }),
+        el('span', { class: 'muted', textContent: `${ago(a.timeoutInMs)} left` })));
+    node.dataset.ask = String(a.id);
+    node.dataset.tab = String(a.tabId);
+    return node;
+  }));
+}
+
+function renderAllowed(allowed) {
+  const free = allowed.filter((t) => !t.held);
+  $('allowed-section').hidden = !free.length;
+  $('allowed').replaceChildren(...free.map((t) => {
+    const row = el('p', {}, el('strong', { textContent: t.title || t.url || `tab ${t.tabId}` }), ` — ${t.labels.join(', ')} `, takeBackButton(t.tabId));
+    row.dataset.tab = String(t.tabId);
+    return row;
+  }));
+}
+
 function render(st) {
+  renderAsks(st.asks || []);
+  renderAllowed(st.allowed || []);
   $('version').textContent = st.version ? `v${st.version}` : '';
   const live = st.instances.filter((i) => i.connected).length;
   $('summary').textContent = `${live} connected · ports ${st.range.from}–${st.range.to}`;
@@ -41,17 +87,21 @@ function render(st) {
       el('span', { class: 'meta', textContent: i.port ? `port ${i.port}` : '' }),
       el('span', { class: `state ${i.connected ? 'connected' : 'grace'}`, textContent: state }));
     const meta = el('div', { class: 'meta', textContent: `last activity ${ago(i.lastActivityMs)} ago · lease ${ago(i.leaseMs)}` });
+    const policy = el('div', { class: 'policy', textContent: `user tabs: ${i.userTabs || 'ask'} — ${POLICY[i.userTabs] || POLICY.ask}` });
     const table = el('table');
     for (const tabId of i.tabs) {
       const t = tabsById.get(tabId);
       if (!t) continue;
-      table.append(el('tr', {},
+      const row = el('tr', {},
         el('td', { class: 'title', title: t.url, textContent: t.title || t.url || `tab ${tabId}` }),
         el('td', {}, el('span', { class: 'tag', textContent: t.created ? 'created' : 'borrowed' })),
         el('td', { class: 'num', title: 'held for', textContent: `held ${ago(t.heldForMs)}` }),
-        el('td', { class: 'num', title: 'since the last command', textContent: `idle ${ago(t.leaseAgeMs)}` })));
+        el('td', { class: 'num', title: 'since the last command', textContent: `idle ${ago(t.leaseAgeMs)}` }),
+        el('td', {}, takeBackButton(tabId)));
+      row.dataset.tab = String(tabId);
+      table.append(row);
     }
-    const node = el('div', { class: 'inst' }, head, meta);
+    const node = el('div', { class: 'inst' }, head, meta, policy);
     if (i.tabs.length) node.append(table);
     else node.append(el('div', { class: 'muted', textContent: 'no tabs' }));
     box.append(node);

@@ -1,7 +1,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG } from '../lib/app.js';
-import { FakeClock, flush } from './helpers.js';
+import { FakeClock, flush, track } from './helpers.js';
 import { FakeWebSocket, FakeBrowser } from './fakes.js';
 
 const apps = [];
@@ -9,6 +9,7 @@ afterEach(() => {
   for (const a of apps.splice(0)) {
     if (a.discovery) a.discovery.stop();
     if (a.locks) a.locks.dispose();
+    if (a.consent) a.consent.dispose();
     for (const c of a.conns.values()) c.close();
   }
   FakeWebSocket.onCreate = null;
@@ -17,8 +18,9 @@ afterEach(() => {
 
 /** A tabmux instance on a port, played by the test. */
 class Peer {
-  constructor(world, port, { instanceId, name = 'Peer', leaseMs = 60_000, graceMs = 5_000, protocol = 1 } = {}) {
-    Object.assign(this, { world, port, instanceId: instanceId || `inst-${port}`, name, leaseMs, graceMs, protocol });
+  // userTabs: these tests are about locks; the consent tests at the end ask.
+  constructor(world, port, { instanceId, name = 'Peer', leaseMs = 60_000, graceMs = 5_000, protocol = 1, userTabs = 'allow' } = {}) {
+    Object.assign(this, { world, port, instanceId: instanceId || `inst-${port}`, name, leaseMs, graceMs, protocol, userTabs });
     this.ws = null;
     this.events = [];
     this.replies = new Map();
@@ -42,7 +44,7 @@ class Peer {
           sock.receive({ id: msg.id, error: { code: 'PROTOCOL_MISMATCH', message: 'tabmux speaks 2' } });
           return;
         }
-        sock.receive({ id: msg.id, result: { protocol: 1, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0', leaseMs: this.leaseMs, graceMs: this.graceMs } });
+        sock.receive({ id: msg.id, result: { protocol: 1, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0', leaseMs: this.leaseMs, graceMs: this.graceMs, userTabs: this.userTabs } });
       } else if (msg.method === 'ping') {
         sock.receive({ id: msg.id, result: {} });
       } else if (msg.event) {
@@ -633,4 +635,155 @@ test('100 connect/disconnect cycles leave no state behind', async () => {
   assert.equal(app.groups.origin.size, 0);
   assert.equal(w.browser.tabs.size, 0);
   assert.equal(w.browser.session[STATE_KEY].instances.length, 0);
+  assert.equal(app.consent.agent.size, 0);
+  assert.equal(app.consent.grants.size, 0);
+});
+
+// ------------------------------------------------------------------ consent
+
+test('a user tab: the claim waits while the user is asked (badge, notification, popup); Deny fails it', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'Claude Code', userTabs: 'ask' });
+  await w.until(() => app.conns.size === 1);
+  const bank = w.browser.addTab({ url: 'https://bank.example/account?id=42', title: 'My account' });
+  // Before any consent the client sees the title and the origin, not the path.
+  const row = (await a.request('tabs.list', { all: true })).result.tabs.find((t) => t.tabId === bank.id);
+  assert.equal(row.url, 'https://bank.example/…');
+  assert.equal(row.title, 'My account');
+  assert.equal(row.user, true);
+  assert.equal(row.consent, false);
+  const claim = track(a.request('tabs.claim', { tabId: bank.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  assert.equal(claim.state, 'pending');
+  assert.ok(!w.browser.attached.has(bank.id), 'nothing attached while asking');
+  assert.equal(w.browser.badge, '1');
+  assert.equal(w.browser.notes.size, 1);
+  const st = await app.status();
+  assert.equal(st.asks.length, 1);
+  assert.equal(st.asks[0].label, 'Claude Code');
+  assert.equal(st.asks[0].title, 'My account');
+  assert.equal(app.answer(st.asks[0].id, false), true);
+  await w.clock.advance(10);
+  assert.equal(claim.value.error.code, 'CONSENT_DENIED');
+  assert.equal(w.browser.badge, '');
+  assert.equal(w.browser.notes.size, 0);
+  assert.equal(app.locks.holderOf(bank.id), null);
+});
+
+test('Allow grants the claim; the consent lasts through release and re-claim, until the tab is taken back', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A', userTabs: 'ask' });
+  const b = w.peer(8766, { name: 'B', userTabs: 'ask' });
+  await w.until(() => app.conns.size === 2);
+  const mail = w.browser.addTab({ url: 'https://mail.example/inbox?x=1' });
+  const claim = track(a.request('tabs.claim', { tabId: mail.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  app.onNotificationButton(`tabmux-ask-${(await app.status()).asks[0].id}`, 0); // Allow, from the notification
+  await w.clock.advance(10);
+  assert.deepEqual(claim.value.result, { tabId: mail.id });
+  assert.equal((await a.request('tabs.list', { all: true })).result.tabs.find((t) => t.tabId === mail.id).url, 'https://mail.example/inbox?x=1');
+  // B has no consent: still origin only, and B would be asked.
+  assert.equal((await b.request('tabs.list', { all: true })).result.tabs.find((t) => t.tabId === mail.id).url, 'https://mail.example/…');
+  await a.request('tabs.release', { tabId: mail.id });
+  const again = await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 });
+  assert.deepEqual(again.result, { tabId: mail.id }, 'no second question');
+  assert.equal((await app.status()).asks.length, 0);
+  // Taken back: A's next command fails with TAKEN_BACK, and a new claim asks again.
+  assert.equal(await app.takeBack(mail.id), true);
+  await w.clock.advance(10);
+  assert.deepEqual(a.eventsOf('tab.takenBack'), [{ tabId: mail.id }]);
+  assert.equal((await a.request('cdp', { tabId: mail.id, method: 'X.y' })).error.code, 'TAKEN_BACK');
+  assert.ok(!w.browser.attached.has(mail.id));
+  assert.ok(w.browser.tabs.has(mail.id), 'the tab stays open');
+  const asked = await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 });
+  assert.equal(asked.error.code, 'CONSENT_TIMEOUT');
+});
+
+test('nobody answers: CONSENT_TIMEOUT after the claim\'s timeout; agent tabs and policies allow / deny never ask', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A', userTabs: 'ask' });
+  const b = w.peer(8766, { name: 'B', userTabs: 'ask' });
+  const d = w.peer(8767, { name: 'D', userTabs: 'deny' });
+  const y = w.peer(8768, { name: 'Y', userTabs: 'allow' });
+  await w.until(() => app.conns.size === 4);
+  const user = w.browser.addTab({ url: 'https://user.example/private' });
+  const claim = track(a.request('tabs.claim', { tabId: user.id, timeoutMs: 3_000 }));
+  await w.clock.advance(2_900);
+  assert.equal(claim.state, 'pending');
+  await w.clock.advance(200);
+  assert.equal(claim.value.error.code, 'CONSENT_TIMEOUT');
+  // deny: at once, without a question.
+  const denied = await d.request('tabs.claim', { tabId: user.id, timeoutMs: 30_000 });
+  assert.equal(denied.error.code, 'CONSENT_DENIED');
+  assert.match(denied.error.message, /--user-tabs deny/);
+  assert.equal((await app.status()).asks.length, 0);
+  // allow: as before this feature.
+  assert.deepEqual((await y.request('tabs.claim', { tabId: user.id, timeoutMs: 0 })).result, { tabId: user.id });
+  assert.equal((await y.request('tabs.list', { all: true })).result.tabs.find((t) => t.tabId === user.id).url, 'https://user.example/private');
+  // An agent tab (made by a client) is claimed as before, by anyone, after its release.
+  const made = (await a.request('tabs.create', { url: 'https://example.com/a?q=1' })).result.tabId;
+  await a.request('tabs.release', { tabId: made });
+  assert.deepEqual((await b.request('tabs.claim', { tabId: made, timeoutMs: 0 })).result, { tabId: made });
+  assert.deepEqual((await d.request('tabs.list', { all: true })).result.tabs.find((t) => t.tabId === made).url, 'https://example.com/a?q=1');
+});
+
+test('taking back a created tab: out of the client\'s window and group, into a window of the user\'s, still open', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { name: 'A', userTabs: 'ask' });
+  await w.until(() => app.conns.size === 1);
+  const t = (await a.request('tabs.create', { url: 'https://example.com/' })).result.tabId;
+  await w.clock.advance(10);
+  const own = w.browser.tabs.get(t).windowId;
+  assert.notEqual(own, 1);
+  assert.equal(w.browser.group(t).title, 'A');
+  const cmd = track(a.request('cdp', { tabId: t, method: 'X.y' }));
+  await app.takeBack(t);
+  await w.clock.advance(10);
+  assert.equal(cmd.state, 'resolved');
+  assert.equal(w.browser.tabs.get(t).windowId, 1, 'in the user\'s window');
+  assert.equal(w.browser.group(t), null);
+  assert.ok(!w.browser.windows.has(own), 'the client\'s empty window is gone');
+  assert.equal((await a.request('cdp', { tabId: t, method: 'X.y' })).error.code, 'TAKEN_BACK');
+  // It is the user's tab now: a claim asks.
+  assert.equal((await a.request('tabs.claim', { tabId: t, timeoutMs: 0 })).error.code, 'CONSENT_TIMEOUT');
+  // The instance leaving does not close it.
+  a.up = false;
+  a.ws.drop();
+  await w.clock.advance(6_000);
+  assert.ok(w.browser.tabs.has(t));
+});
+
+test('service-worker restart: agent tabs and consents are kept, open questions end with the old worker', async () => {
+  const w = await world();
+  const app1 = await w.newApp();
+  const a = w.peer(8765, { name: 'A', userTabs: 'ask' });
+  await w.until(() => app1.conns.size === 1);
+  const made = (await a.request('tabs.create', { url: 'https://example.com/' })).result.tabId;
+  await a.request('tabs.release', { tabId: made });
+  const mail = w.browser.addTab({ url: 'https://mail.example/inbox' });
+  const bank = w.browser.addTab({ url: 'https://bank.example/' });
+  const claim = track(a.request('tabs.claim', { tabId: mail.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  app1.answer((await app1.status()).asks[0].id, true);
+  await w.clock.advance(10);
+  assert.deepEqual(claim.value.result, { tabId: mail.id });
+  await a.request('tabs.release', { tabId: mail.id });
+  track(a.request('tabs.claim', { tabId: bank.id, timeoutMs: 20_000 }));
+  await w.clock.advance(10);
+  assert.equal(w.browser.badge, '1');
+
+  unload(app1, w);
+  app1.consent.dispose();
+  const app2 = await w.newApp();
+  assert.equal(w.browser.badge, '', 'no badge for a question nobody can answer');
+  assert.equal((await app2.status()).asks.length, 0);
+  assert.ok(await w.until(() => app2.conns.size === 1));
+  // The agent tab is claimed as before; the allowed tab without a question; the other asks.
+  assert.deepEqual((await a.request('tabs.claim', { tabId: made, timeoutMs: 0 })).result, { tabId: made });
+  assert.deepEqual((await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 })).result, { tabId: mail.id });
+  assert.equal((await a.request('tabs.claim', { tabId: bank.id, timeoutMs: 0 })).error.code, 'CONSENT_TIMEOUT');
 });

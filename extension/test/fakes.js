@@ -60,6 +60,8 @@ export class FakeBrowser {
     this.session = {};
     this.local = {};
     this.keepAlives = 0;
+    this.badge = '';
+    this.notes = new Map();
     this.onCommand = null; // (target, method, params) → result | Promise
     this.removeDelay = null; // () → Promise before a tab disappears
     this.listeners = { removed: [] };
@@ -104,6 +106,21 @@ export class FakeBrowser {
           for (const id of tabIds) tabOr(id).groupId = -1;
           b.gcGroups();
         },
+        move: async (id, { windowId }) => {
+          const t = tabOr(id);
+          if (!b.windows.has(windowId)) throw new Error(`No window with id: ${windowId}.`);
+          b.moveTab(t, windowId);
+          return { ...t };
+        },
+      },
+      action: {
+        setBadgeText: async ({ text }) => { b.badge = text; },
+        setBadgeBackgroundColor: async () => {},
+        setTitle: async () => {},
+      },
+      notifications: {
+        create: async (id, p) => { b.notes.set(id, p); return id; },
+        clear: async (id) => b.notes.delete(id),
       },
       windows: {
         get: async (id) => ({ ...b.windows.get(id) }),
@@ -113,9 +130,13 @@ export class FakeBrowser {
           if (!w) throw new Error('No last-focused window');
           return { ...w };
         },
-        create: async ({ url }) => {
+        create: async ({ url, tabId }) => {
           const id = Math.max(0, ...b.windows.keys()) + 1;
           b.windows.set(id, { id, type: 'normal', focused: false });
+          if (tabId != null) {
+            b.moveTab(tabOr(tabId), id);
+            return { id, tabs: [{ ...tabOr(tabId) }] };
+          }
           const tab = b.addTab({ windowId: id, url, active: true });
           return { id, tabs: [tab] };
         },
@@ -163,6 +184,16 @@ export class FakeBrowser {
     if (t.active) for (const x of this.tabs.values()) if (x.windowId === windowId) x.active = false;
     this.tabs.set(id, t);
     return { ...t };
+  }
+
+  /** Moves a tab to another window (it leaves its group; a window left empty closes). */
+  moveTab(t, windowId) {
+    const from = t.windowId;
+    t.windowId = windowId;
+    t.groupId = -1;
+    t.active = false;
+    if (![...this.tabs.values()].some((x) => x.windowId === from)) this.windows.delete(from);
+    this.gcGroups();
   }
 
   /** The tab disappears (user or API); listeners hear onRemoved. */

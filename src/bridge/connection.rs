@@ -619,6 +619,7 @@ fn handle_before_hello(
             "version": identity.version,
             "leaseMs": identity.lease_ms,
             "graceMs": identity.grace_ms,
+            "userTabs": identity.user_tabs,
         }),
     ));
     BeforeHello::Ready(info)

@@ -19,6 +19,12 @@ pub mod codes {
     pub const NOT_HELD: &str = "NOT_HELD";
     /// The browser does not let extensions debug this tab.
     pub const NOT_ATTACHABLE: &str = "NOT_ATTACHABLE";
+    /// The user said no to this instance using one of their tabs (or its policy is `deny`).
+    pub const CONSENT_DENIED: &str = "CONSENT_DENIED";
+    /// Nobody answered the question about one of the user's tabs within the claim's timeout.
+    pub const CONSENT_TIMEOUT: &str = "CONSENT_TIMEOUT";
+    /// The user took the tab back from its holder.
+    pub const TAKEN_BACK: &str = "TAKEN_BACK";
     /// The browser answered the CDP command with an error.
     pub const CDP_ERROR: &str = "CDP_ERROR";
     /// The operation ran past its deadline.

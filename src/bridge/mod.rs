@@ -90,10 +90,13 @@ pub struct Identity {
     pub lease_ms: u64,
     /// Grace period for a reconnect after a disconnect, milliseconds.
     pub grace_ms: u64,
+    /// What this instance may do with the user's own tabs: `ask` (the user is asked
+    /// per tab), `allow` or `deny`.
+    pub user_tabs: String,
 }
 
 impl Identity {
-    /// This process, this crate's version, lease 60 s, grace 5 s.
+    /// This process, this crate's version, lease 60 s, grace 5 s, user tabs `ask`.
     pub fn new(instance_id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             instance_id: instance_id.into(),
@@ -102,6 +105,7 @@ impl Identity {
             name: name.into(),
             lease_ms: DEFAULT_LEASE_MS,
             grace_ms: DEFAULT_GRACE_MS,
+            user_tabs: "ask".to_owned(),
         }
     }
 }

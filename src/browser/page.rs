@@ -122,6 +122,8 @@ pub struct PageState {
     pub closed_reason: Option<String>,
     /// Set when another instance took the tab (the lease ran out while it waited).
     pub lost_to: Option<String>,
+    /// Set when the user took the tab back in the browser (the extension's popup).
+    pub taken_back: bool,
     /// Whether the model has been told the tab is gone.
     pub close_reported: bool,
     /// The last rendered snapshot of this document, for "what changed" answers.
@@ -352,6 +354,12 @@ impl Page {
     /// The error for a command on a tab that is gone, or `Ok`.
     pub fn check_open(&self) -> Result<()> {
         let s = self.state();
+        if s.taken_back {
+            return Err(Error::new(
+                codes::TAKEN_BACK,
+                "the user took this tab back in the browser; it is not yours any more. Use your own tab (browser_tabs lists them; browser_navigate opens one), or ask the user before claiming it again",
+            ));
+        }
         if let Some(to) = &s.lost_to {
             return Err(Error::new(
                 codes::LOCK_LOST,
@@ -393,8 +401,9 @@ impl Page {
                 ),
             );
         }
-        if e.is(codes::LOCK_LOST) || e.is(codes::NOT_HELD) {
+        if e.is(codes::LOCK_LOST) || e.is(codes::NOT_HELD) || e.is(codes::TAKEN_BACK) {
             let mut s = self.state();
+            s.taken_back |= e.is(codes::TAKEN_BACK);
             s.closed = true;
             s.closed_reason
                 .get_or_insert_with(|| "the browser no longer counts it as yours".into());
@@ -529,6 +538,11 @@ fn handle_event(page: &Arc<Page>, ev: TabEvent) {
             s.closed = true;
             let to = to.as_deref().unwrap_or("another client");
             s.lost_to = Some(format!("{to:?}"));
+        }
+        TabEvent::TakenBack => {
+            let mut s = page.state();
+            s.closed = true;
+            s.taken_back = true;
         }
         TabEvent::Attached => {
             let page = page.clone();

@@ -62,6 +62,9 @@ fn from_wire(e: WireError, what: &str) -> Error {
         bridge::codes::LOCK_LOST => codes::LOCK_LOST,
         bridge::codes::NOT_HELD => codes::NOT_HELD,
         bridge::codes::NOT_ATTACHABLE => codes::NOT_ATTACHABLE,
+        bridge::codes::CONSENT_DENIED => codes::CONSENT_DENIED,
+        bridge::codes::CONSENT_TIMEOUT => codes::CONSENT_TIMEOUT,
+        bridge::codes::TAKEN_BACK => codes::TAKEN_BACK,
         bridge::codes::TIMEOUT => codes::TIMEOUT,
         bridge::codes::TOO_LARGE => codes::TOO_LARGE,
         bridge::codes::BAD_REQUEST => codes::BAD_REQUEST,
@@ -202,9 +205,13 @@ impl ExtensionLink {
                         to: text(&ev.params["to"]["name"]),
                     },
                     "tab.attached" => TabEvent::Attached,
+                    "tab.takenBack" => TabEvent::TakenBack,
                     _ => continue,
                 };
-                if matches!(ev.event.as_str(), "tab.closed" | "tab.lost") {
+                if matches!(
+                    ev.event.as_str(),
+                    "tab.closed" | "tab.lost" | "tab.takenBack"
+                ) {
                     inner.routes.lock().unwrap().remove(&tab);
                     inner.created.lock().unwrap().retain(|t| *t != tab);
                 }

@@ -63,6 +63,8 @@ pub enum TabEvent {
     /// Another instance took the tab (the extension's `tab.lost`): the name of the
     /// client it went to.
     Lost { to: Option<String> },
+    /// The user took the tab back (the extension's `tab.takenBack`).
+    TakenBack,
     /// The debugger was attached to the tab again: its domains must be enabled again.
     Attached,
 }

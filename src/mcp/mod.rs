@@ -6,6 +6,7 @@ pub mod guard;
 mod look;
 pub mod nav;
 mod page_tool;
+pub mod progress;
 pub mod report;
 mod tabs;
 pub mod tool;
@@ -200,10 +201,15 @@ impl ServerHandler for Server {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, McpError> {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        Ok(self.run_tool(&request.name, args).await.into())
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|t| (context.peer.clone(), t));
+        let run = self.run_tool(&request.name, args);
+        Ok(progress::PROGRESS.scope(progress, run).await.into())
     }
 }
 

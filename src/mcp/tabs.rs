@@ -85,7 +85,7 @@ pub const TABS: ToolDef = tool!(
     Destroy,
     TabsArgs,
     tabs,
-    "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it); release gives one back."
+    "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it; a tab the user opened also waits for the user to click Allow in the browser, so give it time); release gives one back."
 );
 
 fn index(i: Option<i64>, action: &str) -> Result<Option<usize>> {
@@ -190,10 +190,13 @@ async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
             if !(0.0..=3600.0).contains(&secs) || secs.is_nan() {
                 return Err(Error::bad_request("timeout is in seconds, 0 to 3600"));
             }
-            let (i, page) = ctx
-                .browser
-                .claim(&id, Duration::from_secs_f64(secs))
-                .await?;
+            let claimed = ctx.browser.claim(&id, Duration::from_secs_f64(secs));
+            let (i, page) = super::progress::while_waiting(claimed, secs, |waited| {
+                format!(
+                    "waiting {waited:.0} s of {secs} s for tab {id}: in its queue, or for the user to answer in the browser"
+                )
+            })
+            .await?;
             show_current(
                 ctx,
                 &page,

@@ -51,6 +51,12 @@ struct TargetInfo {
     url: String,
 }
 
+/// The extension's popup page, open in a tab of the test browser.
+pub struct Popup {
+    pub target: String,
+    pub session: String,
+}
+
 pub const EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
 
 impl ExtBrowser {
@@ -199,6 +205,55 @@ impl ExtBrowser {
             r["result"]["value"], "reloaded",
             "the extension reloads: {r}"
         );
+    }
+
+    /// Opens the extension's popup page in a tab, through the browser's own debugging
+    /// endpoint (not through tabmux), to play the user: read what it shows, click its
+    /// buttons.
+    pub async fn open_popup(&self) -> Popup {
+        let url = format!("chrome-extension://{EXTENSION_ID}/popup/popup.html");
+        let (target, session) = self.open_target(&url).await;
+        self.call(Some(&session), "Runtime.enable", json!({})).await;
+        Popup { target, session }
+    }
+
+    /// Evaluates `expression` in the popup page (awaiting promises); its value.
+    pub async fn popup_eval(&self, popup: &Popup, expression: &str) -> Value {
+        let r = self
+            .call(
+                Some(&popup.session),
+                "Runtime.evaluate",
+                json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+            )
+            .await;
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("popup evaluation failed: {ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Waits (up to `within`) until `expression` is truthy in the popup; its last value.
+    pub async fn popup_until(&self, popup: &Popup, expression: &str, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        // The page may still be loading: an exception counts as "not yet".
+        let guarded = format!(
+            "(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
+        );
+        loop {
+            let v = self.popup_eval(popup, &guarded).await;
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
+            if truthy {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the popup did not show `{expression}` within {within:?}; it shows: {}",
+                self.popup_eval(popup, "document.body && document.body.innerText")
+                    .await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Opens a tab the way a user would (not through tabmux); returns its Chrome tab id.
