@@ -1,5 +1,6 @@
 //! Bridge tests: real sockets on 127.0.0.1, one fresh port per test, a fake extension
-//! speaking the wire protocol.
+//! speaking the wire protocol (it knows the test secret and does the authenticated
+//! hello like the real one).
 
 mod common_bridge;
 
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use tabmux::auth::{self, Secret};
 use tabmux::bridge::codec::{self, Frame};
 use tabmux::bridge::pending::Pending;
 use tabmux::bridge::{
     Bridge, BridgeConfig, BridgeEvent, Connection, Identity, WireError, codes, extension_origin,
-    fetch_probe, status_report,
+    fetch_probe, fetch_status, status_report,
 };
 use tabmux::registry::{InstanceMeta, claim_port, new_instance_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,11 +29,23 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 const EXT_ORIGIN: &str = "chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd";
 const LONG: Duration = Duration::from_secs(30);
 
+/// The secret of every bridge these tests start (unless a test says otherwise).
+fn test_secret() -> Secret {
+    Secret::from_bytes([7; 32])
+}
+
+fn base_config() -> BridgeConfig {
+    BridgeConfig {
+        secret: test_secret(),
+        ..BridgeConfig::default()
+    }
+}
+
 fn quiet_config() -> BridgeConfig {
     // No tabmux pings unless a test asks for them.
     BridgeConfig {
         ping_interval: Duration::from_secs(3600),
-        ..BridgeConfig::default()
+        ..base_config()
     }
 }
 
@@ -114,13 +128,26 @@ enum Got {
 
 struct Ext {
     ws: Ws,
+    port: u16,
+    /// tabmux's nonce from its challenge.
+    challenge: String,
 }
 
 impl Ext {
+    /// Opens the WebSocket and reads tabmux's challenge.
     async fn open(port: u16) -> Self {
-        Self {
-            ws: ws_connect(port, Some(EXT_ORIGIN)).await.expect("upgrade"),
-        }
+        let ws = ws_connect(port, Some(EXT_ORIGIN)).await.expect("upgrade");
+        let mut ext = Self {
+            ws,
+            port,
+            challenge: String::new(),
+        };
+        let c = ext.recv_json().await;
+        assert_eq!(c["event"], "challenge", "{c}");
+        assert_eq!(c["params"]["protocol"], 1, "{c}");
+        ext.challenge = c["params"]["nonce"].as_str().unwrap().to_owned();
+        assert!(auth::is_nonce(&ext.challenge), "{c}");
+        ext
     }
 
     async fn send(&mut self, v: Value) {
@@ -179,13 +206,33 @@ impl Ext {
         }
     }
 
+    /// The `hello` params with a proof of `secret` (and the extension's nonce).
+    fn hello_params(&self, secret: &Secret, profile: &str) -> (Value, String) {
+        let nonce = auth::nonce().unwrap();
+        let proof = auth::extension_proof(secret, &self.challenge, &nonce, self.port);
+        (
+            json!({"protocol": 1, "nonce": nonce, "proof": proof, "extensionVersion": "0.1.0",
+                   "browser": "Chrome/156.0.8078.73", "profileId": profile}),
+            nonce,
+        )
+    }
+
+    /// The authenticated hello, as the extension does it; checks tabmux's proof.
     async fn hello(&mut self, profile: &str) -> Value {
-        self.send(json!({"id": 1, "method": "hello", "params": {
-            "protocol": 1, "extensionVersion": "0.1.0",
-            "browser": "Chrome/156.0.8078.73", "profileId": profile}}))
+        let (params, nonce) = self.hello_params(&test_secret(), profile);
+        self.send(json!({"id": 1, "method": "hello", "params": params}))
             .await;
         let reply = self.recv_json().await;
         assert_eq!(reply["id"], 1, "{reply}");
+        let r = &reply["result"];
+        let expected = auth::tabmux_proof(
+            &test_secret(),
+            &self.challenge,
+            &nonce,
+            self.port,
+            r["instanceId"].as_str().unwrap(),
+        );
+        assert_eq!(r["proof"], expected.as_str(), "tabmux proves the secret");
         reply
     }
 
@@ -228,7 +275,7 @@ async fn ready(bridge: &Bridge, port: u16, profile: &str) -> (Ext, Arc<Connectio
 // ---------------------------------------------------------------- HTTP checks
 
 #[tokio::test]
-async fn probe_answers_with_identity_and_no_cors() {
+async fn probe_says_only_tabmux_and_protocol_and_no_cors() {
     let (_bridge, port) = start(quiet_config());
     for extra in ["", &format!("Origin: {EXT_ORIGIN}\r\n")] {
         let a = get(port, "/tabmux", extra).await;
@@ -237,16 +284,21 @@ async fn probe_answers_with_identity_and_no_cors() {
         assert!(a.head.contains("Connection: close"));
         assert!(!a.head.to_ascii_lowercase().contains("access-control"));
         let v: Value = serde_json::from_str(&a.body).unwrap();
-        assert_eq!(v["tabmux"], 1);
-        assert_eq!(v["protocol"], 1);
-        assert_eq!(v["instanceId"], "inst-test-1");
-        assert_eq!(v["name"], "Test Client");
-        assert_eq!(v["pid"], std::process::id());
-        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(v["port"], port);
-        assert!(v["uptimeMs"].is_u64());
-        assert_eq!(v["browsers"], json!([]));
+        assert_eq!(v, json!({"tabmux": 1, "protocol": 1}));
     }
+    // The signed status has the identity.
+    let v = fetch_status(port, &test_secret(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(v["tabmux"], 1);
+    assert_eq!(v["protocol"], 1);
+    assert_eq!(v["instanceId"], "inst-test-1");
+    assert_eq!(v["name"], "Test Client");
+    assert_eq!(v["pid"], std::process::id());
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["port"], port);
+    assert!(v["uptimeMs"].is_u64());
+    assert_eq!(v["browsers"], json!([]));
     // `localhost` is a fine Host too; a query string is ignored.
     let a = http(
         port,
@@ -387,7 +439,8 @@ async fn good_handshake_and_hello() {
     let mut ext = Ext::open(port).await;
     // Upgraded but no hello yet: not a connection for the rest of tabmux.
     assert!(bridge.connections().is_empty());
-    let reply = ext.hello("p-one").await;
+    let mut reply = ext.hello("p-one").await;
+    reply["result"].as_object_mut().unwrap().remove("proof");
     assert_eq!(
         reply["result"],
         json!({"protocol": 1, "instanceId": "inst-test-1", "name": "Test Client",
@@ -403,7 +456,9 @@ async fn good_handshake_and_hello() {
         BridgeEvent::Connected(conn.id())
     );
 
-    let probe = fetch_probe(port, Duration::from_secs(2)).await.unwrap();
+    let probe = fetch_status(port, &test_secret(), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(probe["browsers"][0]["profileId"], "p-one");
     assert_eq!(probe["browsers"][0]["browser"], "Chrome/156.0.8078.73");
     assert_eq!(probe["browsers"][0]["connectionId"], conn.id());
@@ -870,7 +925,9 @@ async fn set_name_updates_every_connection_and_the_probe() {
     }
     assert_eq!(bridge.identity().name, "Cursor");
     assert_eq!(
-        fetch_probe(port, Duration::from_secs(2)).await.unwrap()["name"],
+        fetch_status(port, &test_secret(), Duration::from_secs(2))
+            .await
+            .unwrap()["name"],
         "Cursor"
     );
     let mut c = Ext::open(port).await;
@@ -881,7 +938,7 @@ async fn set_name_updates_every_connection_and_the_probe() {
 async fn pings_both_ways() {
     let (bridge, port) = start(BridgeConfig {
         ping_interval: Duration::from_millis(200),
-        ..BridgeConfig::default()
+        ..base_config()
     });
     let (mut ext, conn) = ready(&bridge, port, "p-ping").await;
     ext.send(json!({"id": 2, "method": "ping", "params": {}}))
@@ -996,6 +1053,16 @@ async fn status_report_lists_instances_browsers_and_stale_entries() {
     let meta = InstanceMeta::for_this_process(new_instance_id());
     let mut claim = claim_port(dir.path(), range, &meta).unwrap();
     let port = claim.port();
+    std::fs::write(
+        auth::secret_path(dir.path()),
+        format!("{}\n", test_secret().to_hex()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        auth::secret_path(dir.path()),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let bridge = Bridge::start(
         claim.take_listener().unwrap(),
         Identity::new(meta.instance_id.clone(), "Claude Code"),
