@@ -348,3 +348,16 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cross_check {
+    /// The same proof as extension/lib/auth.js computes (see extension/test/auth.test.js).
+    #[test]
+    fn a_known_extension_proof() {
+        let s = super::Secret::from_bytes([7; 32]);
+        assert_eq!(
+            super::extension_proof(&s, "aa", "bb", 9000),
+            "d63d24bbbebaa2017c108fdf601dccfa0100c17f8ed22c256dd78ef8e4e3b2f2"
+        );
+    }
+}
