@@ -767,3 +767,196 @@ async fn hostile_bridge_traffic_keeps_tabmux_under_64_mb_and_serving() {
     assert!(answered, "a ping after the attack is answered");
     drop(victim);
 }
+
+// ------------------------------------------------------------ state dir and install DIR
+
+fn tabmux_cli(args: &[&str], state: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabmux"))
+        .args(args)
+        .env("TABMUX_STATE_DIR", state)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(p: &Path, m: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+#[test]
+fn the_state_dir_is_private_and_never_followed_through_links() {
+    let root = TempDir::new("state-cases");
+    // Ours but too open (an older tabmux made it 0755): tightened.
+    let open = root.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    set_mode(&open, 0o755);
+    let ext = root.path().join("ext");
+    let (ok, out) = tabmux_cli(&["extension", "install", ext.to_str().unwrap()], &open);
+    assert!(ok, "{out}");
+    assert_eq!(mode(&open), 0o700);
+    assert_eq!(mode(&open.join("secret")), 0o600);
+
+    // A symbolic link as the state dir: refused, with what to do.
+    let link = root.path().join("link");
+    std::os::unix::fs::symlink(&open, &link).unwrap();
+    let (ok, out) = tabmux_cli(&["status"], &link);
+    assert!(!ok);
+    assert!(
+        out.contains("symbolic link") && out.contains("TABMUX_STATE_DIR"),
+        "{out}"
+    );
+
+    // A secret others could read: refused, with how to fix it.
+    set_mode(&open.join("secret"), 0o644);
+    let (ok, out) = tabmux_cli(&["extension", "install", ext.to_str().unwrap()], &open);
+    assert!(!ok);
+    assert!(
+        out.contains("mode 0644") && out.contains("tabmux secret rotate"),
+        "{out}"
+    );
+    // The fix works: rotate, and the install carries the new secret.
+    std::fs::remove_file(open.join("secret")).unwrap();
+    let (ok, out) = tabmux_cli(&["secret", "rotate"], &open);
+    assert!(ok, "{out}");
+    assert!(out.contains("Reinstall the extension"), "{out}");
+    let (ok, out) = tabmux_cli(&["extension", "install", ext.to_str().unwrap()], &open);
+    assert!(ok, "{out}");
+
+    // A secret that is a link to someone else's file: refused, the file untouched.
+    let other = root.path().join("other-file");
+    std::fs::write(&other, "07".repeat(32)).unwrap();
+    set_mode(&other, 0o600);
+    let linked = root.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&other, linked.join("secret")).unwrap();
+    let (ok, out) = tabmux_cli(&["extension", "install", ext.to_str().unwrap()], &linked);
+    assert!(!ok);
+    assert!(out.contains("symbolic link"), "{out}");
+
+    // Another user's state dir: refused.
+    if let Some((uid, gid)) = attacker() {
+        let theirs = root.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        chown(&theirs, uid, gid);
+        let (ok, out) = tabmux_cli(&["status"], &theirs);
+        assert!(!ok);
+        assert!(out.contains(&format!("owned by uid {uid}")), "{out}");
+    }
+}
+
+#[test]
+fn extension_install_writes_a_private_copy_and_refuses_other_folders() {
+    let root = TempDir::new("install-cases");
+    let state = root.path().join("state");
+    let dir = root.path().join("new").join("tabmux-extension");
+    let (ok, out) = tabmux_cli(&["extension", "install", dir.to_str().unwrap()], &state);
+    assert!(ok, "{out}");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("config.json")), 0o600);
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let secret = auth::load(&state).unwrap().unwrap();
+    assert_eq!(cfg, json!({"secret": secret.to_hex()}));
+    // Again into the same folder: an update.
+    let (ok, out) = tabmux_cli(&["extension", "install", dir.to_str().unwrap()], &state);
+    assert!(ok, "{out}");
+    // A link planted in the copy is replaced, never written through.
+    let bait = root.path().join("bait");
+    std::fs::write(&bait, "untouched").unwrap();
+    std::fs::remove_file(dir.join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&bait, dir.join("config.json")).unwrap();
+    let (ok, out) = tabmux_cli(&["extension", "install", dir.to_str().unwrap()], &state);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&bait).unwrap(), "untouched");
+    assert!(
+        !std::fs::symlink_metadata(dir.join("config.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // A folder that is a link: refused.
+    let target = root.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let link = root.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (ok, out) = tabmux_cli(&["extension", "install", link.to_str().unwrap()], &state);
+    assert!(!ok);
+    assert!(out.contains("symbolic link"), "{out}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+
+    // A folder with other things in it: refused, left as it was.
+    let busy = root.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let (ok, out) = tabmux_cli(&["extension", "install", busy.to_str().unwrap()], &state);
+    assert!(!ok);
+    assert!(
+        out.contains("not empty") && out.contains("new or empty folder"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+
+    // Another user's folder, even empty: refused.
+    if let Some((uid, gid)) = attacker() {
+        let theirs = root.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        chown(&theirs, uid, gid);
+        let (ok, out) = tabmux_cli(&["extension", "install", theirs.to_str().unwrap()], &state);
+        assert!(!ok);
+        assert!(out.contains(&format!("owned by uid {uid}")), "{out}");
+        assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_registry_files_are_private() {
+    let state = TempDir::new("private-files");
+    set_mode(state.path(), 0o755);
+    let range = free_range(2);
+    let ports = format!("{}-{}", range.0, range.1);
+    let c = Client::start_in(
+        "Private",
+        &["--extension", "--ports", &ports, "--extension-wait", "0.2"],
+        state.path(),
+    )
+    .await;
+    let port = port_of(state.path()).await;
+    assert_eq!(mode(state.path()), 0o700);
+    assert_eq!(mode(&state.path().join("logs")), 0o700);
+    let logs: Vec<_> = std::fs::read_dir(state.path().join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(!logs.is_empty());
+    for f in logs.iter().cloned().chain([
+        state.path().join("secret"),
+        state.path().join(format!("port-{port}.lock")),
+        state.path().join(format!("port-{port}.json")),
+    ]) {
+        assert_eq!(mode(&f), 0o600, "{f:?}");
+    }
+    // The secret is never logged.
+    let secret = auth::load(state.path()).unwrap().unwrap().to_hex();
+    for f in &logs {
+        assert!(
+            !std::fs::read_to_string(f).unwrap().contains(&secret),
+            "{f:?}"
+        );
+    }
+    drop(c);
+}

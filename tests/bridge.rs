@@ -1225,6 +1225,225 @@ proptest! {
     }
 }
 
+// ---------------------------------------------------------------- properties: handshake
+
+fn hex64() -> impl Strategy<Value = String> {
+    "[0-9a-f]{64}"
+}
+
+proptest! {
+    #[test]
+    fn handshake_proofs_hold_only_for_their_exact_inputs(
+        key in any::<[u8; 32]>(),
+        tn in hex64(), en in hex64(), other in hex64(),
+        port in 1u16..,
+        id in "[a-z0-9]{1,32}",
+        cut in 0usize..64,
+        flip in 0usize..64,
+    ) {
+        let s = Secret::from_bytes(key);
+        let ext = auth::extension_proof(&s, &tn, &en, port);
+        let tab = auth::tabmux_proof(&s, &tn, &en, port, &id);
+        let ext_parts = [tn.as_str(), en.as_str(), &port.to_string()];
+        let tab_parts = [tn.as_str(), en.as_str(), &port.to_string(), id.as_str()];
+        // The right proofs pass.
+        prop_assert!(s.verify(auth::LABEL_EXTENSION, &ext_parts, &ext));
+        prop_assert!(s.verify(auth::LABEL_TABMUX, &tab_parts, &tab));
+        // Replay: a proof for another challenge (or another extension nonce) fails.
+        prop_assume!(other != tn && other != en);
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &[&other, &en, &port.to_string()], &ext));
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &other, &port.to_string(), &id], &tab));
+        // Wrong port, wrong instance id.
+        let port2 = port.wrapping_add(1).max(1).to_string();
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &[&tn, &en, &port2], &ext));
+        let id2 = format!("{}x", id);
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &en, &port.to_string(), &id2], &tab));
+        // Reflection: one direction's proof is never the other's.
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &en, &port.to_string(), ""], &ext));
+        prop_assert_ne!(&ext, &tab);
+        // Truncated or altered proofs fail.
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &ext_parts, &ext[..cut]));
+        let mut altered = ext.clone().into_bytes();
+        altered[flip] = if altered[flip] == b'0' { b'1' } else { b'0' };
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &ext_parts, &String::from_utf8(altered).unwrap()));
+        // Another secret fails.
+        let mut k2 = key;
+        k2[0] ^= 1;
+        prop_assert!(!Secret::from_bytes(k2).verify(auth::LABEL_EXTENSION, &ext_parts, &ext));
+    }
+}
+
+/// Sends `params` as the hello on a fresh connection; returns the answer and the close code.
+async fn hello_with(port: u16, make: impl FnOnce(&Ext) -> Value) -> (Value, Option<u16>) {
+    let mut ext = Ext::open(port).await;
+    let params = make(&ext);
+    ext.send(json!({"id": 1, "method": "hello", "params": params}))
+        .await;
+    let answer = ext.recv_json().await;
+    (answer, ext.recv_close().await)
+}
+
+#[tokio::test]
+async fn hellos_without_the_right_proof_are_refused_and_nothing_crosses() {
+    let (bridge, port) = start(quiet_config());
+    // A good hello, captured, then replayed on another connection (another challenge).
+    let mut first = Ext::open(port).await;
+    let (captured, _) = first.hello_params(&test_secret(), "p-victim");
+    first
+        .send(json!({"id": 1, "method": "hello", "params": captured.clone()}))
+        .await;
+    assert!(first.recv_json().await["result"]["proof"].is_string());
+    let other_port = port.wrapping_add(1);
+    let cases: Vec<(&str, Box<dyn FnOnce(&Ext) -> Value>)> = vec![
+        ("replayed", Box::new(move |_| captured)),
+        (
+            "another secret",
+            Box::new(|e| e.hello_params(&Secret::from_bytes([9; 32]), "p").0),
+        ),
+        (
+            "another port",
+            Box::new(move |e| {
+                let n = auth::nonce().unwrap();
+                let proof = auth::extension_proof(&test_secret(), &e.challenge, &n, other_port);
+                json!({"protocol": 1, "nonce": n, "proof": proof})
+            }),
+        ),
+        (
+            "truncated",
+            Box::new(|e| {
+                let (mut p, _) = e.hello_params(&test_secret(), "p");
+                let t = p["proof"].as_str().unwrap()[..63].to_owned();
+                p["proof"] = json!(t);
+                p
+            }),
+        ),
+        (
+            "tabmux's label",
+            Box::new(|e| {
+                let n = auth::nonce().unwrap();
+                let proof = auth::tabmux_proof(&test_secret(), &e.challenge, &n, e.port, "");
+                json!({"protocol": 1, "nonce": n, "proof": proof})
+            }),
+        ),
+        (
+            "no proof",
+            Box::new(|_| json!({"protocol": 1, "nonce": auth::nonce().unwrap()})),
+        ),
+        (
+            "a nonce that is not one",
+            Box::new(|e| {
+                let proof = auth::extension_proof(&test_secret(), &e.challenge, "x", e.port);
+                json!({"protocol": 1, "nonce": "x", "proof": proof})
+            }),
+        ),
+    ];
+    for (what, make) in cases {
+        let (answer, close) = hello_with(port, make).await;
+        assert_eq!(answer["error"]["code"], "UNAUTHORIZED", "{what}: {answer}");
+        assert!(answer.get("result").is_none(), "{what}");
+        let msg = answer["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("tabmux extension install"), "{what}: {msg}");
+        assert_eq!(close, Some(4002), "{what}");
+    }
+    // Only the good one is a connection.
+    assert_eq!(bridge.connections().len(), 1);
+}
+
+#[tokio::test]
+async fn before_authentication_at_most_16_kib_is_read() {
+    let (bridge, port) = start(quiet_config());
+    let mut ext = Ext::open(port).await;
+    let (mut p, _) = ext.hello_params(&test_secret(), "p-big");
+    p["browser"] = json!("b".repeat(20 << 10));
+    ext.send(json!({"id": 1, "method": "hello", "params": p}))
+        .await;
+    let (code, reason) = ext.recv_close_reason().await;
+    assert_eq!(code, Some(1009), "{reason}");
+    assert!(bridge.connections().is_empty());
+    // A normal one still passes.
+    let (_ext, _conn) = ready(&bridge, port, "p-fine").await;
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_capped_oldest_out() {
+    let (bridge, port) = start(BridgeConfig {
+        max_preauth: 3,
+        ..quiet_config()
+    });
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(Ext::open(port).await);
+    }
+    // A fourth closes the oldest; the newest can still authenticate.
+    let mut fourth = Ext::open(port).await;
+    let (code, _) = idle[0].recv_close_reason().await;
+    assert_eq!(code, None, "dropped without ceremony");
+    fourth.hello("p-4").await;
+    connection_of(&bridge, "p-4").await;
+    // An authenticated connection no longer counts: one more idle one fits...
+    idle.push(Ext::open(port).await);
+    idle[1].expect_silence(Duration::from_millis(200)).await;
+    // ... and the next closes the oldest again.
+    idle.push(Ext::open(port).await);
+    assert_eq!(idle[1].recv_close_reason().await.0, None);
+    idle[2].expect_silence(Duration::from_millis(200)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), fourth.ws.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn authenticated_connections_are_capped() {
+    let (bridge, port) = start(BridgeConfig {
+        max_connections: 2,
+        ..quiet_config()
+    });
+    let (_a, _) = ready(&bridge, port, "p-a").await;
+    let (_b, _) = ready(&bridge, port, "p-b").await;
+    let mut c = Ext::open(port).await;
+    let (p, _) = c.hello_params(&test_secret(), "p-c");
+    c.send(json!({"id": 1, "method": "hello", "params": p}))
+        .await;
+    let r = c.recv_json().await;
+    assert_eq!(r["error"]["code"], "TOO_LARGE", "{r}");
+    assert_eq!(c.recv_close().await, Some(4008));
+    assert_eq!(bridge.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn the_event_queue_is_bounded_in_bytes() {
+    let (bridge, port) = start(BridgeConfig {
+        event_buffer_bytes: 64 << 10,
+        ..quiet_config()
+    });
+    let (mut ext, conn) = ready(&bridge, port, "p-bytes").await;
+    let mut events = conn.take_events().unwrap();
+    let blob = "x".repeat(10 << 10);
+    for i in 0..20 {
+        ext.send(json!({"event": "cdp.event", "params": {"i": i, "blob": blob}}))
+            .await;
+    }
+    let c = conn.clone();
+    let req = tokio::spawn(async move { c.request("ping", json!({}), None, LONG).await });
+    let (id, _, _) = ext.recv_request().await;
+    ext.send(json!({"id": id, "result": {}})).await;
+    req.await.unwrap().unwrap();
+    let kept = 20 - conn.dropped_events();
+    assert!(
+        (5..=7).contains(&kept),
+        "{kept} events of 10 KiB kept under 64 KiB"
+    );
+    for i in 0..kept {
+        assert_eq!(events.recv().await.unwrap().params["i"], i);
+    }
+    // Read, the room is back.
+    ext.send(json!({"event": "cdp.event", "params": {"i": 99}}))
+        .await;
+    assert_eq!(events.recv().await.unwrap().params["i"], 99);
+}
+
 // ---------------------------------------------------------------- properties: correlation
 
 #[derive(Debug, Clone)]
