@@ -1294,7 +1294,8 @@ async fn hellos_without_the_right_proof_are_refused_and_nothing_crosses() {
         .await;
     assert!(first.recv_json().await["result"]["proof"].is_string());
     let other_port = port.wrapping_add(1);
-    let cases: Vec<(&str, Box<dyn FnOnce(&Ext) -> Value>)> = vec![
+    type MakeHello = Box<dyn FnOnce(&Ext) -> Value>;
+    let cases: Vec<(&str, MakeHello)> = vec![
         ("replayed", Box::new(move |_| captured)),
         (
             "another secret",
