@@ -691,27 +691,14 @@ fn hello_info(params: &Value) -> HelloInfo {
     }
 }
 
-/// Runs one authenticated WebSocket: answers its `hello`, registers the
-/// [`Connection`], and serves it to its end.
-pub(crate) async fn run_socket(
-    ws: Ws,
-    authenticated: Authenticated,
-    shared: Arc<Shared>,
-    peer: std::net::SocketAddr,
-) {
-    let (mut sink, mut stream) = ws.split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outgoing>();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let out = OutQueue {
-        tx: out_tx,
-        queued: queued.clone(),
-        limit: shared
-            .cfg
-            .max_queued_out_bytes
-            .max(shared.cfg.max_out_bytes),
-    };
-    let (writer_done_tx, mut writer_done) = watch::channel(false);
-
+/// The writer task: sends the queue's frames in order (each leaves the byte count as
+/// it is written); ends after a close frame or a failed write, then says so.
+fn spawn_writer(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+    mut out_rx: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+) -> (tokio::task::JoinHandle<()>, watch::Receiver<bool>) {
+    let (done_tx, done_rx) = watch::channel(false);
     let writer = tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
             let result = match msg {
@@ -736,8 +723,31 @@ pub(crate) async fn run_socket(
                 break;
             }
         }
-        writer_done_tx.send_replace(true);
+        done_tx.send_replace(true);
     });
+    (writer, done_rx)
+}
+
+/// Runs one authenticated WebSocket: answers its `hello`, registers the
+/// [`Connection`], and serves it to its end.
+pub(crate) async fn run_socket(
+    ws: Ws,
+    authenticated: Authenticated,
+    shared: Arc<Shared>,
+    peer: std::net::SocketAddr,
+) {
+    let (sink, mut stream) = ws.split();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let out = OutQueue {
+        tx: out_tx,
+        queued: queued.clone(),
+        limit: shared
+            .cfg
+            .max_queued_out_bytes
+            .max(shared.cfg.max_out_bytes),
+    };
+    let (writer, mut writer_done) = spawn_writer(sink, out_rx, queued);
 
     let cfg = &shared.cfg;
     let mut shutdown = shared.shutdown.subscribe();
