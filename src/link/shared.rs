@@ -184,8 +184,12 @@ impl Shared {
             // Missing, or from another version: write it again.
             let _ = std::fs::remove_dir_all(&dir);
             crate::extension_files::install(&dir, &config).map_err(fail)?;
-        } else if crate::extension_files::read_config(&dir).as_ref() != Some(&config) {
-            crate::extension_files::write_config(&dir, &config).map_err(fail)?;
+        } else {
+            // An older tabmux may have left it open to others.
+            crate::secure_fs::ensure_private_dir(&dir).map_err(fail)?;
+            if crate::extension_files::read_config(&dir).as_ref() != Some(&config) {
+                crate::extension_files::write_config(&dir, &config).map_err(fail)?;
+            }
         }
         Ok(dir)
     }
