@@ -675,15 +675,33 @@ async fn hostile_bridge_traffic_keeps_tabmux_under_64_mb_and_serving() {
     };
     let baseline = rss_kib(pid);
 
-    // Before authentication: 40 connections announce 64 MiB frames and pour data in.
+    // Before authentication: connection after connection announces a 60 MiB frame and
+    // pours data in, 16 at a time, until 200 MB went out (or 20 s passed); and request
+    // heads of garbage.
+    let pre_sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood_until = Instant::now() + Duration::from_secs(20);
     let mut floods = Vec::new();
-    for _ in 0..40 {
-        floods.push(tokio::spawn(raw_flood(port, 60 << 20, 8 << 20)));
+    for _ in 0..16 {
+        let pre_sent = pre_sent.clone();
+        floods.push(tokio::spawn(async move {
+            while pre_sent.load(std::sync::atomic::Ordering::Relaxed) < 200 << 20
+                && Instant::now() < flood_until
+            {
+                let n = raw_flood(port, 60 << 20, 8 << 20).await;
+                pre_sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)).await {
+                    let junk = vec![b'x'; 64 << 10];
+                    if tcp.write_all(&junk).await.is_ok() {
+                        pre_sent.fetch_add(junk.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
     }
-    let mut pre = 0;
     for f in floods {
-        pre += f.await.unwrap();
+        f.await.unwrap();
     }
+    let pre = pre_sent.load(std::sync::atomic::Ordering::Relaxed);
     // After authentication: a fake extension with the secret sends garbage, events no
     // one reads, oversize frames, and never reads what tabmux answers.
     let mut post = 0usize;
