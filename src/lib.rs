@@ -3,8 +3,10 @@
 //! The parts: [`mcp`] (the MCP server and its tools), [`browser`] (tabs, pages, refs),
 //! [`link`] (how CDP reaches a browser), [`cdp`] (the protocol connection),
 //! [`snapshot`] (accessibility tree to text), [`registry`] (the port registry) and
-//! [`bridge`] (the WebSocket endpoint the extension connects to).
+//! [`bridge`] (the WebSocket endpoint the extension connects to), [`auth`] (the secret
+//! both ends prove) and [`secure_fs`] (private state files).
 
+pub mod auth;
 pub mod bridge;
 pub mod browser;
 pub mod cdp;
@@ -13,4 +15,5 @@ pub mod extension_files;
 pub mod link;
 pub mod mcp;
 pub mod registry;
+pub mod secure_fs;
 pub mod snapshot;
