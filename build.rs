@@ -11,8 +11,9 @@ fn collect(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for p in entries {
         let rel = p.strip_prefix(base).unwrap();
-        // Unit tests stay in the repository.
+        // Unit tests stay in the repository; a config.json (secret) is never embedded.
         if rel.starts_with("test")
+            || rel == Path::new("config.json")
             || rel
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))

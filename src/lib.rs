@@ -3,11 +3,13 @@
 //! The parts: [`mcp`] (the MCP server and its tools), [`browser`] (tabs, pages, refs),
 //! [`link`] (how CDP reaches a browser), [`cdp`] (the protocol connection),
 //! [`snapshot`] (accessibility tree to text), [`registry`] (the port registry) and
-//! [`bridge`] (the WebSocket endpoint the extension connects to).
+//! [`bridge`] (the WebSocket endpoint the extension connects to), [`auth`] (the secret
+//! both ends prove) and [`secure_fs`] (private state files).
 
 // No function in src/ over 120 lines (threshold in clippy.toml).
 #![warn(clippy::too_many_lines)]
 
+pub mod auth;
 pub mod bridge;
 pub mod browser;
 pub mod cdp;
@@ -16,6 +18,7 @@ pub mod extension_files;
 pub mod link;
 pub mod mcp;
 pub mod registry;
+pub mod secure_fs;
 // The snapshot engine is exempt from the 120-line rule until its rewrite.
 #[allow(clippy::too_many_lines)]
 pub mod snapshot;

@@ -109,12 +109,23 @@ enum Command {
         #[command(subcommand)]
         action: ExtensionAction,
     },
+    /// The secret tabmux and its extension prove to each other.
+    Secret {
+        #[command(subcommand)]
+        action: SecretAction,
+    },
     /// Closes the shared browser `pid` once no instance uses it (started with it).
     #[command(name = "watch-browser", hide = true)]
     WatchBrowser {
         #[arg(long)]
         pid: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretAction {
+    /// Replace the secret with a new one (then reinstall the extension).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,7 +139,7 @@ enum ExtensionAction {
 /// A log file for this process in the state directory (the 20 most recent are kept).
 fn log_file() -> Option<std::fs::File> {
     let dir = registry::default_state_dir().ok()?.join("logs");
-    std::fs::create_dir_all(&dir).ok()?;
+    tabmux::secure_fs::ensure_private_dir(&dir).ok()?;
     let mut old: Vec<_> = std::fs::read_dir(&dir)
         .ok()?
         .flatten()
@@ -140,7 +151,7 @@ fn log_file() -> Option<std::fs::File> {
     for (_, p) in old.into_iter().take(excess) {
         let _ = std::fs::remove_file(p);
     }
-    std::fs::File::create(dir.join(format!("tabmux-{}.log", std::process::id()))).ok()
+    tabmux::secure_fs::create_private(&dir.join(format!("tabmux-{}.log", std::process::id()))).ok()
 }
 
 fn init_logging(to_file: bool) {
@@ -185,6 +196,9 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Status) => rt.block_on(status(&cli)),
         Some(Command::Extension { action }) => extension(action),
+        Some(Command::Secret {
+            action: SecretAction::Rotate,
+        }) => rotate_secret(),
         Some(Command::WatchBrowser { pid }) => {
             shared_browser(&cli, registry::default_state_dir()?).watch(*pid);
             Ok(())
@@ -207,7 +221,10 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
         ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
         ExtensionAction::Install { dir } => {
-            let n = tabmux::extension_files::install(dir).map_err(|e| {
+            let state = registry::default_state_dir()?;
+            let secret = tabmux::auth::load_or_create(&state)?;
+            let config = serde_json::json!({ "secret": secret.to_hex() });
+            let n = tabmux::extension_files::install(dir, &config).map_err(|e| {
                 anyhow::anyhow!("cannot write the extension into {}: {e}", dir.display())
             })?;
             let shown = std::path::absolute(dir).unwrap_or(dir.clone());
@@ -219,6 +236,20 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn rotate_secret() -> anyhow::Result<()> {
+    let state = registry::default_state_dir()?;
+    tabmux::auth::rotate(&state)?;
+    println!(
+        "Made a new secret in {}.\n\
+         Running tabmux instances keep the old one until they restart. Reinstall the extension \
+         (`tabmux extension install DIR` into the same folder, then its Reload button on \
+         chrome://extensions); the shared browser gets the new secret the next time it starts.",
+        tabmux::auth::secret_path(&state).display()
+    );
     Ok(())
 }
 
@@ -259,6 +290,7 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
     identity.grace_ms = cli.grace * 1000;
     identity.user_tabs = cli.user_tabs.as_str().to_owned();
     let cfg = BridgeConfig {
+        secret: tabmux::auth::load_or_create(&dir)?,
         allowed_origin: bridge::extension_origin(&cli.extension_id),
         ..BridgeConfig::default()
     };

@@ -20,7 +20,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -282,7 +282,8 @@ pub enum RegistryError {
     },
 }
 
-/// The state directory, created if missing.
+/// The state directory, created if missing: a private directory (`0700`, owned by the
+/// current user, not a symbolic link; see [`crate::secure_fs`]).
 ///
 /// `TABMUX_STATE_DIR` if set and not empty; else on Linux and other Unixes
 /// `$XDG_STATE_HOME/tabmux`, falling back to `~/.local/state/tabmux`; on macOS and
@@ -290,7 +291,7 @@ pub enum RegistryError {
 /// `%LOCALAPPDATA%\tabmux`).
 pub fn default_state_dir() -> Result<PathBuf, RegistryError> {
     let dir = resolve_state_dir(std::env::var_os(STATE_DIR_ENV))?;
-    fs::create_dir_all(&dir).map_err(|source| RegistryError::StateDir {
+    crate::secure_fs::ensure_private_dir(&dir).map_err(|source| RegistryError::StateDir {
         path: dir.clone(),
         source,
     })?;
@@ -332,7 +333,7 @@ fn write_meta(dir: &Path, port: u16, meta: &InstanceMeta) -> Result<(), Registry
     };
     let mut bytes = serde_json::to_vec_pretty(&meta).expect("metadata serializes");
     bytes.push(b'\n');
-    let written = File::create(&tmp).and_then(|mut f| f.write_all(&bytes));
+    let written = crate::secure_fs::create_private(&tmp).and_then(|mut f| f.write_all(&bytes));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_err(&tmp)(e));
@@ -412,23 +413,17 @@ pub fn claim_port(
     range: PortRange,
     meta: &InstanceMeta,
 ) -> Result<PortClaim, RegistryError> {
-    fs::create_dir_all(state_dir).map_err(|source| RegistryError::StateDir {
+    crate::secure_fs::ensure_private_dir(state_dir).map_err(|source| RegistryError::StateDir {
         path: state_dir.to_path_buf(),
         source,
     })?;
     let (mut by_tabmux, mut by_others) = (0, 0);
     for port in range.ports() {
         let path = lock_path(state_dir, port);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|source| RegistryError::Io {
-                path: path.clone(),
-                source,
-            })?;
+        let lock = crate::secure_fs::open_private(&path).map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -504,7 +499,7 @@ pub fn scan(state_dir: &Path) -> Vec<RegistryEntry> {
         .map(|port| RegistryEntry {
             port,
             live: lock_held(&lock_path(state_dir, port)),
-            meta: fs::read(meta_path(state_dir, port))
+            meta: crate::secure_fs::read_private(&meta_path(state_dir, port), false)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok()),
         })
@@ -512,7 +507,7 @@ pub fn scan(state_dir: &Path) -> Vec<RegistryEntry> {
 }
 
 fn lock_held(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else {
+    let Ok(file) = crate::secure_fs::open_existing(path) else {
         return false;
     };
     matches!(file.try_lock(), Err(TryLockError::WouldBlock))

@@ -1,5 +1,6 @@
 //! Bridge tests: real sockets on 127.0.0.1, one fresh port per test, a fake extension
-//! speaking the wire protocol.
+//! speaking the wire protocol (it knows the test secret and does the authenticated
+//! hello like the real one).
 
 mod common_bridge;
 
@@ -10,11 +11,12 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use tabmux::auth::{self, Secret};
 use tabmux::bridge::codec::{self, Frame};
 use tabmux::bridge::pending::Pending;
 use tabmux::bridge::{
     Bridge, BridgeConfig, BridgeEvent, Connection, Identity, WireError, codes, extension_origin,
-    fetch_probe, status_report,
+    fetch_probe, fetch_status, status_report,
 };
 use tabmux::registry::{InstanceMeta, claim_port, new_instance_id};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,11 +29,23 @@ use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 const EXT_ORIGIN: &str = "chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd";
 const LONG: Duration = Duration::from_secs(30);
 
+/// The secret of every bridge these tests start (unless a test says otherwise).
+fn test_secret() -> Secret {
+    Secret::from_bytes([7; 32])
+}
+
+fn base_config() -> BridgeConfig {
+    BridgeConfig {
+        secret: test_secret(),
+        ..BridgeConfig::default()
+    }
+}
+
 fn quiet_config() -> BridgeConfig {
     // No tabmux pings unless a test asks for them.
     BridgeConfig {
         ping_interval: Duration::from_secs(3600),
-        ..BridgeConfig::default()
+        ..base_config()
     }
 }
 
@@ -114,13 +128,26 @@ enum Got {
 
 struct Ext {
     ws: Ws,
+    port: u16,
+    /// tabmux's nonce from its challenge.
+    challenge: String,
 }
 
 impl Ext {
+    /// Opens the WebSocket and reads tabmux's challenge.
     async fn open(port: u16) -> Self {
-        Self {
-            ws: ws_connect(port, Some(EXT_ORIGIN)).await.expect("upgrade"),
-        }
+        let ws = ws_connect(port, Some(EXT_ORIGIN)).await.expect("upgrade");
+        let mut ext = Self {
+            ws,
+            port,
+            challenge: String::new(),
+        };
+        let c = ext.recv_json().await;
+        assert_eq!(c["event"], "challenge", "{c}");
+        assert_eq!(c["params"]["protocol"], 1, "{c}");
+        ext.challenge = c["params"]["nonce"].as_str().unwrap().to_owned();
+        assert!(auth::is_nonce(&ext.challenge), "{c}");
+        ext
     }
 
     async fn send(&mut self, v: Value) {
@@ -179,13 +206,33 @@ impl Ext {
         }
     }
 
+    /// The `hello` params with a proof of `secret` (and the extension's nonce).
+    fn hello_params(&self, secret: &Secret, profile: &str) -> (Value, String) {
+        let nonce = auth::nonce().unwrap();
+        let proof = auth::extension_proof(secret, &self.challenge, &nonce, self.port);
+        (
+            json!({"protocol": 1, "nonce": nonce, "proof": proof, "extensionVersion": "0.1.0",
+                   "browser": "Chrome/156.0.8078.73", "profileId": profile}),
+            nonce,
+        )
+    }
+
+    /// The authenticated hello, as the extension does it; checks tabmux's proof.
     async fn hello(&mut self, profile: &str) -> Value {
-        self.send(json!({"id": 1, "method": "hello", "params": {
-            "protocol": 1, "extensionVersion": "0.1.0",
-            "browser": "Chrome/156.0.8078.73", "profileId": profile}}))
+        let (params, nonce) = self.hello_params(&test_secret(), profile);
+        self.send(json!({"id": 1, "method": "hello", "params": params}))
             .await;
         let reply = self.recv_json().await;
         assert_eq!(reply["id"], 1, "{reply}");
+        let r = &reply["result"];
+        let expected = auth::tabmux_proof(
+            &test_secret(),
+            &self.challenge,
+            &nonce,
+            self.port,
+            r["instanceId"].as_str().unwrap(),
+        );
+        assert_eq!(r["proof"], expected.as_str(), "tabmux proves the secret");
         reply
     }
 
@@ -228,7 +275,7 @@ async fn ready(bridge: &Bridge, port: u16, profile: &str) -> (Ext, Arc<Connectio
 // ---------------------------------------------------------------- HTTP checks
 
 #[tokio::test]
-async fn probe_answers_with_identity_and_no_cors() {
+async fn probe_says_only_tabmux_and_protocol_and_no_cors() {
     let (_bridge, port) = start(quiet_config());
     for extra in ["", &format!("Origin: {EXT_ORIGIN}\r\n")] {
         let a = get(port, "/tabmux", extra).await;
@@ -237,16 +284,21 @@ async fn probe_answers_with_identity_and_no_cors() {
         assert!(a.head.contains("Connection: close"));
         assert!(!a.head.to_ascii_lowercase().contains("access-control"));
         let v: Value = serde_json::from_str(&a.body).unwrap();
-        assert_eq!(v["tabmux"], 1);
-        assert_eq!(v["protocol"], 1);
-        assert_eq!(v["instanceId"], "inst-test-1");
-        assert_eq!(v["name"], "Test Client");
-        assert_eq!(v["pid"], std::process::id());
-        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-        assert_eq!(v["port"], port);
-        assert!(v["uptimeMs"].is_u64());
-        assert_eq!(v["browsers"], json!([]));
+        assert_eq!(v, json!({"tabmux": 1, "protocol": 1}));
     }
+    // The signed status has the identity.
+    let v = fetch_status(port, &test_secret(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(v["tabmux"], 1);
+    assert_eq!(v["protocol"], 1);
+    assert_eq!(v["instanceId"], "inst-test-1");
+    assert_eq!(v["name"], "Test Client");
+    assert_eq!(v["pid"], std::process::id());
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["port"], port);
+    assert!(v["uptimeMs"].is_u64());
+    assert_eq!(v["browsers"], json!([]));
     // `localhost` is a fine Host too; a query string is ignored.
     let a = http(
         port,
@@ -387,7 +439,8 @@ async fn good_handshake_and_hello() {
     let mut ext = Ext::open(port).await;
     // Upgraded but no hello yet: not a connection for the rest of tabmux.
     assert!(bridge.connections().is_empty());
-    let reply = ext.hello("p-one").await;
+    let mut reply = ext.hello("p-one").await;
+    reply["result"].as_object_mut().unwrap().remove("proof");
     assert_eq!(
         reply["result"],
         json!({"protocol": 1, "instanceId": "inst-test-1", "name": "Test Client",
@@ -403,7 +456,9 @@ async fn good_handshake_and_hello() {
         BridgeEvent::Connected(conn.id())
     );
 
-    let probe = fetch_probe(port, Duration::from_secs(2)).await.unwrap();
+    let probe = fetch_status(port, &test_secret(), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(probe["browsers"][0]["profileId"], "p-one");
     assert_eq!(probe["browsers"][0]["browser"], "Chrome/156.0.8078.73");
     assert_eq!(probe["browsers"][0]["connectionId"], conn.id());
@@ -870,7 +925,9 @@ async fn set_name_updates_every_connection_and_the_probe() {
     }
     assert_eq!(bridge.identity().name, "Cursor");
     assert_eq!(
-        fetch_probe(port, Duration::from_secs(2)).await.unwrap()["name"],
+        fetch_status(port, &test_secret(), Duration::from_secs(2))
+            .await
+            .unwrap()["name"],
         "Cursor"
     );
     let mut c = Ext::open(port).await;
@@ -881,7 +938,7 @@ async fn set_name_updates_every_connection_and_the_probe() {
 async fn pings_both_ways() {
     let (bridge, port) = start(BridgeConfig {
         ping_interval: Duration::from_millis(200),
-        ..BridgeConfig::default()
+        ..base_config()
     });
     let (mut ext, conn) = ready(&bridge, port, "p-ping").await;
     ext.send(json!({"id": 2, "method": "ping", "params": {}}))
@@ -996,6 +1053,16 @@ async fn status_report_lists_instances_browsers_and_stale_entries() {
     let meta = InstanceMeta::for_this_process(new_instance_id());
     let mut claim = claim_port(dir.path(), range, &meta).unwrap();
     let port = claim.port();
+    std::fs::write(
+        auth::secret_path(dir.path()),
+        format!("{}\n", test_secret().to_hex()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        auth::secret_path(dir.path()),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let bridge = Bridge::start(
         claim.take_listener().unwrap(),
         Identity::new(meta.instance_id.clone(), "Claude Code"),
@@ -1156,6 +1223,226 @@ proptest! {
         let text = codec::encode(&frame);
         prop_assert_eq!(codec::decode(&text).unwrap(), frame);
     }
+}
+
+// ---------------------------------------------------------------- properties: handshake
+
+fn hex64() -> impl Strategy<Value = String> {
+    "[0-9a-f]{64}"
+}
+
+proptest! {
+    #[test]
+    fn handshake_proofs_hold_only_for_their_exact_inputs(
+        key in any::<[u8; 32]>(),
+        tn in hex64(), en in hex64(), other in hex64(),
+        port in 1u16..,
+        id in "[a-z0-9]{1,32}",
+        cut in 0usize..64,
+        flip in 0usize..64,
+    ) {
+        let s = Secret::from_bytes(key);
+        let ext = auth::extension_proof(&s, &tn, &en, port);
+        let tab = auth::tabmux_proof(&s, &tn, &en, port, &id);
+        let ext_parts = [tn.as_str(), en.as_str(), &port.to_string()];
+        let tab_parts = [tn.as_str(), en.as_str(), &port.to_string(), id.as_str()];
+        // The right proofs pass.
+        prop_assert!(s.verify(auth::LABEL_EXTENSION, &ext_parts, &ext));
+        prop_assert!(s.verify(auth::LABEL_TABMUX, &tab_parts, &tab));
+        // Replay: a proof for another challenge (or another extension nonce) fails.
+        prop_assume!(other != tn && other != en);
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &[&other, &en, &port.to_string()], &ext));
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &other, &port.to_string(), &id], &tab));
+        // Wrong port, wrong instance id.
+        let port2 = port.wrapping_add(1).max(1).to_string();
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &[&tn, &en, &port2], &ext));
+        let id2 = format!("{}x", id);
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &en, &port.to_string(), &id2], &tab));
+        // Reflection: one direction's proof is never the other's.
+        prop_assert!(!s.verify(auth::LABEL_TABMUX, &[&tn, &en, &port.to_string(), ""], &ext));
+        prop_assert_ne!(&ext, &tab);
+        // Truncated or altered proofs fail.
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &ext_parts, &ext[..cut]));
+        let mut altered = ext.clone().into_bytes();
+        altered[flip] = if altered[flip] == b'0' { b'1' } else { b'0' };
+        prop_assert!(!s.verify(auth::LABEL_EXTENSION, &ext_parts, &String::from_utf8(altered).unwrap()));
+        // Another secret fails.
+        let mut k2 = key;
+        k2[0] ^= 1;
+        prop_assert!(!Secret::from_bytes(k2).verify(auth::LABEL_EXTENSION, &ext_parts, &ext));
+    }
+}
+
+/// Sends `params` as the hello on a fresh connection; returns the answer and the close code.
+async fn hello_with(port: u16, make: impl FnOnce(&Ext) -> Value) -> (Value, Option<u16>) {
+    let mut ext = Ext::open(port).await;
+    let params = make(&ext);
+    ext.send(json!({"id": 1, "method": "hello", "params": params}))
+        .await;
+    let answer = ext.recv_json().await;
+    (answer, ext.recv_close().await)
+}
+
+#[tokio::test]
+async fn hellos_without_the_right_proof_are_refused_and_nothing_crosses() {
+    let (bridge, port) = start(quiet_config());
+    // A good hello, captured, then replayed on another connection (another challenge).
+    let mut first = Ext::open(port).await;
+    let (captured, _) = first.hello_params(&test_secret(), "p-victim");
+    first
+        .send(json!({"id": 1, "method": "hello", "params": captured.clone()}))
+        .await;
+    assert!(first.recv_json().await["result"]["proof"].is_string());
+    let other_port = port.wrapping_add(1);
+    type MakeHello = Box<dyn FnOnce(&Ext) -> Value>;
+    let cases: Vec<(&str, MakeHello)> = vec![
+        ("replayed", Box::new(move |_| captured)),
+        (
+            "another secret",
+            Box::new(|e| e.hello_params(&Secret::from_bytes([9; 32]), "p").0),
+        ),
+        (
+            "another port",
+            Box::new(move |e| {
+                let n = auth::nonce().unwrap();
+                let proof = auth::extension_proof(&test_secret(), &e.challenge, &n, other_port);
+                json!({"protocol": 1, "nonce": n, "proof": proof})
+            }),
+        ),
+        (
+            "truncated",
+            Box::new(|e| {
+                let (mut p, _) = e.hello_params(&test_secret(), "p");
+                let t = p["proof"].as_str().unwrap()[..63].to_owned();
+                p["proof"] = json!(t);
+                p
+            }),
+        ),
+        (
+            "tabmux's label",
+            Box::new(|e| {
+                let n = auth::nonce().unwrap();
+                let proof = auth::tabmux_proof(&test_secret(), &e.challenge, &n, e.port, "");
+                json!({"protocol": 1, "nonce": n, "proof": proof})
+            }),
+        ),
+        (
+            "no proof",
+            Box::new(|_| json!({"protocol": 1, "nonce": auth::nonce().unwrap()})),
+        ),
+        (
+            "a nonce that is not one",
+            Box::new(|e| {
+                let proof = auth::extension_proof(&test_secret(), &e.challenge, "x", e.port);
+                json!({"protocol": 1, "nonce": "x", "proof": proof})
+            }),
+        ),
+    ];
+    for (what, make) in cases {
+        let (answer, close) = hello_with(port, make).await;
+        assert_eq!(answer["error"]["code"], "UNAUTHORIZED", "{what}: {answer}");
+        assert!(answer.get("result").is_none(), "{what}");
+        let msg = answer["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("tabmux extension install"), "{what}: {msg}");
+        assert_eq!(close, Some(4002), "{what}");
+    }
+    // Only the good one is a connection.
+    assert_eq!(bridge.connections().len(), 1);
+}
+
+#[tokio::test]
+async fn before_authentication_at_most_16_kib_is_read() {
+    let (bridge, port) = start(quiet_config());
+    let mut ext = Ext::open(port).await;
+    let (mut p, _) = ext.hello_params(&test_secret(), "p-big");
+    p["browser"] = json!("b".repeat(20 << 10));
+    ext.send(json!({"id": 1, "method": "hello", "params": p}))
+        .await;
+    let (code, reason) = ext.recv_close_reason().await;
+    assert_eq!(code, Some(1009), "{reason}");
+    assert!(bridge.connections().is_empty());
+    // A normal one still passes.
+    let (_ext, _conn) = ready(&bridge, port, "p-fine").await;
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_are_capped_oldest_out() {
+    let (bridge, port) = start(BridgeConfig {
+        max_preauth: 3,
+        ..quiet_config()
+    });
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(Ext::open(port).await);
+    }
+    // A fourth closes the oldest; the newest can still authenticate.
+    let mut fourth = Ext::open(port).await;
+    let (code, _) = idle[0].recv_close_reason().await;
+    assert_eq!(code, None, "dropped without ceremony");
+    fourth.hello("p-4").await;
+    connection_of(&bridge, "p-4").await;
+    // An authenticated connection no longer counts: one more idle one fits...
+    idle.push(Ext::open(port).await);
+    idle[1].expect_silence(Duration::from_millis(200)).await;
+    // ... and the next closes the oldest again.
+    idle.push(Ext::open(port).await);
+    assert_eq!(idle[1].recv_close_reason().await.0, None);
+    idle[2].expect_silence(Duration::from_millis(200)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), fourth.ws.next())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn authenticated_connections_are_capped() {
+    let (bridge, port) = start(BridgeConfig {
+        max_connections: 2,
+        ..quiet_config()
+    });
+    let (_a, _) = ready(&bridge, port, "p-a").await;
+    let (_b, _) = ready(&bridge, port, "p-b").await;
+    let mut c = Ext::open(port).await;
+    let (p, _) = c.hello_params(&test_secret(), "p-c");
+    c.send(json!({"id": 1, "method": "hello", "params": p}))
+        .await;
+    let r = c.recv_json().await;
+    assert_eq!(r["error"]["code"], "TOO_LARGE", "{r}");
+    assert_eq!(c.recv_close().await, Some(4008));
+    assert_eq!(bridge.connections().len(), 2);
+}
+
+#[tokio::test]
+async fn the_event_queue_is_bounded_in_bytes() {
+    let (bridge, port) = start(BridgeConfig {
+        event_buffer_bytes: 64 << 10,
+        ..quiet_config()
+    });
+    let (mut ext, conn) = ready(&bridge, port, "p-bytes").await;
+    let mut events = conn.take_events().unwrap();
+    let blob = "x".repeat(10 << 10);
+    for i in 0..20 {
+        ext.send(json!({"event": "cdp.event", "params": {"i": i, "blob": blob}}))
+            .await;
+    }
+    let c = conn.clone();
+    let req = tokio::spawn(async move { c.request("ping", json!({}), None, LONG).await });
+    let (id, _, _) = ext.recv_request().await;
+    ext.send(json!({"id": id, "result": {}})).await;
+    req.await.unwrap().unwrap();
+    let kept = 20 - conn.dropped_events();
+    assert!(
+        (5..=7).contains(&kept),
+        "{kept} events of 10 KiB kept under 64 KiB"
+    );
+    for i in 0..kept {
+        assert_eq!(events.recv().await.unwrap().params["i"], i);
+    }
+    // Read, the room is back.
+    ext.send(json!({"event": "cdp.event", "params": {"i": 99}}))
+        .await;
+    assert_eq!(events.recv().await.unwrap().params["i"], 99);
 }
 
 // ---------------------------------------------------------------- properties: correlation

@@ -39,10 +39,11 @@ impl Drop for World {
 impl World {
     async fn new() -> World {
         let range = free_range(11);
+        let state = TempDir::new("consent-state");
         World {
-            browser: ExtBrowser::start(range).await,
+            browser: ExtBrowser::start(range, state.path()).await,
             fx: Fixtures::start().await,
-            state: TempDir::new("consent-state"),
+            state,
             ports: format!("{}-{}", range.0, range.1),
         }
     }

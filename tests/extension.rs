@@ -30,11 +30,12 @@ impl Drop for Setup {
 impl Setup {
     async fn new() -> Setup {
         let range = free_range(11);
-        let browser = ExtBrowser::start(range).await;
+        let state = TempDir::new("ext-state");
+        let browser = ExtBrowser::start(range, state.path()).await;
         Setup {
             browser,
             fx: Fixtures::start().await,
-            state: TempDir::new("ext-state"),
+            state,
             ports: format!("{}-{}", range.0, range.1),
         }
     }
@@ -242,9 +243,11 @@ async fn status_lists_instances_and_browsers() {
 #[test]
 fn extension_install_writes_the_repository_files() {
     let dir = TempDir::new("install");
+    let state = TempDir::new("install-state");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabmux"))
         .args(["extension", "install"])
         .arg(dir.path())
+        .env("TABMUX_STATE_DIR", state.path())
         .output()
         .unwrap();
     assert!(

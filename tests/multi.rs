@@ -39,11 +39,12 @@ impl Multi {
     }
 
     async fn with_range(range: (u16, u16)) -> Multi {
-        let browser = ExtBrowser::start(range).await;
+        let state = TempDir::new("multi-state");
+        let browser = ExtBrowser::start(range, state.path()).await;
         Multi {
             browser,
             fx: Fixtures::start().await,
-            state: TempDir::new("multi-state"),
+            state,
             ports: format!("{}-{}", range.0, range.1),
         }
     }

@@ -13,6 +13,7 @@ import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotA
 import { GroupPainter, NO_GROUP } from './groups.js';
 import { PROTOCOL_VERSION } from './codec.js';
 import { PROTOCOL } from './protocol.js';
+import { isHex64 } from './auth.js';
 
 export const STATE_KEY = 'tabmuxLocks';
 /** Agent tabs and the user's consents (storage.session only: a new browser session starts with none). */
@@ -27,12 +28,20 @@ const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
 const MAX_ERRORS = 20;
+/** The lease and grace an instance may ask for in its hello are clamped to these. */
+export const LEASE_MIN_MS = PROTOCOL.limits.leaseMinMs;
+export const LEASE_MAX_MS = PROTOCOL.limits.leaseMaxMs;
+export const GRACE_MAX_MS = PROTOCOL.limits.graceMaxMs;
 export const MAX_RECENT_LOG = 500;
 /**
  * A waiter whose connection has been silent this long is not handed a tab
  * (both sides ping at least every 20 s, so a live connection is never this quiet).
  */
 const WAITER_SILENCE_MS = 35_000;
+
+function clamp(v, lo, hi, dflt) {
+  return Number.isFinite(v) ? Math.min(hi, Math.max(lo, Math.round(v))) : dflt;
+}
 
 function bad(message) {
   return new TabmuxError(Codes.BAD_REQUEST, message);
@@ -76,6 +85,8 @@ export class App {
     this.ownWindows = new Map(); // windowId -> the instance tabmux opened it for
     this.opened = new Map(); // tabId -> when a held tab's page opened it
     this.profileId = null;
+    /** The secret shared with tabmux (config.json); without it no instance is served. */
+    this.secret = null;
     this.locks = null;
     this.consent = null;
     /** askIds with a system notification on screen. */
@@ -137,16 +148,23 @@ export class App {
     }
     const r = local[RANGE_KEY];
     if (r && validRange(r.from, r.to)) this.range = { from: r.from, to: r.to };
-    // A browser that tabmux launched carries its settings in config.json; they win.
+    // config.json: the secret (every installed copy) and, in a browser tabmux launched
+    // for its clients, its port range (which wins).
     if (this.api.config) {
       try {
         const cfg = await this.api.config();
+        if (cfg && isHex64(cfg.secret)) this.secret = cfg.secret;
         const p = cfg && cfg.ports;
         if (p && validRange(p.from, p.to)) this.range = { from: p.from, to: p.to };
-        if (cfg) this.managed = true;
+        if (cfg && cfg.managed === true) this.managed = true;
       } catch {
-        /* no managed settings */
+        /* no settings */
       }
+    }
+    if (!this.secret) {
+      const msg = 'this copy of the extension has no secret: install it with `tabmux extension install DIR` (then Load unpacked that folder); until then it serves no tabmux';
+      this.log('-', null, msg);
+      this._error(0, '', Codes.UNAUTHORIZED, msg);
     }
 
     // The state lives in storage.session (a stopped service worker finds it there) and
@@ -226,8 +244,13 @@ export class App {
       connect: (port, body) => this.connect(port, body),
       onGone: (port, instanceId) => this.instanceGone(instanceId),
       onMismatch: (port, body, message) => {
-        this.log(body.name || `port ${port}`, null, message);
-        this._error(port, body.name || '', Codes.PROTOCOL_MISMATCH, message);
+        this.log(`port ${port}`, null, message);
+        this._error(port, '', Codes.PROTOCOL_MISMATCH, message);
+      },
+      onForeign: (port, message) => {
+        if (!this.secret) return;
+        this.log(`port ${port}`, null, `ignored: ${message}`);
+        this._error(port, '', Codes.UNAUTHORIZED, message);
       },
       keepAlive: () => this.api.keepAlive(),
       log: (m) => this.log('-', null, m),
@@ -270,6 +293,7 @@ export class App {
       WebSocket: this.WebSocket,
       clock: this.clock,
       hello: this.helloParams(),
+      secret: this.secret,
       onRequest: (c, m) => this._onRequest(c, m),
       onEvent: (c, m) => this._onEvent(c, m),
       onClose: (c, info) => this._onClose(c, info),
@@ -288,11 +312,21 @@ export class App {
     const id = conn.instanceId;
     const hello = res.hello;
     const old = this.conns.get(id);
+    if (old && old !== conn && old.isOpen() && old.port !== port) {
+      const message = `instance ${id} is already connected on port ${old.port}; refused on port ${port}`;
+      this.log(old.label, null, message);
+      conn.close(4006, 'instance already connected on another port');
+      return { ok: false, foreign: true, message };
+    }
+    const leaseMs = clamp(hello.leaseMs, LEASE_MIN_MS, LEASE_MAX_MS, PROTOCOL.defaults.leaseMs);
+    const graceMs = clamp(hello.graceMs, 0, GRACE_MAX_MS, PROTOCOL.defaults.graceMs);
+    hello.leaseMs = leaseMs;
+    hello.graceMs = graceMs;
     this.conns.set(id, conn);
     const { resumed, tabs } = this.locks.connect(id, conn, {
       name: hello.name,
-      leaseMs: hello.leaseMs,
-      graceMs: hello.graceMs,
+      leaseMs,
+      graceMs,
       port,
       userTabs: hello.userTabs,
     });

@@ -1,11 +1,17 @@
-// One WebSocket to one tabmux instance: the hello, pings, the silence rule,
-// pending requests with deadlines, and the size limit on what is sent. Each
-// Connection object is one socket; once closed it never opens again, so
-// "is this still the connection the request came on" is `conn.isOpen()` on
+// One WebSocket to one tabmux instance: the authenticated hello, pings, the
+// silence rule, pending requests with deadlines, and the size limit on what is
+// sent. Each Connection object is one socket; once closed it never opens again,
+// so "is this still the connection the request came on" is `conn.isOpen()` on
 // the very object the request arrived on.
+//
+// The hello: tabmux sends a challenge (its nonce); the extension answers with
+// `hello` carrying its own nonce and its proof of the secret; tabmux's reply
+// carries its proof, checked here. Until then no request or event from the
+// socket is acted on.
 
 import { parseFrame, encodeFrame, tooLarge, request as mkRequest, reply as mkReply, errorReply, event as mkEvent, PROTOCOL_VERSION, MAX_OUT_BYTES, MAX_IN_BYTES } from './codec.js';
 import { Codes, TabmuxError, toWireError } from './errors.js';
+import { extensionProof, tabmuxProof, nonce as newNonce, isHex64, sameProof } from './auth.js';
 
 export const PING_MS = 15_000;
 export const SILENCE_MS = 60_000;
@@ -20,26 +26,28 @@ export class Connection {
    * @param o.port, o.url
    * @param o.WebSocket   constructor (injected)
    * @param o.clock       {now, setTimeout, clearTimeout, setInterval, clearInterval}
-   * @param o.hello       params of the hello request
+   * @param o.hello       params of the hello request (the nonce and proof are added)
+   * @param o.secret      the secret shared with tabmux (64 hex digits)
    * @param o.onRequest   (conn, {id, method, params, trace}) — requests other than ping
    * @param o.onEvent     (conn, {event, params})
    * @param o.onClose     (conn, {code, reason, wasOpen})
    * @param o.log         (label, trace, msg)
    */
-  constructor({ port, url, WebSocket, clock, hello, onRequest, onEvent, onClose, log = () => {}, maxOutBytes = MAX_OUT_BYTES, maxInBytes = MAX_IN_BYTES }) {
+  constructor({ port, url, WebSocket, clock, hello, secret, onRequest, onEvent, onClose, log = () => {}, maxOutBytes = MAX_OUT_BYTES, maxInBytes = MAX_IN_BYTES }) {
     this.connId = nextConnId++;
     this.port = port;
     this.url = url || `ws://127.0.0.1:${port}/extension`;
     this.WebSocket = WebSocket;
     this.clock = clock;
     this.helloParams = hello;
+    this.secret = secret;
     this.onRequest = onRequest || (() => {});
     this.onEvent = onEvent || (() => {});
     this.onClose = onClose || (() => {});
     this.log = log;
     this.maxOutBytes = maxOutBytes;
     this.maxInBytes = maxInBytes;
-    this.state = 'new'; // new → connecting → hello → open → closed
+    this.state = 'new'; // new → connecting → challenge → hello → open → closed
     this.instanceId = null;
     this.info = null; // hello result
     this.label = `port ${port}`;
@@ -58,8 +66,9 @@ export class Connection {
   }
 
   /**
-   * Open the socket and do the hello. Resolves {ok:true, hello} or
-   * {ok:false, mismatch?, message}; never rejects.
+   * Open the socket and do the authenticated hello. Resolves {ok:true, hello} or
+   * {ok:false, mismatch?, foreign?, message}; never rejects. `foreign`: the
+   * instance does not know our secret (another user's or installation's tabmux).
    */
   open() {
     return new Promise((resolve) => {
@@ -72,6 +81,11 @@ export class Connection {
       };
       this._settleOpen = done;
       this.state = 'connecting';
+      if (!isHex64(this.secret)) {
+        this.state = 'closed';
+        done({ ok: false, foreign: true, message: 'this copy of the extension has no secret (config.json); install it with `tabmux extension install DIR`' });
+        return;
+      }
       try {
         this.ws = new this.WebSocket(this.url);
       } catch (e) {
@@ -84,39 +98,59 @@ export class Connection {
         this.close(4000, 'hello timeout');
       }, HELLO_TIMEOUT_MS);
       this._timers.push(['t', helloTimer]);
+      this._onChallenge = (params) => this._hello(params, helloTimer, done);
       this.ws.onopen = () => {
-        this.state = 'hello';
+        this.state = 'challenge';
         this.lastHeard = this.clock.now();
-        this.request('hello', this.helloParams, HELLO_TIMEOUT_MS).then(
-          (result) => {
-            this.clock.clearTimeout(helloTimer);
-            if (this.state !== 'hello') return done({ ok: false, message: 'closed during hello' });
-            if (!result || result.protocol !== PROTOCOL_VERSION || typeof result.instanceId !== 'string') {
-              const msg = `tabmux on port ${this.port} answered hello with protocol ${result && result.protocol}; this extension speaks ${PROTOCOL_VERSION}`;
-              done({ ok: false, mismatch: true, message: msg, hello: result });
-              this.close(4001, 'protocol mismatch');
-              return;
-            }
-            this.info = result;
-            this.instanceId = result.instanceId;
-            this.label = typeof result.name === 'string' && result.name ? result.name : this.instanceId;
-            this.state = 'open';
-            this.openedAt = this.clock.now();
-            this._startLiveness();
-            done({ ok: true, hello: result });
-          },
-          (err) => {
-            this.clock.clearTimeout(helloTimer);
-            const mismatch = err && err.code === Codes.PROTOCOL_MISMATCH;
-            done({ ok: false, mismatch, message: err && err.message });
-            this.close(mismatch ? 4001 : 4000, 'hello failed');
-          },
-        );
       };
       this.ws.onmessage = (ev) => this._onMessage(ev.data);
       this.ws.onerror = () => {};
       this.ws.onclose = (ev) => this._closed(ev && ev.code, ev && ev.reason);
     });
+  }
+
+  /** tabmux's challenge came: prove the secret, then check tabmux's proof. */
+  async _hello(params, helloTimer, done) {
+    if (this.state !== 'challenge') return undefined;
+    const fail = (r, code, reason) => {
+      this.clock.clearTimeout(helloTimer);
+      done({ ok: false, ...r });
+      this.close(code, reason);
+    };
+    if (!params || params.protocol !== PROTOCOL_VERSION) {
+      const theirs = params && params.protocol;
+      return fail({ mismatch: true, message: `tabmux on port ${this.port} speaks protocol ${theirs}; this extension speaks ${PROTOCOL_VERSION}: update ${theirs > PROTOCOL_VERSION ? 'the extension' : 'tabmux'}` }, 4001, 'protocol mismatch');
+    }
+    if (!isHex64(params.nonce)) return fail({ message: 'the challenge has no valid nonce' }, 4000, 'bad challenge');
+    const mine = newNonce();
+    let result;
+    try {
+      const proof = extensionProof(this.secret, params.nonce, mine, this.port);
+      this.state = 'hello';
+      result = await this.request('hello', { ...this.helloParams, nonce: mine, proof }, HELLO_TIMEOUT_MS);
+    } catch (err) {
+      const mismatch = !!err && err.code === Codes.PROTOCOL_MISMATCH;
+      const foreign = !!err && err.code === Codes.UNAUTHORIZED;
+      return fail({ mismatch, foreign, message: err && err.message }, mismatch ? 4001 : 4000, 'hello failed');
+    }
+    if (this.state !== 'hello') return done({ ok: false, message: 'closed during hello' });
+    if (!result || result.protocol !== PROTOCOL_VERSION || typeof result.instanceId !== 'string' || !result.instanceId) {
+      const msg = `tabmux on port ${this.port} answered hello with protocol ${result && result.protocol}; this extension speaks ${PROTOCOL_VERSION}`;
+      return fail({ mismatch: true, message: msg, hello: result }, 4001, 'protocol mismatch');
+    }
+    const expected = tabmuxProof(this.secret, params.nonce, mine, this.port, result.instanceId);
+    if (!sameProof(result.proof, expected)) {
+      return fail({ foreign: true, message: `the tabmux on port ${this.port} did not prove the secret (another user's or another installation's tabmux)` }, 4005, 'not authenticated');
+    }
+    this.clock.clearTimeout(helloTimer);
+    const { proof: _p, ...info } = result;
+    this.info = info;
+    this.instanceId = info.instanceId;
+    this.label = typeof info.name === 'string' && info.name ? info.name : this.instanceId;
+    this.state = 'open';
+    this.openedAt = this.clock.now();
+    this._startLiveness();
+    done({ ok: true, hello: info });
   }
 
   _startLiveness() {
@@ -155,6 +189,12 @@ export class Connection {
         return;
       }
       case 'event':
+        if (this.state === 'challenge' && m.event === 'challenge' && this._onChallenge) {
+          const go = this._onChallenge;
+          this._onChallenge = null;
+          go(m.params);
+          return;
+        }
         if (this.state !== 'open') return;
         try {
           this.onEvent(this, m);
@@ -163,12 +203,12 @@ export class Connection {
         }
         return;
       case 'request':
-        if (m.method === 'ping') {
-          this.reply(m.id, {}, { allowBeforeOpen: true });
-          return;
-        }
         if (this.state !== 'open') {
           this._send(errorReply(m.id, { code: Codes.BAD_REQUEST, message: 'no request is valid before hello has succeeded' }));
+          return;
+        }
+        if (m.method === 'ping') {
+          this.reply(m.id, {});
           return;
         }
         this.lastActivity = this.clock.now();
@@ -208,8 +248,8 @@ export class Connection {
    * very connection is still open: a reply is never delivered elsewhere.
    * Returns false when dropped.
    */
-  reply(id, result, { allowBeforeOpen = false } = {}) {
-    if (!(this.isOpen() || (allowBeforeOpen && this.ws && this.ws.readyState === WS_OPEN))) return false;
+  reply(id, result) {
+    if (!this.isOpen()) return false;
     const enc = encodeFrame(mkReply(id, result), { maxBytes: this.maxOutBytes });
     if (!enc.ok) {
       this.log(this.label, null, `reply ${id} too large (${enc.bytes} bytes)`);
@@ -282,7 +322,8 @@ export class Connection {
     if (this.ws) {
       this.ws.onopen = this.ws.onmessage = this.ws.onerror = this.ws.onclose = null;
     }
-    if (this._settleOpen) this._settleOpen({ ok: false, message: `closed (${code || 'no code'}${reason ? ` ${reason}` : ''})` });
+    // 4002: tabmux refused our proof; 4001: another protocol.
+    if (this._settleOpen) this._settleOpen({ ok: false, foreign: code === 4002, mismatch: code === 4001, message: `closed (${code || 'no code'}${reason ? ` ${reason}` : ''})` });
     try {
       this.onClose(this, { code, reason, wasOpen, livedMs: this.openedAt != null ? this.clock.now() - this.openedAt : 0 });
     } catch (e) {

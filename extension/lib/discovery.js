@@ -2,6 +2,11 @@
 // a WebSocket only to ports whose probe answers a tabmux not yet connected.
 // Never two attempts at one port at once. Pure: fetch, clock and the connect
 // step are injected.
+//
+// The probe says only "a tabmux is here" and its protocol: which instance it is
+// comes with the authenticated hello. A port whose tabmux does not know our
+// secret (another user's or installation's) is tried again only every
+// FOREIGN_RETRY_MS, and logged once, until the port is seen empty.
 
 export const DEFAULT_RANGE = Object.freeze({ from: 8765, to: 8775 });
 export const MAX_RANGE_PORTS = 64;
@@ -22,6 +27,8 @@ export const WS_BACKOFF_MAX_MS = 30_000;
 export const KEEPALIVE_MS = 5_000;
 /** A connection that closes within this time of opening counts as a failure. */
 export const FLAP_MS = 5_000;
+/** A tabmux that failed authentication (or speaks another protocol) is retried this often. */
+export const FOREIGN_RETRY_MS = 30_000;
 
 export function validRange(from, to) {
   return (
@@ -47,8 +54,8 @@ export async function httpProbe(fetchFn, port, { timeoutMs = PROBE_TIMEOUT_MS, s
     const text = await res.text();
     if (text.length > 16_384) return null;
     const body = JSON.parse(text);
-    if (!body || body.tabmux !== 1 || typeof body.instanceId !== 'string' || !body.instanceId) return null;
-    return body;
+    if (!body || body.tabmux !== 1) return null;
+    return { tabmux: 1, protocol: body.protocol };
   } catch {
     return null;
   } finally {
@@ -60,18 +67,20 @@ export class Discovery {
   /**
    * @param o.clock      {now, setTimeout, clearTimeout}
    * @param o.probe      (port) → Promise<probe body | null>
-   * @param o.connect    (port, probeBody) → Promise<{ok:true} | {ok:false, mismatch?:bool}>
+   * @param o.connect    (port, probeBody) → Promise<{ok:true, instanceId} | {ok:false, mismatch?, foreign?}>
    *                     resolves once the hello succeeded or the attempt failed
-   * @param o.onGone     (port, instanceId) the connected instance of a port was replaced by another
+   * @param o.onGone     (port, instanceId) the instance last connected on a port was replaced by another
    * @param o.onMismatch (port, probeBody, message) the instance speaks another protocol
+   * @param o.onForeign  (port, message) the tabmux on the port does not know our secret (once per occupant)
    * @param o.keepAlive  () an extension API call that keeps the service worker awake
    */
-  constructor({ clock, probe, connect, onGone = () => {}, onMismatch = () => {}, keepAlive = () => {}, log = () => {}, range = DEFAULT_RANGE }) {
+  constructor({ clock, probe, connect, onGone = () => {}, onMismatch = () => {}, onForeign = () => {}, keepAlive = () => {}, log = () => {}, range = DEFAULT_RANGE }) {
     this.clock = clock;
     this.probe = probe;
     this.connect = connect;
     this.onGone = onGone;
     this.onMismatch = onMismatch;
+    this.onForeign = onForeign;
     this.keepAlive = keepAlive;
     this.log = log;
     this.ports = new Map();
@@ -85,7 +94,7 @@ export class Discovery {
   _port(p) {
     let s = this.ports.get(p);
     if (!s) {
-      s = { port: p, busy: false, failures: 0, nextAt: 0, instanceId: null, seen: null, mismatchId: null, wsFailures: 0, wsNextAt: 0, wsFor: null };
+      s = { port: p, busy: false, failures: 0, nextAt: 0, instanceId: null, lastInstanceId: null, seen: null, mismatch: false, foreign: false, wsFailures: 0, wsNextAt: 0 };
       this.ports.set(p, s);
     }
     return s;
@@ -142,8 +151,8 @@ export class Discovery {
   /** Which instance is connected on which port, and the protocol mismatches, for the popup. */
   view() {
     return [...this.ports.values()]
-      .filter((s) => s.seen || s.instanceId || s.mismatchId)
-      .map((s) => ({ port: s.port, instanceId: s.instanceId, seen: s.seen, mismatchId: s.mismatchId }));
+      .filter((s) => s.seen || s.instanceId || s.mismatch || s.foreign)
+      .map((s) => ({ port: s.port, instanceId: s.instanceId, seen: s.seen, mismatch: s.mismatch, foreign: s.foreign }));
   }
 
   round() {
@@ -185,43 +194,28 @@ export class Discovery {
         // The connected instance does not answer its probe; its socket will
         // tell (close, or the 60 s silence rule). Keep it.
         s.nextAt = now + PROBE_BACKOFF_MS[0];
+      } else {
+        // Nobody there: whoever comes next gets a fresh chance.
+        s.mismatch = false;
+        s.foreign = false;
+        s.wsFailures = 0;
+        s.wsNextAt = 0;
       }
       return;
     }
     s.failures = 0;
-    s.seen = { instanceId: body.instanceId, name: typeof body.name === 'string' ? body.name : '', protocol: body.protocol };
-    if (s.instanceId && s.instanceId !== body.instanceId) {
-      const old = s.instanceId;
-      s.instanceId = null;
-      this.log(`port ${s.port}: instance ${old} replaced by ${body.instanceId}`);
-      try {
-        this.onGone(s.port, old);
-      } catch (e) {
-        this.log(`onGone: ${e.message}`);
-      }
-    }
+    s.seen = { protocol: body.protocol };
     if (s.instanceId) {
       s.busy = false;
       s.nextAt = now + CONNECTED_PROBE_MS;
       return;
     }
-    if (s.mismatchId && s.mismatchId !== body.instanceId) s.mismatchId = null; // restarted: try again
-    if (s.mismatchId) {
-      s.busy = false;
-      s.nextAt = now + CONNECTED_PROBE_MS;
-      return;
-    }
     if (body.protocol !== undefined && body.protocol !== 1) {
-      s.mismatchId = body.instanceId;
+      if (!s.mismatch) this.onMismatch(s.port, body, `tabmux on port ${s.port} speaks protocol ${body.protocol}; this extension speaks 1`);
+      s.mismatch = true;
       s.busy = false;
       s.nextAt = now + CONNECTED_PROBE_MS;
-      this.onMismatch(s.port, body, `tabmux on port ${s.port} speaks protocol ${body.protocol}; this extension speaks 1`);
       return;
-    }
-    if (s.wsFor !== body.instanceId) {
-      s.wsFor = body.instanceId;
-      s.wsFailures = 0;
-      s.wsNextAt = 0;
     }
     if (now < s.wsNextAt) {
       s.busy = false;
@@ -235,21 +229,47 @@ export class Discovery {
     } catch (e) {
       res = { ok: false, message: e && e.message };
     }
+    this._attempted(s, res || { ok: false });
+  }
+
+  _attempted(s, res) {
     const t = this.clock.now();
     s.busy = false;
-    if (res && res.ok) {
-      s.instanceId = res.instanceId || body.instanceId;
+    if (res.ok) {
+      s.instanceId = res.instanceId;
+      s.mismatch = false;
+      s.foreign = false;
       s.wsFailures = 0;
       s.nextAt = t + CONNECTED_PROBE_MS;
-    } else if (res && res.mismatch) {
-      s.mismatchId = body.instanceId;
+      const old = s.lastInstanceId;
+      s.lastInstanceId = res.instanceId;
+      if (old && old !== res.instanceId) {
+        // The port now serves another instance: the old one is gone for good.
+        this.log(`port ${s.port}: instance ${old} replaced by ${res.instanceId}`);
+        try {
+          this.onGone(s.port, old);
+        } catch (e) {
+          this.log(`onGone: ${e.message}`);
+        }
+      }
+    } else if (res.mismatch || res.foreign) {
+      if (res.foreign && !s.foreign) {
+        try {
+          this.onForeign(s.port, res.message || 'authentication failed');
+        } catch (e) {
+          this.log(`onForeign: ${e.message}`);
+        }
+      }
+      if (res.mismatch) s.mismatch = true;
+      if (res.foreign) s.foreign = true;
+      s.wsNextAt = t + FOREIGN_RETRY_MS;
       s.nextAt = t + CONNECTED_PROBE_MS;
     } else {
       s.wsFailures++;
       const d = Math.min(WS_BACKOFF_MAX_MS, WS_BACKOFF_BASE_MS * 2 ** (s.wsFailures - 1));
       s.wsNextAt = t + d;
       s.nextAt = t + PROBE_BACKOFF_MS[0];
-      this.log(`port ${s.port}: connection failed (${(res && res.message) || 'no reason'}); next try in ${d} ms`);
+      this.log(`port ${s.port}: connection failed (${res.message || 'no reason'}); next try in ${d} ms`);
     }
   }
 }

@@ -1,5 +1,5 @@
 // Facts both sides of the wire protocol (docs/PROTOCOL.md) share: its version, the
-// frame limits, the error codes, the lock defaults, which CDP commands need a rendered
+// frame limits, the error codes, the lock defaults and bounds, which CDP commands need a rendered
 // tab and which parts of CDP answers tabmux never reads. The Rust side checks its own
 // constants against this file (tests/protocol.rs), which reads the object below as
 // JSON: keep it strict JSON (double quotes, no comments, no trailing commas).
@@ -13,6 +13,7 @@ export const PROTOCOL = deepFreeze({
   "errors": {
     "BAD_REQUEST": "Malformed frame, unknown method, missing or wrong parameter.",
     "PROTOCOL_MISMATCH": "The peer speaks another protocol version.",
+    "UNAUTHORIZED": "The peer did not prove the shared secret (`hello`), or a status request was not signed with it.",
     "TAB_BUSY": "The tab is held by another instance and the wait timed out.",
     "TAB_CLOSED": "The tab is gone.",
     "LOCK_LOST": "The caller held the tab but lost it.",
@@ -32,6 +33,11 @@ export const PROTOCOL = deepFreeze({
   "defaults": {
     "leaseMs": 60000,
     "graceMs": 5000
+  },
+  "limits": {
+    "leaseMinMs": 1000,
+    "leaseMaxMs": 600000,
+    "graceMaxMs": 60000
   },
   "needsFrames": [
     "Page.captureScreenshot",

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG } from '../lib/app.js';
 import { FakeClock, flush, track } from './helpers.js';
 import { FakeWebSocket, FakeBrowser } from './fakes.js';
+import { TEST_SECRET, challenge, helloValid, newNonce, tabmuxProof } from './tabmux-auth.js';
 
 const apps = [];
 afterEach(() => {
@@ -19,8 +20,8 @@ afterEach(() => {
 /** A tabmux instance on a port, played by the test. */
 class Peer {
   // userTabs: these tests are about locks; the consent tests at the end ask.
-  constructor(world, port, { instanceId, name = 'Peer', leaseMs = 60_000, graceMs = 5_000, protocol = 1, userTabs = 'allow' } = {}) {
-    Object.assign(this, { world, port, instanceId: instanceId || `inst-${port}`, name, leaseMs, graceMs, protocol, userTabs });
+  constructor(world, port, { instanceId, name = 'Peer', leaseMs = 60_000, graceMs = 5_000, protocol = 1, userTabs = 'allow', secret = TEST_SECRET } = {}) {
+    Object.assign(this, { world, port, instanceId: instanceId || `inst-${port}`, name, leaseMs, graceMs, protocol, userTabs, secret });
     this.ws = null;
     this.events = [];
     this.replies = new Map();
@@ -30,12 +31,13 @@ class Peer {
   }
 
   probeBody() {
-    return { tabmux: 1, protocol: this.protocol, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0' };
+    return { tabmux: 1, protocol: this.protocol };
   }
 
   attach(ws) {
     this.ws = ws;
     this.sockets.push(ws);
+    const nonce = newNonce();
     ws.peer = (msg, sock) => {
       if (sock !== this.ws) return;
       if (msg.method === 'hello') {
@@ -44,7 +46,13 @@ class Peer {
           sock.receive({ id: msg.id, error: { code: 'PROTOCOL_MISMATCH', message: 'tabmux speaks 2' } });
           return;
         }
-        sock.receive({ id: msg.id, result: { protocol: 1, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0', leaseMs: this.leaseMs, graceMs: this.graceMs, userTabs: this.userTabs } });
+        if (!helloValid(msg.params, this.secret, nonce, this.port)) {
+          sock.receive({ id: msg.id, error: { code: 'UNAUTHORIZED', message: 'no valid proof' } });
+          sock.drop(4002);
+          return;
+        }
+        const proof = tabmuxProof(this.secret, nonce, msg.params.nonce, this.port, this.instanceId);
+        sock.receive({ id: msg.id, result: { protocol: 1, proof, instanceId: this.instanceId, name: this.name, pid: 1, version: '0.1.0', leaseMs: this.leaseMs, graceMs: this.graceMs, userTabs: this.userTabs } });
       } else if (msg.method === 'ping') {
         sock.receive({ id: msg.id, result: {} });
       } else if (msg.event) {
@@ -57,7 +65,10 @@ class Peer {
         }
       }
     };
-    Promise.resolve().then(() => ws.accept());
+    Promise.resolve().then(() => {
+      ws.accept();
+      ws.receive(challenge(nonce, this.protocol));
+    });
   }
 
   /** Send a request to the extension; resolves with the reply frame. */
@@ -134,7 +145,10 @@ test('hello first, then tabs.create, cdp relay and events to the holder only', a
   const a = w.peer(8765, { name: 'Cursor' });
   const b = w.peer(8766, { name: 'Cursor' });
   assert.ok(await w.until(() => app.conns.size === 2), 'both connected');
-  assert.deepEqual(a.hellos[0], { protocol: 1, extensionVersion: '0.1.0', browser: 'Chrome/156.0.8078.108', profileId: 'p-r1' });
+  const { nonce, proof, ...hello } = a.hellos[0];
+  assert.deepEqual(hello, { protocol: 1, extensionVersion: '0.1.0', browser: 'Chrome/156.0.8078.108', profileId: 'p-r1' });
+  assert.match(nonce, /^[0-9a-f]{64}$/);
+  assert.match(proof, /^[0-9a-f]{64}$/);
   assert.equal(w.browser.local.profileId, 'p-r1');
 
   const created = await a.request('tabs.create', { url: 'https://example.com/' });
@@ -483,23 +497,20 @@ test('log lines carry the request\'s trace id; the last ones are kept, a bounded
   assert.equal(app.recentLog[app.recentLog.length - 1], `[tabmux] - line ${MAX_RECENT_LOG + 49}`);
 });
 
-test('protocol mismatch is shown and not retried until the instance restarts', async () => {
+test('protocol mismatch is shown and retried only slowly', async () => {
   const w = await world();
   const app = await w.newApp();
   const p = w.peer(8765, { protocol: 2 });
-  p.protocol = 1; // the probe says 1 …
-  const body = p.probeBody.bind(p);
-  p.probeBody = () => body();
-  p.protocol = 2; // … the hello says otherwise
-  p.probeBody = () => ({ ...body(), protocol: 1 });
+  p.probeBody = () => ({ tabmux: 1, protocol: 1 }); // the probe says 1, the challenge 2
   await w.clock.advance(5_000);
-  assert.equal(p.hellos.length, 1);
+  assert.equal(p.sockets.length, 1, 'one attempt');
+  assert.equal(p.hellos.length, 0, 'no hello to a tabmux of another protocol');
   const st = await app.status();
   assert.equal(st.errors[0].code, 'PROTOCOL_MISMATCH');
-  p.instanceId = 'restarted';
-  p.protocol = 1;
-  await w.until(() => app.conns.size === 1);
-  assert.equal(p.hellos.length, 2);
+  assert.match(st.errors[0].message, /protocol 2/);
+  p.protocol = 1; // restarted, updated
+  assert.ok(await w.until(() => app.conns.size === 1, 40_000));
+  assert.equal(p.sockets.length, 2);
 });
 
 test('a debugger detached by someone else is re-attached and the holder told', async () => {
@@ -624,6 +635,8 @@ test('100 connect/disconnect cycles leave no state behind', async () => {
     p.up = false;
     p.ws.drop();
     await w.until(() => app.conns.size === 0 && !w.browser.tabs.has(t), 3_000);
+    // The port seen empty: the next instance there is tried at once.
+    assert.ok(await w.until(() => app.discovery.ports.get(8765).wsFailures === 0, 3_000));
   }
   await w.clock.advance(1_000);
   assert.equal(app.locks.instances.size, 0);
@@ -786,4 +799,90 @@ test('service-worker restart: agent tabs and consents are kept, open questions e
   assert.deepEqual((await a.request('tabs.claim', { tabId: made, timeoutMs: 0 })).result, { tabId: made });
   assert.deepEqual((await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 })).result, { tabId: mail.id });
   assert.equal((await a.request('tabs.claim', { tabId: bank.id, timeoutMs: 0 })).error.code, 'CONSENT_TIMEOUT');
+});
+
+test('a tabmux with another secret is not served, retried only slowly and reported once', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const stranger = w.peer(8765, { secret: 'ab'.repeat(32) });
+  const mine = w.peer(8766);
+  assert.ok(await w.until(() => app.conns.size === 1));
+  await w.clock.advance(20_000);
+  assert.equal(app.conns.size, 1, 'only our own tabmux');
+  assert.ok([...app.conns.values()][0].port === 8766);
+  assert.ok(stranger.sockets.length <= 2, `${stranger.sockets.length} attempts in 20 s`);
+  assert.equal(stranger.hellos.length, stranger.sockets.length, 'each attempt stopped at its hello');
+  // It never got a request, a reply or an event from us.
+  for (const s of stranger.sockets) assert.deepEqual(s.messages().map((m) => m.method), ['hello']);
+  const st = await app.status();
+  assert.equal(st.errors.filter((e) => e.code === 'UNAUTHORIZED').length, 1, 'reported once');
+  assert.equal(st.instances.length, 1);
+  void mine;
+});
+
+test('a tabmux that answers without the right proof is dropped before anything crosses', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const p = w.peer(8765);
+  // A fake tabmux: accepts any hello, answers with a made-up proof.
+  p.attach = function attach(ws) {
+    this.sockets.push(ws);
+    ws.peer = (msg, sock) => {
+      if (msg.method === 'hello') {
+        this.hellos.push(msg.params);
+        sock.receive({ id: msg.id, result: { protocol: 1, proof: 'ff'.repeat(32), instanceId: 'copied-id', name: 'Fake', leaseMs: 1, graceMs: 1 } });
+        Promise.resolve().then(() => sock.receive({ id: 99, method: 'tabs.list', params: { all: true } }));
+      }
+    };
+    Promise.resolve().then(() => {
+      ws.accept();
+      ws.receive({ event: 'challenge', params: { protocol: 1, nonce: '00'.repeat(32) } });
+    });
+  };
+  await w.clock.advance(3_000);
+  assert.equal(app.conns.size, 0);
+  assert.equal(app.locks.instances.size, 0);
+  const sent = p.sockets.flatMap((s) => s.messages());
+  assert.deepEqual(sent.filter((m) => m.method).map((m) => m.method), p.sockets.map(() => 'hello'), 'no request but the hello');
+  assert.ok(sent.every((m) => m.method || (m.error && m.error.code === 'BAD_REQUEST')), 'no result, no event: only refusals');
+  const st = await app.status();
+  assert.equal(st.errors[0].code, 'UNAUTHORIZED');
+});
+
+test('lease and grace from a hello are clamped', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  w.peer(8765, { instanceId: 'huge', leaseMs: 1e12, graceMs: 1e12 });
+  w.peer(8766, { instanceId: 'tiny', leaseMs: 0, graceMs: -5 });
+  assert.ok(await w.until(() => app.conns.size === 2));
+  assert.equal(app.locks.instance('huge').leaseMs, 600_000);
+  assert.equal(app.locks.instance('huge').graceMs, 60_000);
+  assert.equal(app.locks.instance('tiny').leaseMs, 1_000);
+  assert.equal(app.locks.instance('tiny').graceMs, 0);
+});
+
+test('an instance id already connected on another port is refused', async () => {
+  const w = await world();
+  const app = await w.newApp();
+  const a = w.peer(8765, { instanceId: 'same' });
+  assert.ok(await w.until(() => app.conns.size === 1));
+  const copy = w.peer(8766, { instanceId: 'same' });
+  await w.clock.advance(3_000);
+  assert.equal(app.conns.get('same').port, 8765, 'the first stays');
+  assert.ok(copy.hellos.length >= 1);
+  assert.ok(copy.sockets.every((s) => s.readyState === 3), 'the copy was closed');
+  assert.equal((await a.request('tabs.list', {})).result.tabs.length, 0);
+});
+
+test('without a secret no tabmux is served', async () => {
+  const w = await world();
+  w.browser.api.config = async () => null;
+  const app = await w.newApp();
+  const p = w.peer(8765);
+  await w.clock.advance(5_000);
+  assert.equal(app.conns.size, 0);
+  assert.equal(p.sockets.length, 0, 'no socket opened');
+  const st = await app.status();
+  assert.equal(st.errors[0].code, 'UNAUTHORIZED');
+  assert.match(st.errors[0].message, /tabmux extension install/);
 });

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectWs } from './ws-lite.js';
+import { TEST_SECRET } from './tabmux-auth.js';
 
 export const EXTENSION_ID = 'knlmfncphidfkjhbiidejbkkebcfedhd';
 export const EXTENSION_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,12 +51,23 @@ export class Cdp {
   }
 }
 
-export async function launch({ extraArgs = [] } = {}) {
+/**
+ * An installed copy of the extension, as `tabmux extension install` writes it: the
+ * repository's files (without its tests) and config.json with `secret`.
+ */
+export function installCopy(dir, secret) {
+  fs.cpSync(EXTENSION_DIR, dir, { recursive: true, filter: (src) => !src.startsWith(path.join(EXTENSION_DIR, 'test')) && path.basename(src) !== 'config.json' });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ secret }), { mode: 0o600 });
+  return dir;
+}
+
+export async function launch({ extraArgs = [], secret = TEST_SECRET } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabmux-chromium-'));
+  const ext = installCopy(path.join(dir, 'extension'), secret);
   const args = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--silent-debugger-extension-api', `--user-data-dir=${dir}`,
-    `--load-extension=${EXTENSION_DIR}`, `--disable-extensions-except=${EXTENSION_DIR}`, '--remote-debugging-port=0',
+    `--load-extension=${ext}`, `--disable-extensions-except=${ext}`, '--remote-debugging-port=0',
     ...extraArgs, 'about:blank',
   ];
   const proc = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });

@@ -8,7 +8,7 @@ function setup({ probeMs = 30, connectMs = 50, range = { from: 8765, to: 8775 } 
   const clock = new FakeClock();
   const net = new Map();
   const inflight = new Map();
-  const log = { probes: [], connects: [], gone: [], mismatch: [], keepAlive: 0, maxConcurrent: 0 };
+  const log = { probes: [], connects: [], gone: [], mismatch: [], foreign: [], keepAlive: 0, maxConcurrent: 0 };
   const enter = (p) => {
     const n = (inflight.get(p) || 0) + 1;
     inflight.set(p, n);
@@ -37,6 +37,7 @@ function setup({ probeMs = 30, connectMs = 50, range = { from: 8765, to: 8775 } 
     },
     onGone: (port, id) => log.gone.push({ port, id }),
     onMismatch: (port, body) => log.mismatch.push({ port, id: body.instanceId }),
+    onForeign: (port, message) => log.foreign.push({ port, message }),
     keepAlive: () => { log.keepAlive++; },
   });
   return { clock, net, log, d, connectResult };
@@ -83,7 +84,7 @@ test('a dead port backs off 250, 500, 700 ms', async () => {
   for (const g of gaps.slice(2)) assert.ok(g >= 700 && g < 950, `later gap ${g}`);
 });
 
-test('failed handshakes back off per instance; a new instanceId is tried at once', async () => {
+test('failed handshakes back off; once the port was seen empty its next tabmux is tried at once', async () => {
   const h = setup({ range: { from: 8765, to: 8765 } });
   h.net.set(8765, inst('a'));
   h.connectResult.set(8765, () => ({ ok: false }));
@@ -93,6 +94,8 @@ test('failed handshakes back off per instance; a new instanceId is tried at once
   assert.ok(n >= 3 && n <= 6, `${n} attempts in 10 s`);
   const gaps = h.log.connects.slice(1).map((c, i) => c.at - h.log.connects[i].at);
   for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1], 'growing');
+  h.net.delete(8765);
+  await h.clock.advance(2_500);
   h.net.set(8765, inst('b'));
   h.connectResult.delete(8765);
   const t = h.clock.now();
@@ -103,17 +106,40 @@ test('failed handshakes back off per instance; a new instanceId is tried at once
   h.d.stop();
 });
 
-test('a changed instanceId on a connected port: the old instance is gone, the new one connected', async () => {
+test('a port that serves another instance after a reconnect: the old instance is gone', async () => {
   const h = setup({ range: { from: 8765, to: 8765 } });
   h.net.set(8765, inst('old'));
   h.d.start();
   await h.clock.advance(1_000);
   assert.equal(h.log.connects.length, 1);
+  await h.clock.advance(10_000);
   h.net.set(8765, inst('new'));
-  await h.clock.advance(3_000);
+  h.d.disconnected(8765, 'old', { livedMs: 11_000 });
+  await h.clock.advance(1_000);
   assert.deepEqual(h.log.gone, [{ port: 8765, id: 'old' }]);
   assert.equal(h.log.connects.length, 2);
   assert.equal(h.log.connects[1].instanceId, 'new');
+  h.d.stop();
+});
+
+test('a tabmux that does not know our secret: reported once, tried every 30 s, not spammed', async () => {
+  const h = setup({ range: { from: 8765, to: 8765 } });
+  h.net.set(8765, inst('stranger'));
+  h.connectResult.set(8765, () => ({ ok: false, foreign: true, message: 'did not prove the secret' }));
+  h.d.start();
+  await h.clock.advance(5 * 60_000);
+  const n = h.log.connects.length;
+  assert.ok(n >= 9 && n <= 11, `${n} attempts in 5 min`);
+  assert.equal(h.log.foreign.length, 1, 'reported once');
+  assert.equal(h.d.view()[0].foreign, true);
+  // It leaves; our own tabmux takes the port: connected at once.
+  h.net.delete(8765);
+  await h.clock.advance(2_500);
+  h.net.set(8765, inst('mine'));
+  h.connectResult.delete(8765);
+  await h.clock.advance(1_500);
+  assert.equal(h.log.connects[h.log.connects.length - 1].instanceId, 'mine');
+  assert.equal(h.d.view()[0].foreign, false);
   h.d.stop();
 });
 
@@ -135,7 +161,7 @@ test('a closed connection is reconnected at once; a flapping one backs off', asy
   h.d.stop();
 });
 
-test('protocol mismatch: no connection until the instance restarts', async () => {
+test('protocol mismatch: no connection while the probe says so; a hello mismatch is retried slowly', async () => {
   const h = setup({ range: { from: 8765, to: 8765 } });
   h.net.set(8765, inst('v2', { protocol: 2 }));
   h.d.start();
@@ -152,6 +178,8 @@ test('protocol mismatch: no connection until the instance restarts', async () =>
   h2.d.start();
   await h2.clock.advance(10_000);
   assert.equal(h2.log.connects.length, 1);
+  await h2.clock.advance(30_000);
+  assert.equal(h2.log.connects.length, 2);
   h.d.stop();
   h2.d.stop();
 });
@@ -172,7 +200,8 @@ test('setRange moves discovery to the new ports', async () => {
 
 test('httpProbe: only a tabmux answer counts; errors and timeouts are null', async () => {
   const res = (status, body) => ({ status, text: async () => (typeof body === 'string' ? body : JSON.stringify(body)) });
-  assert.deepEqual(await httpProbe(async () => res(200, inst('a')), 1), inst('a'));
+  assert.deepEqual(await httpProbe(async () => res(200, inst('a')), 1), { tabmux: 1, protocol: 1 }, 'nothing else is taken from a probe');
+  assert.deepEqual(await httpProbe(async () => res(200, { tabmux: 1, protocol: 1 }), 1), { tabmux: 1, protocol: 1 });
   assert.equal(await httpProbe(async () => res(200, { hello: 1 }), 1), null);
   assert.equal(await httpProbe(async () => res(200, 'not json'), 1), null);
   assert.equal(await httpProbe(async () => res(404, inst('a')), 1), null);

@@ -241,12 +241,26 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
     assert.equal(await tabExists(borrowed), true, 'a borrowed tab is never closed');
   });
 
-  it('protocol mismatch: shown in the status, not retried until the instance restarts', async () => {
+  it('protocol mismatch: shown in the status, retried only slowly', async () => {
     const m = await mock({ port: BASE + 4, name: 'Future', protocol: 2 });
     await sleep(3_000);
     assert.ok(m.hellos.length <= 1, `${m.hellos.length} hellos`);
     const st = await w.evaluate('tabmux.status()');
     assert.ok(st.errors.some((e) => e.code === 'PROTOCOL_MISMATCH'), JSON.stringify(st.errors));
+  });
+
+  it('a tabmux with another secret (another user\'s) gets nothing, and is not hammered', async () => {
+    const stranger = await mock({ port: BASE + 7, name: 'Stranger', secret: 'ab'.repeat(32) });
+    await waitFor(() => stranger.refused >= 1, { timeoutMs: 5_000 });
+    await sleep(3_000);
+    assert.ok(stranger.hellos.length <= 2, `${stranger.hellos.length} hellos in ~3 s`);
+    // It asked for the tab list after its made-up answer: no result ever came back.
+    assert.ok(stranger.afterRefusal.every((f) => !f.result && !f.event), JSON.stringify(stranger.afterRefusal));
+    assert.equal(stranger.events.length, 0);
+    const st = await w.evaluate('tabmux.status()');
+    assert.ok(!st.instances.some((i) => i.name === 'Stranger'), 'never an instance');
+    assert.ok(st.errors.some((e) => e.code === 'UNAUTHORIZED' && e.port === BASE + 7), JSON.stringify(st.errors));
+    await stranger.stop();
   });
 
   it('the popup shows instances and tabs', async () => {

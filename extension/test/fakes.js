@@ -1,6 +1,8 @@
 // Fakes for tests without a browser: a WebSocket whose far end the test plays,
 // and a browser API with the shape background.js hands to lib/app.js.
 
+import { TEST_SECRET } from './tabmux-auth.js';
+
 export class FakeWebSocket {
   static all = [];
   static onCreate = null;
@@ -174,6 +176,8 @@ export class FakeBrowser {
         session: { get: async () => JSON.parse(JSON.stringify(b.session)), set: async (o) => Object.assign(b.session, JSON.parse(JSON.stringify(o))) },
       },
       keepAlive: async () => { b.keepAlives++; },
+      // An installed copy's config.json: the secret it shares with tabmux.
+      config: async () => ({ secret: TEST_SECRET }),
     };
   }
 

@@ -1,5 +1,8 @@
 // A mock tabmux instance speaking docs/PROTOCOL.md, for driving the real
 // extension in Chromium before (and besides) the Rust bridge. Node built-ins only.
+// It does the authenticated hello with `secret` (the one launch() writes into the
+// extension's config.json); a mock with another secret plays another user's tabmux:
+// it records every hello it gets and what the extension sent it afterwards.
 //
 //   const m = await startMockTabmux({ port: 8765, name: 'Cursor' });
 //   await m.connected;                         // the extension said hello
@@ -13,13 +16,15 @@ import http from 'node:http';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { acceptUpgrade } from './ws-lite.js';
+import { TEST_SECRET, challenge, helloValid, newNonce, tabmuxProof } from './tabmux-auth.js';
 
 export const EXTENSION_ORIGIN = 'chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd';
 
-export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto.randomUUID(), leaseMs = 60_000, graceMs = 5_000, protocol = 1, log = () => {} } = {}) {
+export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto.randomUUID(), leaseMs = 60_000, graceMs = 5_000, protocol = 1, secret = TEST_SECRET, log = () => {} } = {}) {
   const m = new EventEmitter();
-  Object.assign(m, { port, name, instanceId, leaseMs, graceMs, protocol, events: [], hellos: [], probes: 0, peer: null, frames: 0 });
+  Object.assign(m, { port, name, instanceId, leaseMs, graceMs, protocol, secret, events: [], hellos: [], refused: 0, afterRefusal: [], probes: 0, peer: null, frames: 0 });
   let nextId = 1;
+  const sockets = new Set();
   const pending = new Map();
   let resolveConnected;
   m.connected = new Promise((r) => { resolveConnected = r; });
@@ -32,7 +37,7 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
         res.writeHead(403, { Connection: 'close' }).end();
         return;
       }
-      const body = JSON.stringify({ tabmux: 1, protocol: m.protocol, instanceId: m.instanceId, name: m.name, pid: process.pid, version: '0.0.0-mock' });
+      const body = JSON.stringify({ tabmux: 1, protocol: m.protocol });
       res.writeHead(200, { 'Content-Type': 'application/json', Connection: 'close' }).end(body);
       return;
     }
@@ -46,14 +51,21 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
     m.lastOrigin = req.headers.origin;
     const peer = acceptUpgrade(req, socket, { allowOrigin: EXTENSION_ORIGIN });
     if (!peer) return;
-    if (m.peer && m.peer.open) m.peer.close(1000, 'replaced');
-    m.peer = peer;
+    sockets.add(peer);
+    const nonce = newNonce();
+    let authenticated = false;
+    let refused = false;
+    peer.send(JSON.stringify(challenge(nonce, m.protocol)));
     peer.on('message', (text) => {
       m.frames++;
       let msg;
       try {
         msg = JSON.parse(text);
       } catch {
+        return;
+      }
+      if (refused) {
+        m.afterRefusal.push(msg);
         return;
       }
       if (msg.method === 'hello') {
@@ -63,7 +75,21 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
           peer.close(4001, 'protocol mismatch');
           return;
         }
-        peer.send(JSON.stringify({ id: msg.id, result: { protocol: m.protocol, instanceId: m.instanceId, name: m.name, pid: process.pid, version: '0.0.0-mock', leaseMs: m.leaseMs, graceMs: m.graceMs } }));
+        if (!helloValid(msg.params, m.secret, nonce, m.port)) {
+          // Another user's tabmux: it cannot check the proof, so it plays along with
+          // a made-up answer and sees whether the extension serves it anyway.
+          m.refused++;
+          refused = true;
+          const proof = tabmuxProof(m.secret, nonce, msg.params.nonce, m.port, m.instanceId);
+          peer.send(JSON.stringify({ id: msg.id, result: { protocol: m.protocol, proof, instanceId: m.instanceId, name: m.name, pid: process.pid, version: '0.0.0-mock', leaseMs: m.leaseMs, graceMs: m.graceMs } }));
+          setTimeout(() => peer.open && peer.send(JSON.stringify({ id: 1, method: 'tabs.list', params: { all: true } })), 50);
+          return;
+        }
+        if (m.peer && m.peer !== peer && m.peer.open) m.peer.close(1000, 'replaced');
+        m.peer = peer;
+        authenticated = true;
+        const proof = tabmuxProof(m.secret, nonce, msg.params.nonce, m.port, m.instanceId);
+        peer.send(JSON.stringify({ id: msg.id, result: { protocol: m.protocol, proof, instanceId: m.instanceId, name: m.name, pid: process.pid, version: '0.0.0-mock', leaseMs: m.leaseMs, graceMs: m.graceMs } }));
         m.emit('hello', msg.params);
         resolveConnected(msg.params);
         return;
@@ -85,6 +111,7 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
       }
     });
     peer.on('close', (code) => {
+      if (!authenticated) return;
       m.emit('disconnected', code);
       for (const [id, p] of pending) {
         pending.delete(id);
@@ -142,7 +169,7 @@ export async function startMockTabmux({ port, name = 'Mock', instanceId = crypto
   m.dropConnection = () => m.peer && m.peer.destroy();
   m.stop = () =>
     new Promise((resolve) => {
-      if (m.peer) m.peer.destroy();
+      for (const p of sockets) p.destroy();
       server.close(() => resolve());
       server.closeAllConnections?.();
     });

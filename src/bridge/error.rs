@@ -27,6 +27,9 @@ pub mod codes {
     pub const TAKEN_BACK: &str = "TAKEN_BACK";
     /// The browser answered the CDP command with an error.
     pub const CDP_ERROR: &str = "CDP_ERROR";
+    /// The peer did not prove the shared secret (`hello`), or a status request was
+    /// not signed with it.
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
     /// The operation ran past its deadline.
     pub const TIMEOUT: &str = "TIMEOUT";
     /// The frame would exceed the size limit.

@@ -1,4 +1,6 @@
-//! `tabmux status`: the registry's entries, each live one asked for its probe.
+//! `tabmux status`: the registry's entries, each live one asked for its status with a
+//! request signed with the state directory's secret (an instance answers nothing but
+//! "a tabmux is here" to anyone else).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::auth::{self, Secret};
 use crate::registry::{self, PortRange, unix_ms};
 
 /// Deadline for one probe in [`status_report`].
@@ -18,21 +21,40 @@ const PROBE_MAX_BYTES: usize = 1 << 20;
 /// Fetches `GET /tabmux` from `127.0.0.1:<port>` (no `Origin`, as a CLI does) within
 /// `deadline`, and returns the JSON if it is a tabmux probe (`"tabmux": 1`).
 pub async fn fetch_probe(port: u16, deadline: Duration) -> Result<Value, String> {
-    let body = fetch_json(port, "/tabmux", deadline).await?;
+    let body = fetch_json(port, "/tabmux", deadline, None).await?;
     if body.get("tabmux").and_then(Value::as_u64) != Some(1) {
         return Err("answered, but is not tabmux".into());
     }
     Ok(body)
 }
 
-/// `GET path` on a tabmux port, as JSON.
-async fn fetch_json(port: u16, path: &str, deadline: Duration) -> Result<Value, String> {
+/// Fetches the signed `GET /tabmux/status` of the instance on `port`: its identity
+/// and browsers (see [`crate::bridge::Bridge::status`]).
+pub async fn fetch_status(port: u16, secret: &Secret, deadline: Duration) -> Result<Value, String> {
+    fetch_json(port, "/tabmux/status", deadline, Some(secret)).await
+}
+
+/// `GET path` on a tabmux port, as JSON; signed with `secret` when given.
+pub async fn fetch_json(
+    port: u16,
+    path: &str,
+    deadline: Duration,
+    secret: Option<&Secret>,
+) -> Result<Value, String> {
+    let authorization = match secret {
+        Some(s) => format!(
+            "Authorization: {}\r\n",
+            auth::status_authorization(s, port, path).map_err(|e| e.to_string())?
+        ),
+        None => String::new(),
+    };
     let fetch = async {
         let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{authorization}Connection: close\r\n\r\n"
+        );
         s.write_all(req.as_bytes())
             .await
             .map_err(|e| format!("cannot send: {e}"))?;
@@ -53,6 +75,9 @@ async fn fetch_json(port: u16, path: &str, deadline: Duration) -> Result<Value, 
         .ok_or("not an HTTP answer")?;
     let head = String::from_utf8_lossy(&buf[..split]);
     let status = head.split(' ').nth(1).unwrap_or_default();
+    if status == "401" {
+        return Err("refused our signature: it runs with another secret (another state directory or user), or our clock is off".into());
+    }
     if status != "200" {
         return Err(format!("answered HTTP {status}"));
     }
@@ -183,15 +208,24 @@ fn held_tabs(port: u16, v: &Value) -> HeldTabs {
     }
 }
 
-/// Scans the registry in `state_dir` and asks every live port for its probe (in
-/// parallel, 1.5 s deadline each). Entries outside `range` are reported too, marked.
+/// Scans the registry in `state_dir` and asks every live port for its status, signed
+/// with the state directory's secret (in parallel, 1.5 s deadline each). Entries outside `range` are reported too, marked.
 pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
     let entries = registry::scan(state_dir);
+    let secret = auth::load(state_dir);
     let mut probes = Vec::new();
     for e in entries.iter().filter(|e| e.live) {
         let port = e.port;
+        let secret = match &secret {
+            Ok(Some(s)) => Ok(s.clone()),
+            Ok(None) => Err(format!(
+                "no secret in {} to authenticate with",
+                state_dir.display()
+            )),
+            Err(e) => Err(format!("cannot read the secret: {e}")),
+        };
         probes.push(tokio::spawn(async move {
-            fetch_probe(port, PROBE_DEADLINE).await
+            fetch_status(port, &secret?, PROBE_DEADLINE).await
         }));
     }
     let mut instances = Vec::new();
@@ -260,7 +294,8 @@ pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
     }
     let mut tabs = None;
     if let Some(i) = instances.iter().find(|i| !i.browsers.is_empty())
-        && let Ok(v) = fetch_json(i.port, "/tabmux/tabs", PROBE_DEADLINE * 2).await
+        && let Ok(Some(secret)) = &secret
+        && let Ok(v) = fetch_json(i.port, "/tabmux/tabs", PROBE_DEADLINE * 2, Some(secret)).await
     {
         tabs = Some(held_tabs(i.port, &v));
     }

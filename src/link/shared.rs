@@ -8,14 +8,15 @@
 //!   the same moment end up with one browser);
 //! - `browser.json` — the launched browser's pid, executable and profile;
 //! - `browser-profile/` — its profile; `extension/` — the extension it loads (written
-//!   from the copy embedded in the binary, with `config.json` naming the port range);
+//!   from the copy embedded in the binary, with `config.json` holding the secret and
+//!   the port range);
 //! - `browser.log` — its stderr.
 //!
 //! Next to the browser runs a small watcher (`tabmux watch-browser`, its own process
 //! group): it closes the browser after the linger once no live instance is registered,
 //! so a browser whose last instance was killed (no chance to leave) closes too.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,17 +111,12 @@ impl Drop for Guard {
 
 fn lock(dir: &Path, deadline: Instant) -> Result<Guard> {
     let path = dir.join("browser.lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| {
-            Error::new(
-                codes::NO_BROWSER,
-                format!("cannot open {}: {e}", path.display()),
-            )
-        })?;
+    let f = crate::secure_fs::open_private(&path).map_err(|e| {
+        Error::new(
+            codes::NO_BROWSER,
+            format!("cannot open {}: {e}", path.display()),
+        )
+    })?;
     loop {
         match f.try_lock() {
             Ok(()) => return Ok(Guard(f)),
@@ -178,16 +174,22 @@ impl Shared {
                 format!("cannot write the extension into {}: {e}", dir.display()),
             )
         };
+        let secret = crate::auth::load_or_create(&self.state_dir).map_err(fail)?;
+        let config = serde_json::json!({
+            "secret": secret.to_hex(),
+            "managed": true,
+            "ports": {"from": self.ports.first(), "to": self.ports.last()},
+        });
         if !crate::extension_files::is_installed(&dir) {
             // Missing, or from another version: write it again.
             let _ = std::fs::remove_dir_all(&dir);
-            crate::extension_files::install(&dir).map_err(fail)?;
-        }
-        let config =
-            serde_json::json!({"ports": {"from": self.ports.first(), "to": self.ports.last()}});
-        let path = dir.join("config.json");
-        if std::fs::read_to_string(&path).ok().as_deref() != Some(config.to_string().as_str()) {
-            std::fs::write(&path, config.to_string()).map_err(fail)?;
+            crate::extension_files::install(&dir, &config).map_err(fail)?;
+        } else {
+            // An older tabmux may have left it open to others.
+            crate::secure_fs::ensure_private_dir(&dir).map_err(fail)?;
+            if crate::extension_files::read_config(&dir).as_ref() != Some(&config) {
+                crate::extension_files::write_config(&dir, &config).map_err(fail)?;
+            }
         }
         Ok(dir)
     }
@@ -197,7 +199,7 @@ impl Shared {
         refuse_branded_chrome(&exe)?;
         let ext = self.prepare_extension()?;
         let profile = self.profile_dir();
-        std::fs::create_dir_all(&profile).map_err(|e| {
+        crate::secure_fs::ensure_private_dir(&profile).map_err(|e| {
             Error::new(
                 codes::NO_BROWSER,
                 format!("cannot create {}: {e}", profile.display()),
@@ -224,7 +226,7 @@ impl Shared {
         args.push("--disable-background-timer-throttling".into());
         args.push("--disable-backgrounding-occluded-windows".into());
         args.push("about:blank".into());
-        let log = File::create(self.state_dir.join("browser.log")).ok();
+        let log = crate::secure_fs::create_private(&self.state_dir.join("browser.log")).ok();
         let mut cmd = Command::new(&exe);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -265,12 +267,11 @@ impl Shared {
         };
         record.watcher = self.spawn_watcher(record.pid);
         reap_in_background(child);
-        let tmp = self.state_dir.join("browser.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&record).unwrap_or_default())
-            .and_then(|_| std::fs::rename(&tmp, record_path(&self.state_dir)))
-            .map_err(|e| {
-                Error::new(codes::NO_BROWSER, format!("cannot record the browser: {e}"))
-            })?;
+        crate::secure_fs::write_private(
+            &record_path(&self.state_dir),
+            &serde_json::to_vec_pretty(&record).unwrap_or_default(),
+        )
+        .map_err(|e| Error::new(codes::NO_BROWSER, format!("cannot record the browser: {e}")))?;
         tracing::info!(pid = record.pid, headed, "launched the shared browser");
         Ok(record)
     }

@@ -1,7 +1,7 @@
-//! A headless Chromium with the tabmux extension loaded from the repository, for the
-//! extension-link tests, plus a free port range per test.
+//! A headless Chromium with the tabmux extension installed the way a user does it
+//! (`tabmux extension install DIR`, with the test's state directory, so it carries that
+//! directory's secret), for the extension-link tests, plus a free port range per test.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -39,7 +39,24 @@ pub fn free_range(n: u16) -> (u16, u16) {
 pub struct ExtBrowser {
     pub launched: Option<Launched>,
     pub profile: TempDir,
+    /// The installed copy of the extension (holds `config.json` with the secret).
+    pub ext: TempDir,
     pub ports: (u16, u16),
+}
+
+/// Runs `tabmux extension install <dir>` with `state` as the state directory.
+pub fn install_extension(dir: &std::path::Path, state: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tabmux"))
+        .args(["extension", "install"])
+        .arg(dir)
+        .env("TABMUX_STATE_DIR", state)
+        .output()
+        .expect("tabmux runs");
+    assert!(
+        out.status.success(),
+        "tabmux extension install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[derive(Deserialize)]
@@ -60,14 +77,17 @@ pub struct Popup {
 pub const EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
 
 impl ExtBrowser {
-    /// Starts Chromium with the extension and points the extension at `ports`.
-    pub async fn start(ports: (u16, u16)) -> ExtBrowser {
+    /// Starts Chromium with the extension, installed with the secret of `state` (the
+    /// state directory the test's tabmux instances use), and points it at `ports`.
+    pub async fn start(ports: (u16, u16), state: &std::path::Path) -> ExtBrowser {
         super::require_chromium();
         let profile = TempDir::new("ext-profile");
-        let ext = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("extension");
+        let ext = TempDir::new("ext-copy");
+        let dir = ext.path().join("tabmux-extension");
+        install_extension(&dir, state);
         let opts = LaunchOptions {
             user_data_dir: Some(profile.path().to_path_buf()),
-            extensions: vec![ext],
+            extensions: vec![dir],
             ..Default::default()
         };
         let launched = Launched::start(&opts, Duration::from_secs(30))
@@ -76,6 +96,7 @@ impl ExtBrowser {
         let b = ExtBrowser {
             launched: Some(launched),
             profile,
+            ext,
             ports,
         };
         let set = format!("tabmux.setRange({}, {})", ports.0, ports.1);

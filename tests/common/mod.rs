@@ -167,6 +167,22 @@ impl Client {
         Self::spawn(name, args, &[], state_dir, own).await
     }
 
+    /// Like [`Client::start_in`], with the tabmux process running as another OS user
+    /// (`uid`, `gid`; the test must run as root).
+    pub async fn start_as(
+        name: &str,
+        args: &[&str],
+        state_dir: &Path,
+        uid: u32,
+        gid: u32,
+    ) -> Client {
+        let own = TempDir::new("log");
+        match Self::try_spawn_as(name, args, &[], state_dir, own, Some((uid, gid))).await {
+            Ok(c) => c,
+            Err(r) => panic!("MCP initialize succeeds: {}\n{}", r.error, r.stderr),
+        }
+    }
+
     /// Like [`Client::start_in`], for a tabmux that may refuse to serve: the error its
     /// client saw, its exit status and its stderr.
     pub async fn try_start_in(
@@ -201,6 +217,17 @@ impl Client {
         state_dir: &Path,
         state: TempDir,
     ) -> Result<Client, Refused> {
+        Self::try_spawn_as(name, args, env, state_dir, state, None).await
+    }
+
+    async fn try_spawn_as(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        state_dir: &Path,
+        state: TempDir,
+        user: Option<(u32, u32)>,
+    ) -> Result<Client, Refused> {
         let log = state.path().join("stderr.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tabmux"));
@@ -213,6 +240,9 @@ impl Client {
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = user {
+            cmd.uid(uid).gid(gid);
         }
         let mut child = cmd.spawn().expect("the tabmux binary starts");
         let stdout = child.stdout.take().unwrap();
