@@ -19,6 +19,12 @@ pub mod codes {
     pub const NOT_HELD: &str = "NOT_HELD";
     /// The browser does not let extensions debug this tab.
     pub const NOT_ATTACHABLE: &str = "NOT_ATTACHABLE";
+    /// The tab shows a page no client may control (the extension detached from it).
+    pub const FORBIDDEN_PAGE: &str = "FORBIDDEN_PAGE";
+    /// A navigation (or a new tab) to a page no client may control.
+    pub const FORBIDDEN_URL: &str = "FORBIDDEN_URL";
+    /// A CDP command the extension does not relay.
+    pub const FORBIDDEN_METHOD: &str = "FORBIDDEN_METHOD";
     /// The browser answered the CDP command with an error.
     pub const CDP_ERROR: &str = "CDP_ERROR";
     /// The operation ran past its deadline.

@@ -2,6 +2,7 @@
 //! browser layer.
 
 mod act;
+pub mod confine;
 pub mod guard;
 mod look;
 pub mod nav;
@@ -46,6 +47,8 @@ impl Out {
 pub struct Ctx<'a> {
     pub browser: &'a Browser,
     pub trace: &'a str,
+    /// The client's file boundary (roots) and URL rules.
+    pub files: &'a confine::Files,
 }
 
 /// Parses a tool's arguments; a wrong shape is a clear `BAD_REQUEST`.
@@ -68,6 +71,7 @@ pub struct Server {
     on_client_named: Option<ClientNamed>,
     first_line: Mutex<Option<String>>,
     calls: AtomicU64,
+    files: confine::Files,
 }
 
 impl Server {
@@ -79,7 +83,14 @@ impl Server {
             on_client_named: None,
             first_line: Mutex::new(None),
             calls: AtomicU64::new(0),
+            files: confine::Files::new(false),
         }
+    }
+
+    /// `--allow-unrestricted-file-access`: files anywhere, not only inside the roots.
+    pub fn unrestricted_files(mut self, yes: bool) -> Server {
+        self.files = confine::Files::new(yes);
+        self
     }
 
     /// Called with the client's name once `initialize` names it.
@@ -101,6 +112,7 @@ impl Server {
         let ctx = Ctx {
             browser: &self.browser,
             trace,
+            files: &self.files,
         };
         match name {
             "browser_navigate" => nav::navigate(&ctx, args).await,
@@ -209,6 +221,7 @@ impl ServerHandler for Server {
             }
         }
         context.peer.set_peer_info(request.clone());
+        self.files.set_peer(context.peer.clone());
         self.negotiate_initialize(&request)
     }
 
