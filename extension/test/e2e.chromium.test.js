@@ -284,6 +284,13 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
     });
     assert.match(text, /VS Code/);
     assert.match(text, /PROTOCOL_MISMATCH/);
+    // The file:// switch: off by default, kept by the service worker when ticked.
+    const click = () => b.cdp.send('Runtime.evaluate', { expression: "document.getElementById('allow-file').click(); document.getElementById('allow-file').checked", returnByValue: true }, sessionId);
+    assert.equal(await w.evaluate('tabmux.allowFile'), false);
+    assert.equal((await click()).result.value, true);
+    await waitFor(async () => (await w.evaluate('tabmux.allowFile')) === true);
+    assert.equal((await click()).result.value, false);
+    await waitFor(async () => (await w.evaluate('tabmux.allowFile')) === false);
     if (process.env.TABMUX_E2E_SHOT) {
       await b.cdp.send('Emulation.setDeviceMetricsOverride', { width: 440, height: 600, deviceScaleFactor: 1, mobile: false }, sessionId);
       const shot = await b.cdp.send('Page.captureScreenshot', { format: 'png' }, sessionId);
