@@ -174,7 +174,7 @@ async fn navigate_refuses_browser_and_extension_pages() {
         let e = refused(&c, "browser_navigate", json!({"url": url}), "FORBIDDEN_URL").await;
         assert!(e.contains("can't be opened"), "{e}");
     }
-    // A new tab with such a URL is refused the same way.
+    // A new tab with such a URL is refused the same way, and opens no tab.
     refused(
         &c,
         "browser_tabs",
@@ -182,8 +182,8 @@ async fn navigate_refuses_browser_and_extension_pages() {
         "FORBIDDEN_URL",
     )
     .await;
-    c.ok("browser_tabs", json!({"action": "select", "index": 0}))
-        .await;
+    let list = c.ok("browser_tabs", json!({"action": "list"})).await;
+    assert!(!list.text.contains("- 1:"), "{}", list.text);
     // The page stayed where it was.
     assert!(
         c.eval("() => location.href").await.contains("nav.html"),
