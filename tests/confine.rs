@@ -499,7 +499,7 @@ impl Ext {
 /// `browser_evaluate` of `typeof chrome.debugger`: either refused (FORBIDDEN_PAGE, or
 /// NOT_ATTACHABLE for a page the browser itself keeps from extensions) or a page
 /// without the debugger API. Never "object".
-async fn debugger_unreachable(c: &Client) {
+async fn debugger_unreachable(c: &Client) -> common::Answer {
     let a = c
         .call(
             "browser_evaluate",
@@ -515,6 +515,7 @@ async fn debugger_unreachable(c: &Client) {
     } else {
         assert!(!a.text.contains("\"object\""), "{}", a.text);
     }
+    a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,8 +580,14 @@ async fn extension_link_no_client_escapes_its_tabs() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    debugger_unreachable(&a).await;
+    let told = debugger_unreachable(&a).await;
     assert_eq!(url, "about:blank", "sent back from the extension's page");
+    // The client is told why its tab is blank now.
+    assert!(
+        told.text.contains("FORBIDDEN_PAGE") && told.text.contains("sent back to about:blank"),
+        "{}",
+        told.text
+    );
     // The client still works.
     a.ok(
         "browser_navigate",

@@ -279,6 +279,8 @@ export class App {
     this.confined.set(tabId, { url: String(url).slice(0, 200), why });
     const label = (this.locks.holderOf(tabId) || {}).name || '-';
     this.log(label, null, `tab ${tabId} went to ${String(url).slice(0, 80)} (${why}): debugger ${was ? 'detached' : 'not attached'}${rec.created ? ', tab sent back to about:blank' : ''}`);
+    const conn = this.conns.get(rec.holder);
+    if (was && this._isCurrent(conn)) conn.emit('tab.forbidden', { tabId, url: String(url).slice(0, 200), reason: why, sentBack: !!rec.created });
     if (rec.created) await this.api.tabs.update(tabId, { url: 'about:blank' }).catch(() => {});
   }
 

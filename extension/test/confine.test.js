@@ -121,13 +121,16 @@ test('a forbidden method never reaches the browser', async () => {
 });
 
 test('a created tab that reaches the extension\'s page is detached and sent back to about:blank', async () => {
-  const { browser, app, call } = await setup();
+  const { browser, app, call, events } = await setup();
   const { tabId } = (await call('tabs.create', { url: 'https://example.com/' })).result;
   assert.ok(browser.attached.has(tabId));
   // The tab goes there (the user typed it, a history step): the navigation is seen first.
   await app.onTabUrl(tabId, OWN);
   assert.ok(!browser.attached.has(tabId), 'detached at once');
   assert.equal(browser.tabs.get(tabId).url, 'about:blank', 'sent back');
+  const told = events.filter((e) => e.event === 'tab.forbidden');
+  assert.equal(told.length, 1);
+  assert.deepEqual({ ...told[0].params, reason: undefined }, { tabId, url: OWN, reason: undefined, sentBack: true });
   // Found by the per-command check, too (no navigation event seen).
   browser.tabs.get(tabId).url = OWN;
   const r = await call('cdp', { tabId, method: 'Runtime.evaluate', params: { expression: 'typeof chrome.debugger' } });

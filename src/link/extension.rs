@@ -35,6 +35,7 @@ fn trace() -> Option<String> {
 pub const EV_CLOSED: &str = "tabmux.tabClosed";
 pub const EV_LOST: &str = "tabmux.lockLost";
 pub const EV_ATTACHED: &str = "tabmux.attached";
+pub const EV_FORBIDDEN: &str = "tabmux.forbidden";
 
 const CALL: Duration = Duration::from_secs(30);
 
@@ -216,6 +217,11 @@ impl ExtensionLink {
                     "tab.attached" => CdpEvent {
                         session: None,
                         method: EV_ATTACHED.into(),
+                        params: ev.params.clone(),
+                    },
+                    "tab.forbidden" => CdpEvent {
+                        session: None,
+                        method: EV_FORBIDDEN.into(),
                         params: ev.params.clone(),
                     },
                     _ => continue,
