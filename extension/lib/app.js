@@ -276,11 +276,13 @@ export class App {
     this._cancelReattach(tabId);
     this.sessions.forget(tabId);
     const was = await this.dbg.detach(tabId);
+    // One navigation is seen up to three times (before, commit, tab update): tell once.
+    const first = !this.confined.has(tabId);
     this.confined.set(tabId, { url: String(url).slice(0, 200), why });
     const label = (this.locks.holderOf(tabId) || {}).name || '-';
     this.log(label, null, `tab ${tabId} went to ${String(url).slice(0, 80)} (${why}): debugger ${was ? 'detached' : 'not attached'}${rec.created ? ', tab sent back to about:blank' : ''}`);
     const conn = this.conns.get(rec.holder);
-    if (was && this._isCurrent(conn)) conn.emit('tab.forbidden', { tabId, url: String(url).slice(0, 200), reason: why, sentBack: !!rec.created });
+    if ((was || first) && this._isCurrent(conn)) conn.emit('tab.forbidden', { tabId, url: String(url).slice(0, 200), reason: why, sentBack: !!rec.created });
     if (rec.created) await this.api.tabs.update(tabId, { url: 'about:blank' }).catch(() => {});
   }
 
@@ -608,6 +610,16 @@ export class App {
     this.dbg.detached(tabId);
     const rec = this.locks.record(tabId);
     if (!rec || rec.closing) return;
+    // Detached because the tab went to a page no client may control: it stays detached.
+    try {
+      const bad = this._tabForbidden(await this.api.tabs.get(tabId));
+      if (bad) {
+        await this.onTabUrl(tabId, bad.url);
+        return;
+      }
+    } catch {
+      /* gone: onRemoved follows */
+    }
     this.log(this.locks.holderOf(tabId).name, null, `debugger detached from tab ${tabId} (${reason}); re-attaching`);
     this._scheduleReattach(tabId, 0);
   }

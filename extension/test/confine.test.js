@@ -128,8 +128,9 @@ test('a created tab that reaches the extension\'s page is detached and sent back
   await app.onTabUrl(tabId, OWN);
   assert.ok(!browser.attached.has(tabId), 'detached at once');
   assert.equal(browser.tabs.get(tabId).url, 'about:blank', 'sent back');
+  await app.onTabUrl(tabId, OWN); // the same navigation seen again (commit, tab update)
   const told = events.filter((e) => e.event === 'tab.forbidden');
-  assert.equal(told.length, 1);
+  assert.equal(told.length, 1, 'told once');
   assert.deepEqual({ ...told[0].params, reason: undefined }, { tabId, url: OWN, reason: undefined, sentBack: true });
   // Found by the per-command check, too (no navigation event seen).
   browser.tabs.get(tabId).url = OWN;
@@ -159,6 +160,18 @@ test('a borrowed tab on a forbidden page stays where the user put it and refuses
   // Claiming a tab on a forbidden page fails.
   const other = browser.addTab({ url: 'about:version' });
   assert.equal((await call('tabs.claim', { tabId: other.id, timeoutMs: 0 })).error.code, 'FORBIDDEN_PAGE');
+});
+
+test('a debugger the browser detached from a tab on a forbidden page is not attached again', async () => {
+  const { browser, app, call, events } = await setup();
+  const user = browser.addTab({ url: 'https://example.com/' });
+  assert.ok((await call('tabs.claim', { tabId: user.id, timeoutMs: 0 })).result);
+  browser.tabs.get(user.id).url = 'chrome://settings/';
+  browser.attached.delete(user.id);
+  await app.onDebuggerDetach({ tabId: user.id }, 'target_closed');
+  assert.equal(app.reattach.size, 0, 'no re-attach scheduled');
+  assert.equal(events.filter((e) => e.event === 'tab.forbidden').length, 1);
+  assert.equal(browser.tabs.get(user.id).url, 'chrome://settings/', 'a borrowed tab stays');
 });
 
 test('file:// pages only when the user allows them', async () => {
