@@ -334,7 +334,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
         o.custom_flags(libc::O_NOFOLLOW);
     }
     let mut f = o.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ELOOP) {
+        if e.kind() == std::io::ErrorKind::AlreadyExists || is_symlink_refusal(&e) {
             Error::new(
                 codes::FILE_EXISTS,
                 format!(
@@ -355,6 +355,19 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `O_NOFOLLOW` met a symlink (`ELOOP`).
+fn is_symlink_refusal(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 #[cfg(test)]
