@@ -10,7 +10,7 @@ import { CDP_METHODS } from './cdp-methods.js';
 /** Schemes whose pages no client may control, whatever the browser would allow. */
 const FORBIDDEN_SCHEMES = new Set([
   'chrome', 'chrome-extension', 'chrome-untrusted', 'devtools', 'chrome-search', 'chrome-devtools',
-  'chrome-error', 'edge', 'brave', 'opera', 'vivaldi', 'extension', 'moz-extension', 'isolated-app',
+  'edge', 'brave', 'opera', 'vivaldi', 'extension', 'moz-extension', 'isolated-app',
 ]);
 
 /** Schemes whose URL carries another URL whose origin counts (`blob:https://…`). */

@@ -30,7 +30,6 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
     "devtools",
     "chrome-search",
     "chrome-devtools",
-    "chrome-error",
     "edge",
     "brave",
     "opera",
