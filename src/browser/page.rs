@@ -126,6 +126,8 @@ pub struct PageState {
     pub taken_back: bool,
     /// Whether the model has been told the tab is gone.
     pub close_reported: bool,
+    /// Lines for the next tool answer (the extension let go of the tab, …); bounded.
+    pub notices: Vec<String>,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
 }
@@ -557,6 +559,19 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
         crate::link::extension::EV_TAKEN_BACK => {
             s.closed = true;
             s.taken_back = true;
+        }
+        crate::link::extension::EV_FORBIDDEN => {
+            let url: String = p["url"].as_str().unwrap_or("?").chars().take(100).collect();
+            let then = if p["sentBack"].as_bool() == Some(true) {
+                "it was sent back to about:blank"
+            } else {
+                "commands on it fail until it shows a web page again"
+            };
+            if s.notices.len() < 8 {
+                s.notices.push(format!(
+                    "FORBIDDEN_PAGE: the tab went to {url}, a page tabmux may not control; the browser extension let go of it ({then})."
+                ));
+            }
         }
         crate::link::extension::EV_ATTACHED => {
             drop(s);

@@ -36,6 +36,7 @@ pub const EV_CLOSED: &str = "tabmux.tabClosed";
 pub const EV_LOST: &str = "tabmux.lockLost";
 pub const EV_ATTACHED: &str = "tabmux.attached";
 pub const EV_TAKEN_BACK: &str = "tabmux.takenBack";
+pub const EV_FORBIDDEN: &str = "tabmux.forbidden";
 
 const CALL: Duration = Duration::from_secs(30);
 
@@ -70,6 +71,9 @@ fn from_wire(e: WireError, what: &str) -> Error {
         bridge::codes::CONSENT_DENIED => codes::CONSENT_DENIED,
         bridge::codes::CONSENT_TIMEOUT => codes::CONSENT_TIMEOUT,
         bridge::codes::TAKEN_BACK => codes::TAKEN_BACK,
+        bridge::codes::FORBIDDEN_PAGE => codes::FORBIDDEN_PAGE,
+        bridge::codes::FORBIDDEN_URL => codes::FORBIDDEN_URL,
+        bridge::codes::FORBIDDEN_METHOD => codes::FORBIDDEN_METHOD,
         bridge::codes::TIMEOUT => codes::TIMEOUT,
         bridge::codes::TOO_LARGE => codes::TOO_LARGE,
         bridge::codes::BAD_REQUEST => codes::BAD_REQUEST,
@@ -222,6 +226,11 @@ impl ExtensionLink {
                     "tab.takenBack" => CdpEvent {
                         session: None,
                         method: EV_TAKEN_BACK.into(),
+                        params: ev.params.clone(),
+                    },
+                    "tab.forbidden" => CdpEvent {
+                        session: None,
+                        method: EV_FORBIDDEN.into(),
                         params: ev.params.clone(),
                     },
                     _ => continue,

@@ -402,19 +402,7 @@ pub async fn file_upload(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     let paths = a.paths.unwrap_or_default();
     let mut absolute = Vec::new();
     for p in &paths {
-        let path = std::path::Path::new(p);
-        if !path.is_absolute() {
-            return Err(Error::bad_request(format!(
-                "{p:?} is not an absolute path; give the full path of the file"
-            )));
-        }
-        if !path.is_file() {
-            return Err(Error::new(
-                codes::NOT_FOUND,
-                format!("{p:?} does not exist or is not a file"),
-            ));
-        }
-        absolute.push(p.clone());
+        absolute.push(ctx.files.readable(p).await?);
     }
     let chooser = page.state().file_chooser.clone();
     let lead;

@@ -404,10 +404,7 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&data)
             .map_err(|e| Error::internal(format!("bad image data: {e}")))?;
-        let path = std::path::absolute(f)
-            .map_err(|e| Error::bad_request(format!("bad filename {f:?}: {e}")))?;
-        std::fs::write(&path, bytes)
-            .map_err(|e| Error::bad_request(format!("cannot write {}: {e}", path.display())))?;
+        let path = ctx.files.create_new(f, &bytes).await?;
         text.push_str(&format!(" Saved to {}.", path.display()));
     }
     Ok(Out {

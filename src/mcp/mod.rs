@@ -2,6 +2,7 @@
 //! browser layer.
 
 mod act;
+pub mod confine;
 pub mod guard;
 mod look;
 pub mod nav;
@@ -47,6 +48,8 @@ impl Out {
 pub struct Ctx<'a> {
     pub browser: &'a Browser,
     pub trace: &'a str,
+    /// The client's file boundary (roots) and URL rules.
+    pub files: &'a confine::Files,
 }
 
 /// Parses a tool's arguments; a wrong shape is a clear `BAD_REQUEST`.
@@ -69,6 +72,7 @@ pub struct Server {
     on_client_named: Option<ClientNamed>,
     first_line: Mutex<Option<String>>,
     calls: AtomicU64,
+    files: confine::Files,
 }
 
 impl Server {
@@ -80,7 +84,14 @@ impl Server {
             on_client_named: None,
             first_line: Mutex::new(None),
             calls: AtomicU64::new(0),
+            files: confine::Files::new(false),
         }
+    }
+
+    /// `--allow-unrestricted-file-access`: files anywhere, not only inside the roots.
+    pub fn unrestricted_files(mut self, yes: bool) -> Server {
+        self.files = confine::Files::new(yes);
+        self
     }
 
     /// Called with the client's name once `initialize` names it.
@@ -102,6 +113,7 @@ impl Server {
         let ctx = Ctx {
             browser: &self.browser,
             trace,
+            files: &self.files,
         };
         match name {
             "browser_navigate" => nav::navigate(&ctx, args).await,
@@ -210,6 +222,7 @@ impl ServerHandler for Server {
             }
         }
         context.peer.set_peer_info(request.clone());
+        self.files.set_peer(context.peer.clone());
         self.negotiate_initialize(&request)
     }
 

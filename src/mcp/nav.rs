@@ -110,6 +110,7 @@ pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
 
 /// Navigates a page (its op lock held by the caller) and answers with its snapshot.
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
+    ctx.files.check_url(url).await?;
     let m = report::mark(page);
     let r: Option<Value> = page
         .call_or_dialog(None, "Page.navigate", json!({"url": url}))

@@ -47,7 +47,7 @@ pub fn tools() -> Vec<Tool> {
     let list = vec![
         tool(
             "browser_navigate",
-            "Open a URL in the current tab. Returns the page snapshot.",
+            "Open a URL in the current tab. Returns the page snapshot. Browser and extension pages (chrome://, chrome-extension://, about: other than about:blank) are refused; file:// only inside your roots.",
             Act,
             json!({"url": {"type": "string"}}),
             &["url"],
@@ -148,7 +148,7 @@ pub fn tools() -> Vec<Tool> {
             "Set the files of the open file chooser, or of a file input given as target. No paths cancels the chooser.",
             Destroy,
             json!({
-                "paths": {"type": "array", "items": {"type": "string"}, "description": "Absolute file paths"},
+                "paths": {"type": "array", "items": {"type": "string"}, "description": "Absolute file paths, inside your MCP roots"},
                 "target": target()
             }),
             &[],
@@ -211,7 +211,7 @@ pub fn tools() -> Vec<Tool> {
                 "quality": {"type": "integer", "description": "jpeg quality 0-100"},
                 "fullPage": {"type": "boolean"},
                 "target": target(), "element": element(),
-                "filename": {"type": "string", "description": "Also save to this file"}
+                "filename": {"type": "string", "description": "Also save to this new file (inside your MCP roots; relative to the first root; never overwrites)"}
             }),
             &[],
         ),

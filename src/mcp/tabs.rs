@@ -115,10 +115,17 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         }
         "list" => Ok(Out::text(own_list(ctx).await)),
         "new" => {
+            // A URL that would be refused opens no tab.
+            let url = match a.url.as_deref().filter(|u| !u.is_empty()) {
+                Some(u) => Some(super::nav::normalize_url(u)?),
+                None => None,
+            };
+            if let Some(u) = &url {
+                ctx.files.check_url(u).await?;
+            }
             let (i, page) = ctx.browser.new_tab().await?;
-            match a.url.as_deref().filter(|u| !u.is_empty()) {
-                Some(u) => {
-                    let url = super::nav::normalize_url(u)?;
+            match url {
+                Some(url) => {
                     let _op = page.op.lock().await;
                     let mut r = super::nav::navigate_page(ctx, &page, &url).await?;
                     r.text = format!("Opened tab {i}.\n{}", r.text);
