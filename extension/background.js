@@ -88,6 +88,17 @@ const logErr = (what) => (e) => console.log(`[tabmux] - ${what}: ${e && e.stack 
 chrome.webNavigation.onCreatedNavigationTarget.addListener((d) => {
   app.onTabCreated({ id: d.tabId, openerTabId: d.sourceTabId, url: d.url }).catch(logErr('onCreatedNavigationTarget'));
 });
+// A held tab going to a page no client may control loses its debugger at once:
+// before the navigation starts, when it commits, and when the tab's URL changes.
+chrome.webNavigation.onBeforeNavigate.addListener((d) => {
+  if (d.frameId === 0) app.onTabUrl(d.tabId, d.url).catch(logErr('onBeforeNavigate'));
+});
+chrome.webNavigation.onCommitted.addListener((d) => {
+  if (d.frameId === 0) app.onTabUrl(d.tabId, d.url).catch(logErr('onCommitted'));
+});
+chrome.tabs.onUpdated.addListener((tabId, change) => {
+  if (change.url) app.onTabUrl(tabId, change.url).catch(logErr('onUpdated'));
+});
 chrome.tabs.onActivated.addListener(({ tabId, windowId }) => {
   app.onTabActivated(tabId, windowId);
 });
@@ -133,6 +144,10 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   }
   if (msg.type === 'takeBack') {
     app.takeBack(msg.tabId).then((ok) => sendResponse({ ok }), (e) => sendResponse({ error: e.message }));
+    return true;
+  }
+  if (msg.type === 'setFileAccess') {
+    app.setFileAccess(msg.allow === true).then(() => sendResponse({ ok: true }), (e) => sendResponse({ error: e.message }));
     return true;
   }
   if (msg.type === 'setRange') {

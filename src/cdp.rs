@@ -345,6 +345,7 @@ impl Dropped for TabEvent {
             TabEvent::Closed { .. } => "tab closed",
             TabEvent::Lost { .. } => "tab lost",
             TabEvent::TakenBack => "tab taken back",
+            TabEvent::Forbidden { .. } => "tab forbidden",
             TabEvent::Attached => "tab attached",
         }
     }

@@ -66,4 +66,14 @@ pub mod codes {
     pub const NO_TAB: &str = "NO_TAB";
     pub const NO_DIALOG: &str = "NO_DIALOG";
     pub const TOO_LARGE: &str = "TOO_LARGE";
+    /// A navigation to a page no client may open (browser or extension pages).
+    pub const FORBIDDEN_URL: &str = "FORBIDDEN_URL";
+    /// The tab shows a page no client may control; the extension detached from it.
+    pub const FORBIDDEN_PAGE: &str = "FORBIDDEN_PAGE";
+    /// A CDP command the extension does not relay.
+    pub const FORBIDDEN_METHOD: &str = "FORBIDDEN_METHOD";
+    /// A file outside the client's MCP roots.
+    pub const FILE_OUTSIDE_ROOTS: &str = "FILE_OUTSIDE_ROOTS";
+    /// A file that would be overwritten (or written through a symlink).
+    pub const FILE_EXISTS: &str = "FILE_EXISTS";
 }

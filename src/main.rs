@@ -78,6 +78,11 @@ struct Cli {
     /// Deadline of a navigation, in seconds.
     #[arg(long, default_value_t = 30)]
     navigation_timeout: u64,
+    /// Let tools read and write files anywhere (uploads, screenshot files, file:// pages),
+    /// not only inside the client's MCP roots (or the working directory). Screenshots
+    /// still never overwrite a file.
+    #[arg(long)]
+    allow_unrestricted_file_access: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -343,7 +348,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         command_timeout: Duration::from_secs(cli.command_timeout.max(1)),
         navigation_timeout: Duration::from_secs(cli.navigation_timeout.max(1)),
     }));
-    let mut server = Server::new(browser.clone());
+    let mut server =
+        Server::new(browser.clone()).unrestricted_files(cli.allow_unrestricted_file_access);
     if let Some((bridge, reg)) = &registration {
         // The client's name goes to the extension (tab group titles) and the registry.
         let (bridge, reg2) = (bridge.clone(), reg.clone());

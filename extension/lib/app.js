@@ -14,6 +14,7 @@ import { GroupPainter, NO_GROUP } from './groups.js';
 import { PROTOCOL_VERSION } from './codec.js';
 import { PROTOCOL } from './protocol.js';
 import { isHex64 } from './auth.js';
+import { Sessions, checkCommand, forbiddenPage, forbiddenReason, forbiddenUrl } from './confine.js';
 
 export const STATE_KEY = 'tabmuxLocks';
 /** Agent tabs and the user's consents (storage.session only: a new browser session starts with none). */
@@ -21,6 +22,8 @@ export const CONSENT_KEY = 'tabmuxConsent';
 /** Prefix of the system notifications that ask the user. */
 export const ASK_NOTIFICATION = 'tabmux-ask-';
 export const RANGE_KEY = 'portRange';
+/** The user's choice in the popup: may clients open file:// pages (default: no). */
+export const FILE_ACCESS_KEY = 'allowFileUrls';
 /** CDP commands that need the tab rendered (a hidden tab gets no frames). */
 const NEEDS_FRAMES = new Set(PROTOCOL.needsFrames);
 export const PROFILE_KEY = 'profileId';
@@ -87,6 +90,10 @@ export class App {
     this.profileId = null;
     /** The secret shared with tabmux (config.json); without it no instance is served. */
     this.secret = null;
+    this.allowFile = false;
+    this.sessions = new Sessions();
+    /** tabId → {url, reason}: held tabs the extension detached from a forbidden page. */
+    this.confined = new Map();
     this.locks = null;
     this.consent = null;
     /** askIds with a system notification on screen. */
@@ -140,7 +147,8 @@ export class App {
         /* keep the UA's */
       }
     }
-    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY])) || {};
+    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY, FILE_ACCESS_KEY])) || {};
+    this.allowFile = local[FILE_ACCESS_KEY] === true;
     this.profileId = local[PROFILE_KEY];
     if (typeof this.profileId !== 'string' || !this.profileId) {
       this.profileId = `p-${this.randomId()}`;
@@ -271,6 +279,57 @@ export class App {
     this.range = { from, to };
     await this.api.storage.local.set({ [RANGE_KEY]: { from, to } });
     this.discovery.setRange(from, to);
+  }
+
+  /** The popup's file:// switch. */
+  async setFileAccess(allow) {
+    await this.ready;
+    this.allowFile = allow === true;
+    await this.api.storage.local.set({ [FILE_ACCESS_KEY]: this.allowFile });
+    this.log('-', null, `file:// pages ${this.allowFile ? 'allowed' : 'refused'} (popup setting)`);
+    // Held tabs showing a file:// page lose their debugger now.
+    if (!this.allowFile) {
+      for (const rec of this.locks.tabs.values()) {
+        this.api.tabs.get(rec.tabId).then((t) => this.onTabUrl(t.id, t.url), () => {});
+      }
+    }
+  }
+
+  _policy() {
+    return { allowFile: this.allowFile };
+  }
+
+  /** Why a tab may not be controlled (its URL, or the one it is going to), or null. */
+  _tabForbidden(tab) {
+    for (const url of [tab.url, tab.pendingUrl]) {
+      const why = forbiddenReason(url, this._policy());
+      if (why) return { url, why };
+    }
+    return null;
+  }
+
+  /**
+   * A held tab shows (or goes to) a page no client may control: the debugger is
+   * detached at once. A tab the instance created goes back to about:blank (nothing of
+   * the user's is there); a borrowed tab stays as the user has it, and its commands
+   * fail with FORBIDDEN_PAGE until it shows an allowed page again.
+   */
+  async onTabUrl(tabId, url) {
+    if (!this.locks) return;
+    const why = forbiddenReason(url, this._policy());
+    const rec = this.locks.record(tabId);
+    if (!why || !rec || rec.closing) return;
+    this._cancelReattach(tabId);
+    this.sessions.forget(tabId);
+    const was = await this.dbg.detach(tabId);
+    // One navigation is seen up to three times (before, commit, tab update): tell once.
+    const first = !this.confined.has(tabId);
+    this.confined.set(tabId, { url: String(url).slice(0, 200), why });
+    const label = (this.locks.holderOf(tabId) || {}).name || '-';
+    this.log(label, null, `tab ${tabId} went to ${String(url).slice(0, 80)} (${why}): debugger ${was ? 'detached' : 'not attached'}${rec.created ? ', tab sent back to about:blank' : ''}`);
+    const conn = this.conns.get(rec.holder);
+    if ((was || first) && this._isCurrent(conn)) conn.emit('tab.forbidden', { tabId, url: String(url).slice(0, 200), reason: why, sentBack: !!rec.created });
+    if (rec.created) await this.api.tabs.update(tabId, { url: 'about:blank' }).catch(() => {});
   }
 
   // -------------------------------------------------------------- connections
@@ -423,6 +482,7 @@ export class App {
       },
       released: async (tabId, id, { handedTo, origGroupId, takenBack, created }) => {
         this._cancelReattach(tabId);
+        this.sessions.forget(tabId);
         await this.dbg.detach(tabId);
         if (!handedTo) {
           const left = this.groups.leave(tabId, origGroupId);
@@ -435,6 +495,7 @@ export class App {
       closeTab: (tabId) => this._closeTab(tabId),
       tabGone: (tabId) => {
         this._cancelReattach(tabId);
+        this.sessions.forget(tabId);
         this.dbg.forget(tabId);
         this.groups.forget(tabId);
       },
@@ -466,6 +527,8 @@ export class App {
     }
     const url = tab.url || tab.pendingUrl || '';
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
+    const bad = this._tabForbidden(tab);
+    if (bad) throw forbiddenPage(tabId, bad.url, bad.why);
     if (this.dbg.isAttached(tabId) && this.dbg.owner(tabId) !== instanceId) await this.dbg.detach(tabId);
     await this.dbg.attach(tabId, url, instanceId);
     const rec = this.locks.record(tabId);
@@ -651,6 +714,8 @@ export class App {
     const set = this.removedWaiters.get(tabId);
     if (set) for (const done of [...set]) done(true);
     this.dbg.forget(tabId);
+    this.sessions.forget(tabId);
+    this.confined.delete(tabId);
     this.locks.tabRemoved(tabId);
     this.consent.tabRemoved(tabId);
   }
@@ -727,6 +792,7 @@ export class App {
     if (this.dbg.owner(tabId) !== rec.holder) return;
     const conn = this.conns.get(rec.holder);
     if (!conn || !conn.isOpen()) return;
+    if (method.startsWith('Target.')) this.sessions.onEvent(tabId, method, params);
     const ev = { tabId, method, params: params || {} };
     if (source.sessionId) ev.sessionId = source.sessionId;
     if (!conn.emit('cdp.event', ev)) this.log(conn.label, null, `cdp.event ${method} of tab ${tabId} not sent (too large or closed)`);
@@ -739,6 +805,16 @@ export class App {
     this.dbg.detached(tabId);
     const rec = this.locks.record(tabId);
     if (!rec || rec.closing) return;
+    // Detached because the tab went to a page no client may control: it stays detached.
+    try {
+      const bad = this._tabForbidden(await this.api.tabs.get(tabId));
+      if (bad) {
+        await this.onTabUrl(tabId, bad.url);
+        return;
+      }
+    } catch {
+      /* gone: onRemoved follows */
+    }
     this.log(this.locks.holderOf(tabId).name, null, `debugger detached from tab ${tabId} (${reason}); re-attaching`);
     this._scheduleReattach(tabId, 0);
   }
@@ -887,6 +963,8 @@ export class App {
     const url = p.url === undefined ? 'about:blank' : p.url;
     if (typeof url !== 'string' || url.length > 8192) throw bad('url must be a string');
     if (!isAttachableUrl(url)) throw notAttachable('(new)', url);
+    const why = forbiddenReason(url, this._policy());
+    if (why) throw forbiddenUrl(url, why);
     // Each instance works in a window of its own, opened unfocused: its tab in front
     // there is rendered (a tab hidden behind another gets no frames, so mouse input
     // and screenshots stall), and the user's windows and tabs stay as they are.
@@ -932,6 +1010,8 @@ export class App {
     }
     const url = tab.url || tab.pendingUrl || '';
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);
+    const bad = this._tabForbidden(tab);
+    if (bad) throw forbiddenPage(tabId, bad.url, bad.why);
     const need = this._decide(id, tabId);
     if (need === 'deny') {
       throw new TabmuxError(Codes.CONSENT_DENIED, `tab ${tabId} is the user's, and this tabmux runs with --user-tabs deny: it never uses the user's tabs. Open your own tab with browser_navigate or browser_tabs new`, { tabId, policy: 'deny' });
@@ -1007,9 +1087,11 @@ export class App {
     if (typeof p.method !== 'string' || !p.method) throw bad('method must be a CDP method name');
     if (p.params !== undefined && (p.params === null || typeof p.params !== 'object' || Array.isArray(p.params))) throw bad('params must be an object');
     if (p.sessionId !== undefined && typeof p.sessionId !== 'string') throw bad('sessionId must be a string');
+    checkCommand(p.method, p.params, this._policy());
     const done = this.locks.use(id, tabId);
     const cap = this.clock.setTimeout(done, MAX_COMMAND_MS);
     try {
+      await this._checkPage(tabId, p);
       if (!this.dbg.isAttached(tabId) || this.dbg.owner(tabId) !== id) {
         await this.locks.serial(tabId, () => {
           this.locks.check(id, tabId);
@@ -1019,6 +1101,7 @@ export class App {
         conn.emit('tab.attached', { tabId });
       }
       const target = p.sessionId ? { tabId, sessionId: p.sessionId } : { tabId };
+      await this._checkHistory(tabId, p);
       try {
         return trimResult(p.method, (await this._send(target, p.method, p.params || {})) || {});
       } catch (e) {
@@ -1044,6 +1127,46 @@ export class App {
     }
   }
 
+  /**
+   * Before every command: the tab (and the child session addressed) shows a page a
+   * client may control, and a history step goes to one. Throws FORBIDDEN_PAGE /
+   * FORBIDDEN_URL; a tab found on a forbidden page is detached first.
+   */
+  async _checkPage(tabId, p) {
+    let tab;
+    try {
+      tab = await this.api.tabs.get(tabId);
+    } catch {
+      throw new TabmuxError(Codes.TAB_CLOSED, `tab ${tabId} is gone`, { tabId, reason: 'user' });
+    }
+    const bad = this._tabForbidden(tab);
+    if (bad) {
+      await this.onTabUrl(tabId, bad.url);
+      throw forbiddenPage(tabId, bad.url, bad.why);
+    }
+    this.confined.delete(tabId);
+    if (p.sessionId) {
+      const url = this.sessions.url(tabId, p.sessionId);
+      const why = url && forbiddenReason(url, this._policy());
+      if (why) throw forbiddenPage(tabId, url, `${why}; in a frame of the tab`);
+    }
+  }
+
+  /** A step in the tab's history goes to a page a client may control. */
+  async _checkHistory(tabId, p) {
+    if (p.method === 'Page.navigateToHistoryEntry' && !p.sessionId) {
+      let h;
+      try {
+        h = await this.api.debugger.sendCommand({ tabId }, 'Page.getNavigationHistory', {});
+      } catch (e) {
+        throw classifyCommandError(e, tabId, 'Page.getNavigationHistory');
+      }
+      const entry = ((h && h.entries) || []).find((e) => e.id === (p.params && p.params.entryId));
+      const why = entry && forbiddenReason(entry.url, this._policy());
+      if (why) throw forbiddenUrl(entry.url, why);
+    }
+  }
+
   // ------------------------------------------------------------------- popup
 
   async status() {
@@ -1063,6 +1186,7 @@ export class App {
     return {
       range: this.range,
       version: this.version,
+      allowFile: this.allowFile,
       instances: s.instances.map((i) => {
         const c = this.conns.get(i.instanceId);
         return { ...i, connected: !!(c && c.isOpen()), lastActivityMs: c ? Math.min(i.lastActivityMs, this.clock.now() - c.lastActivity) : i.lastActivityMs };

@@ -120,6 +120,8 @@ function render(st) {
   $('errors-section').hidden = !errs.length;
   $('errors').replaceChildren(...errs.map((e) => el('li', { textContent: `${e.code}${e.port ? ` (port ${e.port})` : ''}: ${e.message}` })));
 
+  $('allow-file').checked = st.allowFile === true;
+
   if (document.activeElement !== $('from') && document.activeElement !== $('to')) {
     $('from').value = st.range.from;
     $('to').value = st.range.to;
@@ -142,6 +144,11 @@ $('range').addEventListener('submit', async (ev) => {
   const to = Number($('to').value);
   const res = await chrome.runtime.sendMessage({ type: 'setRange', from, to });
   $('range-msg').textContent = res && res.ok ? 'saved' : (res && res.error) || 'failed';
+  refresh();
+});
+
+$('allow-file').addEventListener('change', async (ev) => {
+  await chrome.runtime.sendMessage({ type: 'setFileAccess', allow: ev.target.checked });
   refresh();
 });
 

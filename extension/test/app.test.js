@@ -163,7 +163,7 @@ test('hello first, then tabs.create, cdp relay and events to the holder only', a
 
   const r = await a.request('cdp', { tabId, method: 'Runtime.evaluate', params: { expression: '1+1' } });
   assert.deepEqual(r.result, { ok: true, method: 'Runtime.evaluate' });
-  const e = await a.request('cdp', { tabId, method: 'Nope.nope', params: {} });
+  const e = await a.request('cdp', { tabId, method: 'DOM.resolveNode', params: { nope: true } });
   assert.equal(e.error.code, 'CDP_ERROR');
   assert.deepEqual(e.error.data, { cdpCode: -32601, cdpMessage: "'Nope.nope' wasn't found" });
 
@@ -218,8 +218,8 @@ test('claim waits, times out with TAB_BUSY, is granted on release with a fresh d
   await w.clock.advance(10);
   assert.deepEqual(granted.result, { tabId });
   assert.ok(w.browser.attached.has(tabId));
-  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).error.code, 'NOT_HELD');
-  assert.equal((await b.request('cdp', { tabId, method: 'X.y' })).result.ok, true);
+  assert.equal((await a.request('cdp', { tabId, method: 'Page.getFrameTree' })).error.code, 'NOT_HELD');
+  assert.equal((await b.request('cdp', { tabId, method: 'Page.getFrameTree' })).result.ok, true);
   // B borrowed it: it joined B's group; on release it leaves it (back to no group).
   await w.clock.advance(10);
   assert.equal(w.browser.group(tabId).title, 'B');
@@ -298,7 +298,7 @@ test('replies are never delivered to a replaced connection', async () => {
   w.browser.onCommand = () => new Promise((r) => { release = r; });
   const first = a.ws;
   const id = a.nextId++;
-  first.receive({ id, method: 'cdp', params: { tabId, method: 'Slow.call', params: {} } });
+  first.receive({ id, method: 'cdp', params: { tabId, method: 'Page.getLayoutMetrics', params: {} } });
   await flush();
   assert.ok(release, 'command in flight');
   first.drop(); // the socket dies
@@ -313,7 +313,7 @@ test('replies are never delivered to a replaced connection', async () => {
   // the instance resumed within its grace: its tab is still its own, and it is told to re-enable
   assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === tabId));
   w.browser.onCommand = null;
-  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).result.ok, true);
+  assert.equal((await a.request('cdp', { tabId, method: 'Page.getFrameTree' })).result.ok, true);
 });
 
 test('a user closing a held tab: tab.closed to the holder, TAB_CLOSED after', async () => {
@@ -330,7 +330,7 @@ test('a user closing a held tab: tab.closed to the holder, TAB_CLOSED after', as
   assert.equal((await waiting).error.code, 'TAB_CLOSED');
   assert.deepEqual(a.eventsOf('tab.closed'), [{ tabId, reason: 'user' }]);
   assert.deepEqual(b.eventsOf('tab.closed'), [{ tabId, reason: 'user' }]);
-  assert.equal((await a.request('cdp', { tabId, method: 'X.y' })).error.code, 'TAB_CLOSED');
+  assert.equal((await a.request('cdp', { tabId, method: 'Page.getFrameTree' })).error.code, 'TAB_CLOSED');
 });
 
 test('an instance that leaves: after the grace its created tabs close, then waiters get TAB_CLOSED', async () => {
@@ -385,7 +385,7 @@ test('service-worker restart: state from storage.session, tabs re-attached, inst
   assert.ok(a.eventsOf('tab.attached').some((e) => e.tabId === ta));
   const list = (await a.request('tabs.list', {})).result.tabs;
   assert.deepEqual(list.map((t) => t.tabId), [ta]);
-  assert.equal((await a.request('cdp', { tabId: ta, method: 'X.y' })).result.ok, true);
+  assert.equal((await a.request('cdp', { tabId: ta, method: 'Page.getFrameTree' })).result.ok, true);
   // B never came back: after its grace its created tab is closed.
   await w.clock.advance(6_000);
   assert.ok(!w.browser.tabs.has(tb));
@@ -425,7 +425,7 @@ test('extension reloaded (storage.session cleared): the copy in storage.local re
   assert.ok(b.eventsOf('tab.attached').some((e) => e.tabId === user));
   assert.deepEqual((await a.request('tabs.list', {})).result.tabs.map((t) => [t.tabId, t.created]), [[created, true]]);
   assert.deepEqual((await b.request('tabs.list', {})).result.tabs.map((t) => [t.tabId, t.created]), [[user, false]]);
-  assert.equal((await b.request('cdp', { tabId: user, method: 'X.y' })).result.ok, true);
+  assert.equal((await b.request('cdp', { tabId: user, method: 'Page.getFrameTree' })).result.ok, true);
   // Still the same locks: A cannot take B's tab, and A's created tab closes when A leaves.
   const busy = a.request('tabs.claim', { tabId: user, timeoutMs: 0 });
   await w.clock.advance(10);
@@ -457,7 +457,7 @@ test('a state from storage.local never lands on another browser session\'s tabs 
   assert.equal(app2.locks.tabs.size, 0, 'no record survives');
   assert.ok(!w.browser.attached.has(t1), 'the other session\'s tab is left alone');
   assert.ok(await w.until(() => app2.conns.size === 1));
-  assert.equal((await a.request('cdp', { tabId: t1, method: 'X.y' })).error.code, 'TAB_CLOSED');
+  assert.equal((await a.request('cdp', { tabId: t1, method: 'Page.getFrameTree' })).error.code, 'TAB_CLOSED');
   assert.deepEqual((await a.request('tabs.list', { all: true })).result.tabs.map((t) => t.holder), [null]);
 });
 
@@ -488,9 +488,9 @@ test('log lines carry the request\'s trace id; the last ones are kept, a bounded
   await w.until(() => app.conns.size === 1);
   const tabId = (await a.request('tabs.create', {})).result.tabId;
   const id = a.nextId;
-  await a.request('cdp', { tabId, method: 'X.y' });
+  await a.request('cdp', { tabId, method: 'Page.getFrameTree' });
   const line = app.recentLog.find((l) => l.includes(`[t-${id}]`));
-  assert.match(line, new RegExp(`^\\[tabmux\\] Tracer \\[t-${id}\\] cdp X\\.y tab ${tabId} → ok`));
+  assert.match(line, new RegExp(`^\\[tabmux\\] Tracer \\[t-${id}\\] cdp Page\\.getFrameTree tab ${tabId} → ok`));
   assert.ok(w.logs.includes(line), 'the same line goes to the console');
   for (let i = 0; i < MAX_RECENT_LOG + 50; i++) app.log('-', null, `line ${i}`);
   assert.equal(app.recentLog.length, MAX_RECENT_LOG);
@@ -631,7 +631,7 @@ test('100 connect/disconnect cycles leave no state behind', async () => {
     const p = w.peer(8765, { instanceId: `cycle-${i}`, graceMs: 100 });
     await w.until(() => app.conns.size === 1, 3_000);
     const t = (await p.request('tabs.create', {})).result.tabId;
-    await p.request('cdp', { tabId: t, method: 'X.y' });
+    await p.request('cdp', { tabId: t, method: 'Page.getFrameTree' });
     p.up = false;
     p.ws.drop();
     await w.until(() => app.conns.size === 0 && !w.browser.tabs.has(t), 3_000);
@@ -707,7 +707,7 @@ test('Allow grants the claim; the consent lasts through release and re-claim, un
   assert.equal(await app.takeBack(mail.id), true);
   await w.clock.advance(10);
   assert.deepEqual(a.eventsOf('tab.takenBack'), [{ tabId: mail.id }]);
-  assert.equal((await a.request('cdp', { tabId: mail.id, method: 'X.y' })).error.code, 'TAKEN_BACK');
+  assert.equal((await a.request('cdp', { tabId: mail.id, method: 'Page.getFrameTree' })).error.code, 'TAKEN_BACK');
   assert.ok(!w.browser.attached.has(mail.id));
   assert.ok(w.browser.tabs.has(mail.id), 'the tab stays open');
   const asked = await a.request('tabs.claim', { tabId: mail.id, timeoutMs: 0 });
@@ -753,14 +753,14 @@ test('taking back a created tab: out of the client\'s window and group, into a w
   const own = w.browser.tabs.get(t).windowId;
   assert.notEqual(own, 1);
   assert.equal(w.browser.group(t).title, 'A');
-  const cmd = track(a.request('cdp', { tabId: t, method: 'X.y' }));
+  const cmd = track(a.request('cdp', { tabId: t, method: 'Page.getFrameTree' }));
   await app.takeBack(t);
   await w.clock.advance(10);
   assert.equal(cmd.state, 'resolved');
   assert.equal(w.browser.tabs.get(t).windowId, 1, 'in the user\'s window');
   assert.equal(w.browser.group(t), null);
   assert.ok(!w.browser.windows.has(own), 'the client\'s empty window is gone');
-  assert.equal((await a.request('cdp', { tabId: t, method: 'X.y' })).error.code, 'TAKEN_BACK');
+  assert.equal((await a.request('cdp', { tabId: t, method: 'Page.getFrameTree' })).error.code, 'TAKEN_BACK');
   // It is the user's tab now: a claim asks.
   assert.equal((await a.request('tabs.claim', { tabId: t, timeoutMs: 0 })).error.code, 'CONSENT_TIMEOUT');
   // The instance leaving does not close it.

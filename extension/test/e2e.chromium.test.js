@@ -130,9 +130,9 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
   });
 
   it('CDP errors and unattachable tabs', async () => {
-    const e = await bb.request('cdp', { tabId: tabA, method: 'No.suchMethod', params: {} });
+    const e = await bb.request('cdp', { tabId: tabA, method: 'Runtime.callFunctionOn', params: { functionDeclaration: '() => 1' } });
     assert.equal(e.error.code, 'CDP_ERROR');
-    assert.equal(e.error.data.cdpCode, -32601);
+    assert.equal(typeof e.error.data.cdpCode, 'number');
     const { targetId } = await b.cdp.send('Target.createTarget', { url: 'chrome://version/', background: true });
     const all = await waitFor(async () => {
       const l = ok(await bb.request('tabs.list', { all: true })).tabs;
@@ -144,6 +144,32 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
     assert.equal(r.error.code, 'NOT_ATTACHABLE');
     assert.equal((await bb.request('tabs.create', { url: 'chrome://settings' })).error.code, 'NOT_ATTACHABLE');
     await b.cdp.send('Target.closeTarget', { targetId });
+  });
+
+  it('no escape: other targets, every cookie, the extension\'s own page', async () => {
+    const OWN = 'chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd/popup/popup.html';
+    const site = `http://127.0.0.1:${pages.address().port}/`;
+    await b.cdp.send('Storage.setCookies', { cookies: [{ name: 'secret', value: 's3cr3t', domain: 'example.com', path: '/', httpOnly: true }] });
+    const t = ok(await bb.request('tabs.create', { url: site })).tabId;
+    for (const [method, params] of [['Network.getAllCookies', {}], ['Storage.getCookies', {}], ['Network.getCookies', { urls: ['https://example.com/'] }],
+      ['Target.getTargets', {}], ['Target.createTarget', { url: OWN }], ['Target.attachToTarget', { targetId: 'x', flatten: true }], ['Browser.getVersion', {}], ['SystemInfo.getInfo', {}]]) {
+      const r = await bb.request('cdp', { tabId: t, method, params });
+      assert.equal(r.error && r.error.code, 'FORBIDDEN_METHOD', `${method}: ${JSON.stringify(r)}`);
+      assert.ok(!JSON.stringify(r).includes('s3cr3t'));
+    }
+    const nav = await bb.request('cdp', { tabId: t, method: 'Page.navigate', params: { url: OWN } });
+    assert.equal(nav.error.code, 'FORBIDDEN_URL');
+    // The page sends itself there: the browser blocks it, or the extension detaches.
+    ok(await evalIn(bb, t, `location.href = ${JSON.stringify(OWN)}; 1`));
+    await sleep(500);
+    const after = await evalIn(bb, t, 'typeof chrome === "object" && typeof chrome.debugger');
+    assert.ok(after.error ? after.error.code === 'FORBIDDEN_PAGE' : after.result.result.value !== 'object', JSON.stringify(after));
+    // The user takes the tab there: the extension detaches at once and sends its own tab back.
+    await w.evaluate(`chrome.tabs.update(${t}, { url: ${JSON.stringify(OWN)} }).then(() => 1)`);
+    await waitFor(async () => (await w.evaluate(`chrome.tabs.get(${t}).then(x => x.url)`)) === 'about:blank');
+    const r = await evalIn(bb, t, 'typeof chrome === "object" && typeof chrome.debugger');
+    assert.ok(r.error ? r.error.code === 'FORBIDDEN_PAGE' : r.result.result.value !== 'object', JSON.stringify(r));
+    ok(await bb.request('tabs.close', { tabId: t }));
   });
 
   it('malformed frames get BAD_REQUEST and the connection stays', async () => {
@@ -272,6 +298,13 @@ describe('extension in headless Chromium', { skip: !RUN && 'set TABMUX_E2E=1 to 
     });
     assert.match(text, /VS Code/);
     assert.match(text, /PROTOCOL_MISMATCH/);
+    // The file:// switch: off by default, kept by the service worker when ticked.
+    const click = () => b.cdp.send('Runtime.evaluate', { expression: "document.getElementById('allow-file').click(); document.getElementById('allow-file').checked", returnByValue: true }, sessionId);
+    assert.equal(await w.evaluate('tabmux.allowFile'), false);
+    assert.equal((await click()).result.value, true);
+    await waitFor(async () => (await w.evaluate('tabmux.allowFile')) === true);
+    assert.equal((await click()).result.value, false);
+    await waitFor(async () => (await w.evaluate('tabmux.allowFile')) === false);
     if (process.env.TABMUX_E2E_SHOT) {
       await b.cdp.send('Emulation.setDeviceMetricsOverride', { width: 440, height: 600, deviceScaleFactor: 1, mobile: false }, sessionId);
       const shot = await b.cdp.send('Page.captureScreenshot', { format: 'png' }, sessionId);

@@ -86,6 +86,7 @@ export class FakeBrowser {
         update: async (id, p) => {
           const t = tabOr(id);
           if (p.active) for (const x of b.tabs.values()) if (x.windowId === t.windowId) x.active = x.id === id;
+          if (typeof p.url === 'string') t.url = p.url;
           return { ...t };
         },
         group: async ({ tabIds, groupId, createProperties }) => {
@@ -167,7 +168,7 @@ export class FakeBrowser {
           if (!b.attached.has(target.tabId)) throw new Error(`Debugger is not attached to the tab with id: ${target.tabId}.`);
           b.commands.push({ target, method, params });
           if (b.onCommand) return b.onCommand(target, method, params);
-          if (method === 'Nope.nope') throw new Error(JSON.stringify({ code: -32601, message: "'Nope.nope' wasn't found" }));
+          if (params && params.nope) throw new Error(JSON.stringify({ code: -32601, message: "'Nope.nope' wasn't found" }));
           return { ok: true, method };
         },
       },

@@ -25,6 +25,12 @@ pub mod codes {
     pub const CONSENT_TIMEOUT: &str = "CONSENT_TIMEOUT";
     /// The user took the tab back from its holder.
     pub const TAKEN_BACK: &str = "TAKEN_BACK";
+    /// The tab shows a page no client may control (the extension detached from it).
+    pub const FORBIDDEN_PAGE: &str = "FORBIDDEN_PAGE";
+    /// A navigation (or a new tab) to a page no client may control.
+    pub const FORBIDDEN_URL: &str = "FORBIDDEN_URL";
+    /// A CDP command the extension does not relay.
+    pub const FORBIDDEN_METHOD: &str = "FORBIDDEN_METHOD";
     /// The browser answered the CDP command with an error.
     pub const CDP_ERROR: &str = "CDP_ERROR";
     /// The peer did not prove the shared secret (`hello`), or a status request was

@@ -111,9 +111,14 @@ impl Browser {
         &self.cfg
     }
 
-    /// Notes collected since the last answer.
+    /// Notes collected since the last answer, the tabs' own included.
     pub fn take_notes(&self) -> Vec<String> {
-        std::mem::take(&mut self.notes.lock().unwrap())
+        let mut out = std::mem::take(&mut *self.notes.lock().unwrap());
+        let pages: Vec<Arc<Page>> = self.tabs.lock().unwrap().pages.clone();
+        for p in pages {
+            out.append(&mut p.state().notices);
+        }
+        out
     }
 
     fn note(&self, n: impl Into<String>) {

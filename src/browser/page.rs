@@ -126,6 +126,8 @@ pub struct PageState {
     pub taken_back: bool,
     /// Whether the model has been told the tab is gone.
     pub close_reported: bool,
+    /// Lines for the next tool answer (the extension let go of the tab, …); bounded.
+    pub notices: Vec<String>,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
 }
@@ -543,6 +545,20 @@ fn handle_event(page: &Arc<Page>, ev: TabEvent) {
             let mut s = page.state();
             s.closed = true;
             s.taken_back = true;
+        }
+        TabEvent::Forbidden { url, sent_back } => {
+            let mut s = page.state();
+            let url: String = url.as_deref().unwrap_or("?").chars().take(100).collect();
+            let then = if sent_back {
+                "it was sent back to about:blank"
+            } else {
+                "commands on it fail until it shows a web page again"
+            };
+            if s.notices.len() < 8 {
+                s.notices.push(format!(
+                    "FORBIDDEN_PAGE: the tab went to {url}, a page tabmux may not control; the browser extension let go of it ({then})."
+                ));
+            }
         }
         TabEvent::Attached => {
             let page = page.clone();

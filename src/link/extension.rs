@@ -65,6 +65,9 @@ fn from_wire(e: WireError, what: &str) -> Error {
         bridge::codes::CONSENT_DENIED => codes::CONSENT_DENIED,
         bridge::codes::CONSENT_TIMEOUT => codes::CONSENT_TIMEOUT,
         bridge::codes::TAKEN_BACK => codes::TAKEN_BACK,
+        bridge::codes::FORBIDDEN_PAGE => codes::FORBIDDEN_PAGE,
+        bridge::codes::FORBIDDEN_URL => codes::FORBIDDEN_URL,
+        bridge::codes::FORBIDDEN_METHOD => codes::FORBIDDEN_METHOD,
         bridge::codes::TIMEOUT => codes::TIMEOUT,
         bridge::codes::TOO_LARGE => codes::TOO_LARGE,
         bridge::codes::BAD_REQUEST => codes::BAD_REQUEST,
@@ -206,6 +209,10 @@ impl ExtensionLink {
                     },
                     "tab.attached" => TabEvent::Attached,
                     "tab.takenBack" => TabEvent::TakenBack,
+                    "tab.forbidden" => TabEvent::Forbidden {
+                        url: text(&ev.params["url"]),
+                        sent_back: ev.params["sentBack"].as_bool() == Some(true),
+                    },
                     _ => continue,
                 };
                 if matches!(

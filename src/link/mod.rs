@@ -65,6 +65,12 @@ pub enum TabEvent {
     Lost { to: Option<String> },
     /// The user took the tab back (the extension's `tab.takenBack`).
     TakenBack,
+    /// The tab went to a page no client may control and the extension let go of it
+    /// (`tab.forbidden`); `sent_back` when it was sent back to `about:blank`.
+    Forbidden {
+        url: Option<String>,
+        sent_back: bool,
+    },
     /// The debugger was attached to the tab again: its domains must be enabled again.
     Attached,
 }

@@ -2,6 +2,7 @@
 //! All input goes through CDP `Input.*` at the element's on-screen point, so pages see
 //! trusted events.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
@@ -501,7 +502,7 @@ async fn drag_onto(page: &Page, from: &Element, to: &Element) -> Result<()> {
 
 #[derive(Deserialize, JsonSchema)]
 pub struct UploadArgs {
-    /// Absolute file paths
+    /// Absolute file paths, inside your MCP roots
     paths: Option<Vec<String>>,
     #[schemars(with = "Option<Target>")]
     target: Option<String>,
@@ -518,7 +519,7 @@ pub const FILE_UPLOAD: ToolDef = tool!(
 
 async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
     ctx.act([], async |page, []| {
-        let files = existing_files(a.paths.as_deref().unwrap_or_default())?;
+        let files = readable_files(ctx, a.paths.as_deref().unwrap_or_default()).await?;
         match &a.target {
             Some(t) => {
                 let el = ctx.browser.resolve(page, t).await?;
@@ -530,29 +531,17 @@ async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
     .await
 }
 
-/// The paths, each checked to be an absolute path of an existing file.
-fn existing_files(paths: &[String]) -> Result<Vec<String>> {
+/// The paths, each checked to be a file the client may read (see `confine`).
+async fn readable_files(ctx: &Ctx<'_>, paths: &[String]) -> Result<Vec<PathBuf>> {
     let mut absolute = Vec::new();
     for p in paths {
-        let path = std::path::Path::new(p);
-        if !path.is_absolute() {
-            return Err(Error::bad_request(format!(
-                "{p:?} is not an absolute path; give the full path of the file"
-            )));
-        }
-        if !path.is_file() {
-            return Err(Error::new(
-                codes::NOT_FOUND,
-                format!("{p:?} does not exist or is not a file"),
-            ));
-        }
-        absolute.push(p.clone());
+        absolute.push(ctx.files.readable(p).await?);
     }
     Ok(absolute)
 }
 
 /// Sets the files of a file input; answers with the lead line.
-async fn set_input_files(page: &Page, el: &Element, files: &[String]) -> Result<String> {
+async fn set_input_files(page: &Page, el: &Element, files: &[PathBuf]) -> Result<String> {
     let is_file = el
         .call(
             page,
@@ -580,7 +569,7 @@ async fn set_input_files(page: &Page, el: &Element, files: &[String]) -> Result<
 }
 
 /// Answers the open file chooser with `files` (none cancels it); answers with the lead.
-async fn answer_chooser(page: &Page, files: &[String]) -> Result<String> {
+async fn answer_chooser(page: &Page, files: &[PathBuf]) -> Result<String> {
     let Some(fc) = page.state().file_chooser.clone() else {
         return Err(Error::new(
             codes::NOT_ACTIONABLE,

@@ -382,7 +382,7 @@ pub struct ShotArgs {
     #[schemars(with = "Option<Element>")]
     #[allow(dead_code)]
     element: Option<String>,
-    /// Also save to this file
+    /// Also save to this new file (inside your MCP roots; relative to the first root; never overwrites)
     filename: Option<String>,
 }
 
@@ -420,7 +420,7 @@ async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
     ctx.on_page(async |page| {
         let (params, what) = capture_params(ctx, page, &a, format).await?;
         let r: Value = page.call("Page.captureScreenshot", params).await?;
-        shot_answer(&r, format, &what, a.filename.as_deref())
+        shot_answer(ctx, &r, format, &what, a.filename.as_deref()).await
     })
     .await
 }
@@ -485,7 +485,13 @@ async fn capture_params(
 }
 
 /// The answer to a screenshot: the image, and the file it was saved to if asked.
-fn shot_answer(r: &Value, format: &str, what: &str, filename: Option<&str>) -> Result<Out> {
+async fn shot_answer(
+    ctx: &Ctx<'_>,
+    r: &Value,
+    format: &str,
+    what: &str,
+    filename: Option<&str>,
+) -> Result<Out> {
     let data = r["data"]
         .as_str()
         .ok_or_else(|| Error::new(codes::CDP_ERROR, "no image came back"))?
@@ -500,10 +506,7 @@ fn shot_answer(r: &Value, format: &str, what: &str, filename: Option<&str>) -> R
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&data)
             .map_err(|e| Error::internal(format!("bad image data: {e}")))?;
-        let path = std::path::absolute(f)
-            .map_err(|e| Error::bad_request(format!("bad filename {f:?}: {e}")))?;
-        std::fs::write(&path, bytes)
-            .map_err(|e| Error::bad_request(format!("cannot write {}: {e}", path.display())))?;
+        let path = ctx.files.create_new(f, &bytes).await?;
         text.push_str(&format!(" Saved to {}.", path.display()));
     }
     Ok(Out {

@@ -2,6 +2,7 @@
 //! browser layer.
 
 mod act;
+pub mod confine;
 pub mod guard;
 mod look;
 pub mod nav;
@@ -48,6 +49,8 @@ impl Out {
 pub struct Ctx<'a> {
     pub browser: &'a Browser,
     pub trace: &'a str,
+    /// The client's file boundary (roots) and URL rules.
+    pub files: &'a confine::Files,
 }
 
 type ClientNamed = Arc<dyn Fn(&str) + Send + Sync>;
@@ -59,6 +62,7 @@ pub struct Server {
     client_name: Mutex<Option<String>>,
     on_client_named: Option<ClientNamed>,
     calls: AtomicU64,
+    files: confine::Files,
 }
 
 impl Server {
@@ -69,7 +73,14 @@ impl Server {
             client_name: Mutex::new(None),
             on_client_named: None,
             calls: AtomicU64::new(0),
+            files: confine::Files::new(false),
         }
+    }
+
+    /// `--allow-unrestricted-file-access`: files anywhere, not only inside the roots.
+    pub fn unrestricted_files(mut self, yes: bool) -> Server {
+        self.files = confine::Files::new(yes);
+        self
     }
 
     /// Called with the client's name once `initialize` names it.
@@ -86,6 +97,7 @@ impl Server {
         let ctx = Ctx {
             browser: &self.browser,
             trace,
+            files: &self.files,
         };
         match tools::find(name) {
             Some(t) => (t.call)(&ctx, args).await,
@@ -168,6 +180,7 @@ impl ServerHandler for Server {
             }
         }
         context.peer.set_peer_info(request.clone());
+        self.files.set_peer(context.peer.clone());
         self.negotiate_initialize(&request)
     }
 

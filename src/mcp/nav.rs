@@ -109,7 +109,7 @@ pub const NAVIGATE: ToolDef = tool!(
     Act,
     NavigateArgs,
     navigate,
-    "Open a URL in the current tab. Returns the page snapshot."
+    "Open a URL in the current tab. Returns the page snapshot. Browser and extension pages (chrome://, chrome-extension://, about: other than about:blank) are refused; file:// only inside your roots."
 );
 
 async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
@@ -120,6 +120,7 @@ async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
 
 /// Navigates a page (its op lock held: see [`Ctx::on`]) and answers with its snapshot.
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
+    ctx.files.check_url(url).await?;
     let m = report::mark(page);
     let r: Option<Value> = page
         .call_or_dialog(None, "Page.navigate", json!({"url": url}))

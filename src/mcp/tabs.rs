@@ -145,10 +145,17 @@ async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
         }
         Action::List => Ok(Out::text(own_list(ctx).await)),
         Action::New => {
+            // A URL that would be refused opens no tab.
+            let url = match a.url.as_deref().filter(|u| !u.is_empty()) {
+                Some(u) => Some(super::nav::normalize_url(u)?),
+                None => None,
+            };
+            if let Some(u) = &url {
+                ctx.files.check_url(u).await?;
+            }
             let (i, page) = ctx.browser.new_tab().await?;
-            match a.url.as_deref().filter(|u| !u.is_empty()) {
-                Some(u) => {
-                    let url = super::nav::normalize_url(u)?;
+            match url {
+                Some(url) => {
                     let mut r = ctx
                         .on(&page, async |page| {
                             super::nav::navigate_page(ctx, page, &url).await

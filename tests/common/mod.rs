@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
-    ProtocolVersion,
+    ProtocolVersion, RootsCapabilities,
 };
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
+// Roots: how 2025-11-25 clients name their workspace (a later protocol revision drops them).
+#[allow(deprecated)]
+use rmcp::model::{ListRootsResult, Root};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::Value;
 
 pub use server::Fixtures;
@@ -140,9 +143,60 @@ pub struct Refused {
     pub stderr: String,
 }
 
+/// How a test's MCP client presents itself.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// The roots it lists (`roots/list`); `None`: no roots capability at all. The
+    /// default is the system temp directory, where tests keep their files.
+    pub roots: Option<Vec<PathBuf>>,
+    /// tabmux's working directory (default: the test's).
+    pub cwd: Option<PathBuf>,
+}
+
+impl Default for Opts {
+    fn default() -> Opts {
+        Opts {
+            roots: Some(vec![std::env::temp_dir()]),
+            cwd: None,
+        }
+    }
+}
+
+/// The MCP client side: its info, and its roots when it has the capability.
+pub struct TestClient {
+    info: ClientConfig,
+    roots: Option<Vec<PathBuf>>,
+}
+
+/// `file://` URI of an absolute path (spaces and `%` escaped).
+pub fn file_uri(p: &Path) -> String {
+    let s = p.display().to_string();
+    format!("file://{}", s.replace('%', "%25").replace(' ', "%20"))
+}
+
+impl ClientHandler for TestClient {
+    fn get_info(&self) -> ClientConfig {
+        self.info.clone()
+    }
+
+    #[allow(deprecated)]
+    fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> impl std::future::Future<Output = Result<ListRootsResult, ErrorData>> + Send + '_ {
+        let roots = self
+            .roots
+            .iter()
+            .flatten()
+            .map(|p| Root::new(file_uri(p)))
+            .collect();
+        std::future::ready(Ok(ListRootsResult::new(roots)))
+    }
+}
+
 /// One tabmux process driven by a real MCP client over its stdio.
 pub struct Client {
-    pub service: RunningService<RoleClient, ClientConfig>,
+    pub service: RunningService<RoleClient, TestClient>,
     pub child: tokio::process::Child,
     pub log: PathBuf,
     pub state: TempDir,
@@ -157,14 +211,27 @@ impl Client {
     pub async fn start_with(name: &str, args: &[&str], env: &[(&str, &str)]) -> Client {
         let state = TempDir::new("state");
         let dir = state.path().to_path_buf();
-        Self::spawn(name, args, env, &dir, state).await
+        Self::spawn(name, args, env, &dir, state, Opts::default()).await
+    }
+
+    /// Starts `tabmux` with a client that has `opts` (roots, working directory).
+    pub async fn start_opts(name: &str, args: &[&str], opts: Opts) -> Client {
+        let state = TempDir::new("state");
+        let dir = state.path().to_path_buf();
+        Self::spawn(name, args, &[], &dir, state, opts).await
+    }
+
+    /// Like [`Client::start_in`], with a client that has `opts`.
+    pub async fn start_in_opts(name: &str, args: &[&str], state_dir: &Path, opts: Opts) -> Client {
+        let own = TempDir::new("log");
+        Self::spawn(name, args, &[], state_dir, own, opts).await
     }
 
     /// Starts `tabmux` with a shared state directory (instances of one test that
     /// share a port range must see each other's registry).
     pub async fn start_in(name: &str, args: &[&str], state_dir: &Path) -> Client {
         let own = TempDir::new("log");
-        Self::spawn(name, args, &[], state_dir, own).await
+        Self::spawn(name, args, &[], state_dir, own, Opts::default()).await
     }
 
     /// Like [`Client::start_in`], with the tabmux process running as another OS user
@@ -177,7 +244,17 @@ impl Client {
         gid: u32,
     ) -> Client {
         let own = TempDir::new("log");
-        match Self::try_spawn_as(name, args, &[], state_dir, own, Some((uid, gid))).await {
+        match Self::try_spawn_as(
+            name,
+            args,
+            &[],
+            state_dir,
+            own,
+            Opts::default(),
+            Some((uid, gid)),
+        )
+        .await
+        {
             Ok(c) => c,
             Err(r) => panic!("MCP initialize succeeds: {}\n{}", r.error, r.stderr),
         }
@@ -191,7 +268,7 @@ impl Client {
         state_dir: &Path,
     ) -> Result<Client, Refused> {
         let own = TempDir::new("log");
-        Self::try_spawn(name, args, &[], state_dir, own).await
+        Self::try_spawn(name, args, &[], state_dir, own, Opts::default()).await
     }
 
     async fn spawn(
@@ -200,8 +277,9 @@ impl Client {
         env: &[(&str, &str)],
         state_dir: &Path,
         state: TempDir,
+        opts: Opts,
     ) -> Client {
-        match Self::try_spawn(name, args, env, state_dir, state).await {
+        match Self::try_spawn(name, args, env, state_dir, state, opts).await {
             Ok(c) => c,
             Err(r) => panic!(
                 "MCP initialize succeeds: {}\n--- tabmux stderr ---\n{}",
@@ -216,8 +294,9 @@ impl Client {
         env: &[(&str, &str)],
         state_dir: &Path,
         state: TempDir,
+        opts: Opts,
     ) -> Result<Client, Refused> {
-        Self::try_spawn_as(name, args, env, state_dir, state, None).await
+        Self::try_spawn_as(name, args, env, state_dir, state, opts, None).await
     }
 
     async fn try_spawn_as(
@@ -226,6 +305,7 @@ impl Client {
         env: &[(&str, &str)],
         state_dir: &Path,
         state: TempDir,
+        opts: Opts,
         user: Option<(u32, u32)>,
     ) -> Result<Client, Refused> {
         let log = state.path().join("stderr.log");
@@ -244,15 +324,23 @@ impl Client {
         if let Some((uid, gid)) = user {
             cmd.uid(uid).gid(gid);
         }
+        if let Some(dir) = &opts.cwd {
+            cmd.current_dir(dir);
+        }
         let mut child = cmd.spawn().expect("the tabmux binary starts");
         let stdout = child.stdout.take().unwrap();
         let stdin = child.stdin.take().unwrap();
-        let mut cfg = ClientConfig::new(
-            ClientCapabilities::default(),
-            Implementation::new(name, "1.0"),
-        );
+        let mut caps = ClientCapabilities::default();
+        if opts.roots.is_some() {
+            caps.roots = Some(RootsCapabilities::default());
+        }
+        let mut cfg = ClientConfig::new(caps, Implementation::new(name, "1.0"));
         cfg.protocol_version = ProtocolVersion::V_2025_11_25;
-        let served = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
+        let handler = TestClient {
+            info: cfg,
+            roots: opts.roots,
+        };
+        let served = tokio::time::timeout(Duration::from_secs(20), handler.serve((stdout, stdin)))
             .await
             .expect("initialize within 20 s");
         match served {

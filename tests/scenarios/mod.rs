@@ -111,10 +111,11 @@ pub async fn form_inputs(c: &Client, fx: &Fixtures) {
         .ok("browser_click", json!({"target": r(&["Avatar"])}))
         .await;
     assert!(click.text.contains("File chooser open"), "{}", click.text);
+    let missing = dir.path().join("missing.txt");
     let e = c
         .err(
             "browser_file_upload",
-            json!({"paths": ["/nonexistent/file.txt"]}),
+            json!({"paths": [missing.to_str().unwrap()]}),
         )
         .await;
     assert!(
