@@ -2,6 +2,7 @@
 //! extension), the tabs this instance drives, and element refs. Tools speak only to this
 //! layer and to [`page::Page`].
 
+pub mod data_url;
 pub mod element;
 pub mod keys;
 pub mod page;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::report::{self, Mark};
 use super::{Ctx, Out};
+use crate::browser::data_url;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
 
@@ -15,11 +16,6 @@ pub fn normalize_url(url: &str) -> Result<String> {
     let u = url.trim();
     if u.is_empty() {
         return Err(Error::bad_request("url is empty"));
-    }
-    if u.chars().any(|c| c.is_whitespace()) {
-        return Err(Error::bad_request(format!(
-            "{u:?} is not a URL (it contains spaces)"
-        )));
     }
     let lower = u.to_ascii_lowercase();
     let has_scheme = lower.contains("://")
@@ -35,7 +31,14 @@ pub fn normalize_url(url: &str) -> Result<String> {
         .iter()
         .any(|p| lower.starts_with(p));
     if has_scheme {
+        // Browsers take these as given (a `data:` URL with spaces, a path with a
+        // space): the browser encodes what needs encoding.
         return Ok(u.to_string());
+    }
+    if u.chars().any(|c| c.is_whitespace()) {
+        return Err(Error::bad_request(format!(
+            "{u:?} is not a URL (it contains spaces); give a full URL such as https://example.com"
+        )));
     }
     let host = u.split(['/', '?', '#']).next().unwrap_or("");
     let local =
@@ -118,6 +121,12 @@ pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out>
         return answer_after_navigation(ctx, page, m, None).await;
     };
     if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
+        if err == "net::ERR_ABORTED" && data_url::is_data(url) {
+            let deadline = Instant::now() + ctx.browser.config().navigation_timeout;
+            if let Some(note) = data_url::write_into_blank(page, url, deadline).await? {
+                return answer_after_navigation(ctx, page, m, Some(note)).await;
+            }
+        }
         let hint = match err {
             "net::ERR_CONNECTION_REFUSED" => {
                 " — nothing is listening there; is the server running?"
@@ -309,5 +318,10 @@ mod tests {
         assert!(normalize_url("not a url").is_err());
         assert!(normalize_url("word").is_err());
         assert!(normalize_url("").is_err());
+        assert_eq!(
+            normalize_url(" data:text/html,<h1>Hi there</h1> ").unwrap(),
+            "data:text/html,<h1>Hi there</h1>"
+        );
+        assert_eq!(normalize_url("http://a.b/x y").unwrap(), "http://a.b/x y");
     }
 }

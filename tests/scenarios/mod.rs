@@ -27,6 +27,9 @@ macro_rules! every_scenario {
             tabs,
             evaluate,
             popups,
+            data_urls,
+            viewport_size,
+            wrapped_link,
         );
     };
 }
@@ -897,5 +900,80 @@ pub async fn popups(c: &Client, fx: &Fixtures) {
         list.text.contains("- 2:") && list.text.contains("nav.html"),
         "{}",
         list.text
+    );
+}
+
+/// `data:` URLs (with spaces and markup) and URLs with spaces navigate as given.
+pub async fn data_urls(c: &Client, fx: &Fixtures) {
+    let url = "data:text/html,<title>Data page</title><h1>Hello data world</h1><button onclick=\"document.title='data clicked'\">Press data</button>";
+    let nav = c.ok("browser_navigate", json!({"url": url})).await;
+    assert!(
+        nav.text.contains("Hello data world") && nav.text.contains("Page: Data page"),
+        "{}",
+        nav.text
+    );
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Press data"])}),
+        )
+        .await;
+    assert!(click.text.contains("data clicked"), "{}", click.text);
+    // A plain-text data: URL, and an http URL with a space in its query.
+    let text = c
+        .ok(
+            "browser_navigate",
+            json!({"url": "data:text/plain,just some words"}),
+        )
+        .await;
+    assert!(text.text.contains("just some words"), "{}", text.text);
+    let spaced = format!("{}?q=two words", fx.url("page2.html"));
+    let page = c.ok("browser_navigate", json!({"url": spaced})).await;
+    assert!(page.text.contains("Page two"), "{}", page.text);
+    assert!(
+        fx.requests()
+            .iter()
+            .any(|r| r.path == "/page2.html?q=two%20words"),
+        "the browser encoded the space"
+    );
+    let bad = c.err("browser_navigate", json!({"url": "two words"})).await;
+    assert!(bad.contains("BAD_REQUEST"), "{bad}");
+}
+
+/// Launched browsers show pages in a 1280×720 viewport.
+pub async fn viewport_size(c: &Client, fx: &Fixtures) {
+    c.ok("browser_navigate", json!({"url": fx.url("index.html")}))
+        .await;
+    assert_eq!(
+        c.eval("() => innerWidth + 'x' + innerHeight").await,
+        "\"1280x720\""
+    );
+}
+
+/// A link that wraps onto two lines, whose bounding box's centre is covered by a
+/// heading, is clicked on one of its own line boxes.
+pub async fn wrapped_link(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("wrapped.html")}))
+        .await;
+    let rects = c
+        .eval("() => document.getElementById('wrap').getClientRects().length")
+        .await;
+    assert_eq!(rects, "2", "the link wraps onto two lines");
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["link", "wrapping link"])}),
+        )
+        .await;
+    assert!(
+        click.text.contains("wrapped link clicked"),
+        "{}",
+        click.text
+    );
+    assert_eq!(
+        c.eval("() => document.getElementById('out').textContent")
+            .await,
+        "\"wrapped link clicked\""
     );
 }
