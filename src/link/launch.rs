@@ -177,9 +177,28 @@ pub fn browser_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
         args.push(format!("--disable-extensions-except={list}"));
         args.push("--enable-unsafe-extension-debugging".into());
     }
+    // Pages see a 1280×720 viewport unless the caller sets its own size. The window
+    // is taller by its tab strip and toolbar (headless Chromium counts them too).
+    if !opts
+        .extra_args
+        .iter()
+        .any(|a| a.starts_with("--window-size"))
+    {
+        args.push(format!(
+            "--window-size={},{}",
+            VIEWPORT.0,
+            VIEWPORT.1 + WINDOW_CHROME
+        ));
+    }
     args.extend(opts.extra_args.iter().cloned());
     args
 }
+
+/// The viewport of a browser tabmux launches (width, height).
+pub const VIEWPORT: (u32, u32) = (1280, 720);
+/// Height of a window's tab strip and toolbar (measured: a window 720 px high shows
+/// pages 633 px high).
+const WINDOW_CHROME: u32 = 87;
 
 impl Launched {
     /// Starts the browser and opens its CDP connection.
