@@ -152,6 +152,8 @@ struct Row {
     title: String,
     url: String,
     holder: String,
+    /// Who waits for it, as listed (`"Bravo", "Charlie"`).
+    waiting: String,
 }
 
 fn rows(text: &str) -> Vec<Row> {
@@ -159,6 +161,10 @@ fn rows(text: &str) -> Vec<Row> {
         .filter_map(|l| {
             let rest = l.strip_prefix("- tabId ")?;
             let (id, rest) = rest.split_once(": ")?;
+            let (rest, waiting) = match rest.rsplit_once("; waiting: ") {
+                Some((r, w)) => (r, w.to_string()),
+                None => (rest, String::new()),
+            };
             let open = rest.rfind(" [")?;
             let holder = rest[open + 2..].strip_suffix(']')?.to_string();
             let (title, url) = rest[..open].rsplit_once(" — ")?;
@@ -167,6 +173,7 @@ fn rows(text: &str) -> Vec<Row> {
                 title: title.to_string(),
                 url: url.to_string(),
                 holder,
+                waiting,
             })
         })
         .collect()
@@ -354,6 +361,32 @@ fn held_for_secs(e: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no holding time in {e}"))
+}
+
+/// Listing every tab shows who waits for which tab, first in line first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_all_shows_waiters() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let b_claims = timed_claim(&b, t, 30.0);
+    let a_lists = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+        let seen = all_tabs(&a).await;
+        let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+        assert_eq!(row.holder, "you (index 0)", "{:?}", row.holder);
+        assert_eq!(row.waiting, "\"Bravo\"", "{:?}", row.waiting);
+        a.ok("browser_tabs", release(0)).await;
+    };
+    let ((got, _), ()) = tokio::join!(b_claims, a_lists);
+    assert!(!got.is_error, "B gets the tab: {}", got.text);
+    let seen = all_tabs(&b).await;
+    let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+    assert_eq!(row.waiting, "", "nobody waits any more");
+    m.browser.close().await;
 }
 
 /// 2. Two and three instances on one tab: the queue waits, hands over in FIFO order,

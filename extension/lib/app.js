@@ -597,6 +597,7 @@ export class App {
       mine: !!holder && holder.instanceId === instanceId && !rec.closing,
       created: !!(rec && rec.created),
       waiting: rec ? rec.queue.length : 0,
+      waiters: this.locks.waitersOf(tab.id, this.clock.now()),
       attachable: isAttachableUrl(url),
     };
   }
@@ -713,7 +714,7 @@ export class App {
     try {
       tab = await this.api.tabs.get(tabId);
     } catch {
-      throw new TabmuxError(Codes.TAB_CLOSED, `tab ${tabId} does not exist`, { tabId, reason: 'user' });
+      throw new TabmuxError(Codes.NOT_FOUND, `there is no tab ${tabId}`, { tabId });
     }
     const url = tab.url || tab.pendingUrl || '';
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);

@@ -354,6 +354,13 @@ export class LockManager {
     return rec ? this._holderInfo(rec) : null;
   }
 
+  /** Who waits for the tab, first in line first: `[{instanceId, name, waitedMs}]`. */
+  waitersOf(tabId, now) {
+    const rec = this.tabs.get(tabId);
+    if (!rec) return [];
+    return rec.queue.map((w) => ({ instanceId: w.instanceId, name: this._label(w.instanceId), waitedMs: now - w.since }));
+  }
+
   record(tabId) {
     return this.tabs.get(tabId) || null;
   }

@@ -68,4 +68,6 @@ pub struct TabInfo {
     /// The holder's name when another instance holds it.
     pub holder: Option<String>,
     pub mine: bool,
+    /// Who waits for the tab (names, first in line first).
+    pub waiters: Vec<String>,
 }

@@ -99,8 +99,14 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                     (Some(h), None) => format!("held by {h:?}"),
                     (None, None) => "free".to_string(),
                 };
+                let waiting = if t.waiters.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<String> = t.waiters.iter().map(|w| format!("{w:?}")).collect();
+                    format!("; waiting: {}", names.join(", "))
+                };
                 out.push_str(&format!(
-                    "\n- tabId {}: {} — {} [{holder}]",
+                    "\n- tabId {}: {} — {} [{holder}]{waiting}",
                     t.id,
                     if t.title.is_empty() {
                         "(untitled)"

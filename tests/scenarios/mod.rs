@@ -785,6 +785,17 @@ pub async fn tabs(c: &Client, fx: &Fixtures) {
         .ok("browser_tabs", json!({"action": "claim", "tabId": id}))
         .await;
     assert!(claimed.text.contains("Page two"), "{}", claimed.text);
+    // A tab id that never existed.
+    let e = c
+        .err(
+            "browser_tabs",
+            json!({"action": "claim", "tabId": "999999", "timeout": 1}),
+        )
+        .await;
+    assert!(
+        e.starts_with("NOT_FOUND") && e.contains("no tab 999999"),
+        "{e}"
+    );
 }
 
 /// Functions on the page and on elements; results serialized; exceptions as errors.
