@@ -187,6 +187,8 @@ fn held_tabs(port: u16, v: &Value) -> HeldTabs {
 /// parallel, 1.5 s deadline each). Entries outside `range` are reported too, marked.
 pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
     let entries = registry::scan(state_dir);
+    // Reported below, then removed: the next report does not show them again.
+    registry::clean_stale(state_dir);
     let mut probes = Vec::new();
     for e in entries.iter().filter(|e| e.live) {
         let port = e.port;
@@ -375,7 +377,7 @@ impl fmt::Display for StatusReport {
         if !self.stale.is_empty() {
             writeln!(
                 f,
-                "stale entries (owner gone; the port is free and will be reused):"
+                "stale entries (owner gone, its record now removed; the port is free and will be reused):"
             )?;
             for s in &self.stale {
                 write!(f, "  port {}", s.port)?;
