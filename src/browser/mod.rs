@@ -175,6 +175,10 @@ impl Browser {
         } else {
             Duration::from_millis(500)
         };
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "looking for a browser with the extension"
+        );
         if ext.connection(wait).await.is_none() {
             let s = shared.clone();
             let (_, launched) = tokio::task::spawn_blocking(move || s.ensure())
