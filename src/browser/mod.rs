@@ -7,6 +7,7 @@ pub mod element;
 pub mod keys;
 pub mod page;
 pub mod refs;
+pub mod settle;
 pub mod snap;
 
 use std::sync::{Arc, Mutex};

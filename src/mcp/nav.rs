@@ -86,11 +86,11 @@ async fn answer_after_navigation(
     m: Mark,
     note: Option<String>,
 ) -> Result<Out> {
-    report::settle(ctx.browser, page, m).await;
+    let unsettled = report::settle_quiet(ctx.browser, page, m).await;
     let mut out = report::header(page);
-    if let Some(n) = note {
+    for n in note.iter().chain(unsettled.iter()) {
         out.push('\n');
-        out.push_str(&n);
+        out.push_str(n);
     }
     report::modal_lines(page, &mut out);
     report::console_lines(page, &m, &mut out);

@@ -30,6 +30,7 @@ macro_rules! every_scenario {
             data_urls,
             viewport_size,
             wrapped_link,
+            settling,
         );
     };
 }
@@ -986,5 +987,65 @@ pub async fn wrapped_link(c: &Client, fx: &Fixtures) {
         c.eval("() => document.getElementById('out').textContent")
             .await,
         "\"wrapped link clicked\""
+    );
+}
+
+/// Answers wait until the page is quiet: content revealed after load (a timer and a
+/// fetch) is in the navigation's snapshot; a banner that fades out before it leaves
+/// is gone from the click's changes; a page that never goes quiet is shown at the
+/// bound, and the answer says so.
+pub async fn settling(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("reveal.html")}))
+        .await;
+    println!(
+        "measured: reveal.html content at {} ms, footer at {} ms after load",
+        c.eval("() => Math.round(window.revealedAt)").await,
+        c.eval("() => Math.round(window.footerAt)").await
+    );
+    assert!(
+        nav.text.contains("Revealed item 3") && nav.text.contains("Revealed footer"),
+        "{}",
+        nav.text
+    );
+    assert!(!nav.text.contains("still changing"), "{}", nav.text);
+
+    let fade = c
+        .ok("browser_navigate", json!({"url": fx.url("fade.html")}))
+        .await;
+    assert!(fade.text.contains("We use cookies"), "{}", fade.text);
+    let started = std::time::Instant::now();
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": fade.ref_of(&["Close banner"])}),
+        )
+        .await;
+    println!(
+        "measured: click that fades a banner out answered in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        click
+            .text
+            .lines()
+            .any(|l| l.starts_with("- ") && l.contains("Cookie banner")),
+        "the banner is gone in the changes: {}",
+        click.text
+    );
+
+    let started = std::time::Instant::now();
+    let ticker = c
+        .ok("browser_navigate", json!({"url": fx.url("ticker.html")}))
+        .await;
+    let took = started.elapsed();
+    println!(
+        "measured: a page that never settles answered in {} ms",
+        took.as_millis()
+    );
+    assert!(ticker.text.contains("still changing"), "{}", ticker.text);
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "bounded: {took:?}"
     );
 }
