@@ -363,6 +363,32 @@ fn held_for_secs(e: &str) -> u64 {
         .unwrap_or_else(|| panic!("no holding time in {e}"))
 }
 
+/// A claim cancelled while it waits leaves the queue at once: the holder's release
+/// leaves the tab free instead of handing it to a client that gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_claim_leaves_the_queue() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let cancel = b.call_cancelled_after("browser_tabs", claim(t, 30.0), Duration::from_secs(1));
+    let waits = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+    };
+    tokio::join!(cancel, waits);
+    m.until_waiting(t, 0, Duration::from_secs(2)).await;
+    a.ok("browser_tabs", release(0)).await;
+    let seen = all_tabs(&a).await;
+    let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+    assert_eq!(row.holder, "free", "{seen:?}");
+    assert!(own_tabs(&b).await.is_empty(), "B holds nothing");
+    // B can claim it again right away.
+    b.ok("browser_tabs", claim(t, 5.0)).await;
+    m.browser.close().await;
+}
+
 /// Listing every tab shows who waits for which tab, first in line first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_all_shows_waiters() {

@@ -246,6 +246,16 @@ export class LockManager {
 
   /** Give a held tab back without closing it; the next live waiter gets it. */
   release(instanceId, tabId) {
+    const waiting = this.tabs.get(tabId);
+    const i = waiting && waiting.holder !== instanceId ? waiting.queue.findIndex((w) => w.instanceId === instanceId) : -1;
+    if (i >= 0) {
+      // A waiter that gives up (its client cancelled the call) leaves the queue.
+      const [w] = waiting.queue.splice(i, 1);
+      this._settle(w, 'reject', err(Codes.BAD_REQUEST, `the claim of tab ${tabId} was withdrawn`));
+      this.log(this._label(instanceId), `stops waiting for tab ${tabId}`);
+      this._changed(true);
+      return;
+    }
     const rec = this._held(instanceId, tabId);
     this.instances.get(instanceId).lastActivity = this.clock.now();
     this.log(this._label(instanceId), `releases tab ${tabId}`);

@@ -72,6 +72,29 @@ pub struct Config {
     pub navigation_timeout: Duration,
 }
 
+/// Gives back, when dropped armed, a tab whose claim did not finish: a cancelled call
+/// leaves the extension's queue (or returns a tab granted at that moment).
+struct Withdraw {
+    link: Option<Active>,
+    tab: String,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let Some(link) = self.link.take() else { return };
+        let tab = std::mem::take(&mut self.tab);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let r = match &link {
+                    Active::Direct(d) => d.release(&tab).await,
+                    Active::Extension(e) => e.release(&tab).await,
+                };
+                tracing::info!(tab, ok = r.is_ok(), "claim withdrawn");
+            });
+        }
+    }
+}
+
 /// The browser as one instance sees it.
 pub struct Browser {
     cfg: Config,
@@ -433,11 +456,19 @@ impl Browser {
                 "tab {tab_id} is already yours (index {i}); it is now the current tab"
             )));
         }
-        let tab = match &active {
-            Active::Direct(d) => d.claim(tab_id).await?,
-            Active::Extension(e) => e.claim(tab_id, timeout).await?,
+        // A call cancelled while it waits in the queue (or before the tab is set up)
+        // withdraws the claim or gives the tab back.
+        let mut withdraw = Withdraw {
+            link: Some(active.clone()),
+            tab: tab_id.to_string(),
         };
+        let claimed = match &active {
+            Active::Direct(d) => d.claim(tab_id).await,
+            Active::Extension(e) => e.claim(tab_id, timeout).await,
+        };
+        let tab = claimed.inspect_err(|_| withdraw.link = None)?;
         let page = Page::start(tab, false, self.cfg.command_timeout).await?;
+        withdraw.link = None;
         let mut t = self.tabs.lock().unwrap();
         t.pages.push(page.clone());
         let i = t.pages.len() - 1;

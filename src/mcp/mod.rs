@@ -242,10 +242,19 @@ impl ServerHandler for Server {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, McpError> {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        Ok(self.run_tool(&request.name, args).await.into())
+        // `notifications/cancelled` stops the call at once: its future is dropped with
+        // every wait and command in it, which frees the tab (its op lock) and withdraws
+        // a queued claim (see `ExtensionLink::claim`). rmcp sends no answer for it.
+        tokio::select! {
+            r = self.run_tool(&request.name, args) => Ok(r.into()),
+            _ = context.ct.cancelled() => {
+                tracing::info!(tool = %request.name, "cancelled by the client");
+                Err(McpError::internal_error("cancelled by the client", None))
+            }
+        }
     }
 }
 

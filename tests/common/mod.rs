@@ -266,6 +266,29 @@ impl Client {
         Answer::from(r)
     }
 
+    /// Starts a tool call and cancels it (`notifications/cancelled`) after `after`.
+    /// Panics if the call answered before that.
+    pub async fn call_cancelled_after(&self, tool: &str, args: Value, after: Duration) {
+        use rmcp::model::{ClientRequest, Request};
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        let req = ClientRequest::CallToolRequest(Request::new(p));
+        let handle = self
+            .service
+            .peer()
+            .send_cancellable_request(req, rmcp::service::PeerRequestOptions::no_options())
+            .await
+            .expect("the request is sent");
+        let mut handle = handle;
+        if let Ok(r) = tokio::time::timeout(after, &mut handle.rx).await {
+            panic!("{tool} answered before it was cancelled: {r:?}");
+        }
+        handle
+            .cancel(Some("the user pressed Esc".into()))
+            .await
+            .expect("the cancellation is sent");
+    }
+
     /// Calls a tool; `None` when the call failed at the protocol level (e.g. tabmux died).
     pub async fn try_call(&self, tool: &str, args: Value) -> Option<Answer> {
         let mut p = CallToolRequestParams::new(tool.to_string());

@@ -31,6 +31,7 @@ macro_rules! every_scenario {
             viewport_size,
             wrapped_link,
             settling,
+            cancellation,
         );
     };
 }
@@ -1048,4 +1049,43 @@ pub async fn settling(c: &Client, fx: &Fixtures) {
         took < std::time::Duration::from_secs(6),
         "bounded: {took:?}"
     );
+}
+
+/// A cancelled call stops at once and leaves the tab free: the next call answers
+/// quickly (a wait, and a navigation to a page that takes 20 s).
+pub async fn cancellation(c: &Client, fx: &Fixtures) {
+    use std::time::{Duration, Instant};
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    c.call_cancelled_after(
+        "browser_wait_for",
+        json!({"text": "never appears", "timeout": 20}),
+        Duration::from_secs(1),
+    )
+    .await;
+    let started = Instant::now();
+    let snap = c.ok("browser_snapshot", json!({})).await;
+    let took = started.elapsed();
+    println!(
+        "measured: the call after a cancelled wait answered in {} ms",
+        took.as_millis()
+    );
+    assert!(snap.text.contains("Start page"), "{}", snap.text);
+    assert!(took < Duration::from_secs(3), "answered quickly: {took:?}");
+
+    c.call_cancelled_after(
+        "browser_navigate",
+        json!({"url": fx.url("slow?ms=20000")}),
+        Duration::from_secs(1),
+    )
+    .await;
+    let started = Instant::now();
+    c.ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
+    let took = started.elapsed();
+    println!(
+        "measured: the call after a cancelled navigation answered in {} ms",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(3), "answered quickly: {took:?}");
 }
