@@ -2,8 +2,9 @@
 //!
 //! The parts: [`mcp`] (the MCP server and its tools), [`browser`] (tabs, pages, refs),
 //! [`link`] (how CDP reaches a browser), [`cdp`] (the protocol connection),
-//! [`snapshot`] (accessibility tree to text), [`registry`] (the port registry) and
-//! [`bridge`] (the WebSocket endpoint the extension connects to).
+//! [`snapshot`] (accessibility tree to text), [`registry`] (the port registry),
+//! [`bridge`] (the WebSocket endpoint the extension connects to) and [`progress`] (what
+//! a long call is doing, for progress notifications).
 
 pub mod bridge;
 pub mod browser;
@@ -12,5 +13,6 @@ pub mod error;
 pub mod extension_files;
 pub mod link;
 pub mod mcp;
+pub mod progress;
 pub mod registry;
 pub mod snapshot;

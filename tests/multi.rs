@@ -389,6 +389,32 @@ async fn a_cancelled_claim_leaves_the_queue() {
     m.browser.close().await;
 }
 
+/// A claim waiting in the queue reports progress naming the holder and its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_claim_reports_progress() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let b_claims = b.call_with_progress("browser_tabs", claim(t, 30.0));
+    let a_releases = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        a.ok("browser_tabs", release(0)).await;
+    };
+    let ((got, notes), ()) = tokio::join!(b_claims, a_releases);
+    assert!(!got.is_error, "{}", got.text);
+    assert!(notes.len() >= 2, "{notes:?}");
+    let want = format!("waiting for tab {t} held by \"Alpha\", 1st in line");
+    assert!(
+        notes.iter().all(|(_, n)| n.contains(&want)),
+        "{want} in {notes:?}"
+    );
+    m.browser.close().await;
+}
+
 /// Listing every tab shows who waits for which tab, first in line first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_all_shows_waiters() {

@@ -72,6 +72,22 @@ pub struct Config {
     pub navigation_timeout: Duration,
 }
 
+/// "waiting for tab 123 held by "Cursor", 2nd in line", as far as the browser's list
+/// of tabs tells.
+async fn claim_status(ext: &ExtensionLink, tab_id: &str) -> String {
+    let all = ext.list_all().await.unwrap_or_default();
+    match all.iter().find(|t| t.id == tab_id) {
+        Some(t) => match &t.holder {
+            Some(h) => format!(
+                "waiting for tab {tab_id} held by {h:?}, {} in line",
+                crate::progress::ordinal(t.waiters.len() + 1)
+            ),
+            None => format!("taking tab {tab_id}"),
+        },
+        None => format!("claiming tab {tab_id}"),
+    }
+}
+
 /// Gives back, when dropped armed, a tab whose claim did not finish: a cancelled call
 /// leaves the extension's queue (or returns a tab granted at that moment).
 struct Withdraw {
@@ -203,7 +219,11 @@ impl Browser {
             wait_ms = wait.as_millis() as u64,
             "looking for a browser with the extension"
         );
+        if !wait.is_zero() {
+            crate::progress::set("waiting for a browser with the tabmux extension");
+        }
         if ext.connection(wait).await.is_none() {
+            crate::progress::set("starting the shared browser");
             let s = shared.clone();
             let (_, launched) = tokio::task::spawn_blocking(move || s.ensure())
                 .await
@@ -464,7 +484,10 @@ impl Browser {
         };
         let claimed = match &active {
             Active::Direct(d) => d.claim(tab_id).await,
-            Active::Extension(e) => e.claim(tab_id, timeout).await,
+            Active::Extension(e) => {
+                crate::progress::set(claim_status(e, tab_id).await);
+                e.claim(tab_id, timeout).await
+            }
         };
         let tab = claimed.inspect_err(|_| withdraw.link = None)?;
         let page = Page::start(tab, false, self.cfg.command_timeout).await?;

@@ -132,6 +132,7 @@ async fn dom_quiet(page: &Page, deadline: Instant) -> Option<bool> {
 /// Waits until the page is quiet: no watched request in flight, then the DOM unchanged
 /// for [`DOM_QUIET`]; again if requests started meanwhile. At most [`BOUND`].
 pub async fn until_quiet(page: &Page) -> Quiet {
+    crate::progress::set("waiting for the page to settle");
     let started = Instant::now();
     let deadline = started + BOUND;
     let mut reached = false;

@@ -114,6 +114,7 @@ pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
 /// Navigates a page (its op lock held by the caller) and answers with its snapshot.
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
     let m = report::mark(page);
+    crate::progress::set(format!("loading {url}"));
     let r: Option<Value> = page
         .call_or_dialog(None, "Page.navigate", json!({"url": url}))
         .await?;
@@ -172,6 +173,10 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
         ));
     }
     let entry = &entries[target as usize];
+    crate::progress::set(format!(
+        "loading {}",
+        entry["url"].as_str().unwrap_or("the page")
+    ));
     let m = report::mark(&page);
     let url_before = page.state().url.clone();
     page.call::<Value>(
@@ -201,6 +206,7 @@ pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let m = report::mark(&page);
+    crate::progress::set("reloading the page");
     page.call::<Value>("Page.reload", json!({})).await?;
     let note = wait_loaded(ctx, &page, m, None).await;
     answer_after_navigation(ctx, &page, m, note).await
@@ -245,6 +251,7 @@ pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         if !(0.0..=300.0).contains(&t) || t.is_nan() {
             return Err(Error::bad_request("time is in seconds, from 0 to 300"));
         }
+        crate::progress::set(format!("waiting {t} s"));
         tokio::time::sleep(Duration::from_secs_f64(t)).await;
     }
     let limit = a.timeout.unwrap_or(10.0);
@@ -255,6 +262,11 @@ pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     let mut lead = String::new();
     for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
         let Some(text) = text else { continue };
+        crate::progress::set(if want {
+            format!("waiting for the text {text:?} to appear (up to {limit} s)")
+        } else {
+            format!("waiting for the text {text:?} to go (up to {limit} s)")
+        });
         loop {
             let expr = format!(
                 "({HAS_TEXT_JS})({})",

@@ -140,9 +140,35 @@ pub struct Refused {
     pub stderr: String,
 }
 
+/// The test client's side of MCP: its config, and the progress notifications it got.
+pub struct Handler {
+    cfg: ClientConfig,
+    /// Progress notifications, with when each came.
+    pub progress: std::sync::Arc<
+        std::sync::Mutex<Vec<(std::time::Instant, rmcp::model::ProgressNotificationParam)>>,
+    >,
+}
+
+impl rmcp::ClientHandler for Handler {
+    fn get_info(&self) -> ClientConfig {
+        self.cfg.clone()
+    }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((std::time::Instant::now(), params));
+    }
+}
+
 /// One tabmux process driven by a real MCP client over its stdio.
 pub struct Client {
-    pub service: RunningService<RoleClient, ClientConfig>,
+    pub service: RunningService<RoleClient, Handler>,
     pub child: tokio::process::Child,
     pub log: PathBuf,
     pub state: TempDir,
@@ -222,7 +248,11 @@ impl Client {
             Implementation::new(name, "1.0"),
         );
         cfg.protocol_version = ProtocolVersion::V_2025_11_25;
-        let served = tokio::time::timeout(Duration::from_secs(20), cfg.serve((stdout, stdin)))
+        let handler = Handler {
+            cfg,
+            progress: Default::default(),
+        };
+        let served = tokio::time::timeout(Duration::from_secs(20), handler.serve((stdout, stdin)))
             .await
             .expect("initialize within 20 s");
         match served {
@@ -287,6 +317,54 @@ impl Client {
             .cancel(Some("the user pressed Esc".into()))
             .await
             .expect("the cancellation is sent");
+    }
+
+    /// Calls a tool with a progress token; returns its answer and the messages of the
+    /// progress notifications sent for it, with when each came (since the call began).
+    pub async fn call_with_progress(
+        &self,
+        tool: &str,
+        args: Value,
+    ) -> (Answer, Vec<(Duration, String)>) {
+        use rmcp::model::{ClientRequest, Request, ServerResult};
+        // The client gives every request a progress token of its own.
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        let started = std::time::Instant::now();
+        let handle = self
+            .service
+            .peer()
+            .send_request_with_option(
+                ClientRequest::CallToolRequest(Request::new(p)),
+                rmcp::service::PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("the request is sent");
+        let token = handle.progress_token.clone();
+        let r = tokio::time::timeout(Duration::from_secs(90), handle.await_response())
+            .await
+            .unwrap_or_else(|_| panic!("{tool} answered within 90 s"))
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        let got = self
+            .service
+            .service()
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| n.progress_token == token)
+            .map(|(at, n)| {
+                (
+                    at.saturating_duration_since(started),
+                    n.message.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let answer = match r {
+            ServerResult::CallToolResult(r) => Answer::from(r),
+            other => panic!("{tool}: unexpected answer {other:?}"),
+        };
+        (answer, got)
     }
 
     /// Calls a tool; `None` when the call failed at the protocol level (e.g. tabmux died).

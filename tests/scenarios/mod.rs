@@ -32,6 +32,7 @@ macro_rules! every_scenario {
             wrapped_link,
             settling,
             cancellation,
+            progress,
         );
     };
 }
@@ -1088,4 +1089,39 @@ pub async fn cancellation(c: &Client, fx: &Fixtures) {
         took.as_millis()
     );
     assert!(took < Duration::from_secs(3), "answered quickly: {took:?}");
+}
+
+/// A client that sends a progress token hears at least once a second what a long call
+/// is doing.
+pub async fn progress(c: &Client, fx: &Fixtures) {
+    use std::time::Duration;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    c.eval("() => { setTimeout(() => document.body.append('Late text'), 2500); return 1 }")
+        .await;
+    let (a, notes) = c
+        .call_with_progress("browser_wait_for", json!({"text": "Late text"}))
+        .await;
+    assert!(!a.is_error, "{}", a.text);
+    assert!(
+        notes.len() >= 2,
+        "progress at least once a second: {notes:?}"
+    );
+    assert!(
+        notes[0]
+            .1
+            .contains("waiting for the text \"Late text\" to appear"),
+        "{notes:?}"
+    );
+    let mut last = Duration::ZERO;
+    for (at, _) in &notes {
+        assert!(
+            *at - last < Duration::from_millis(1300),
+            "a gap over 1 s: {notes:?}"
+        );
+        last = *at;
+    }
+    // A call without a token gets none; a quick call with one gets none either.
+    let (_, quick) = c.call_with_progress("browser_snapshot", json!({})).await;
+    assert!(quick.is_empty(), "{quick:?}");
 }
