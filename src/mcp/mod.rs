@@ -285,7 +285,7 @@ fn progress_ticker(
                 .unwrap()
                 .clone()
                 .unwrap_or_else(|| "working".to_string());
-            let message = format!("{what} ({} s)", started.elapsed().as_secs());
+            let message = format!("{what} — {} s so far", started.elapsed().as_secs());
             let p = rmcp::model::ProgressNotificationParam::new(token.clone(), f64::from(n))
                 .with_message(message);
             if peer.notify_progress(p).await.is_err() {
