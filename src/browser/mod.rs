@@ -364,6 +364,15 @@ impl Browser {
         }
     }
 
+    /// Stops the current tab's loading (a cancelled navigation), in the background.
+    pub fn stop_loading(&self) {
+        if let Some(page) = self.current() {
+            tokio::spawn(async move {
+                let _ = page.call::<Value>("Page.stopLoading", json!({})).await;
+            });
+        }
+    }
+
     /// The current tab if there is one, without opening any.
     pub fn current(&self) -> Option<Arc<Page>> {
         let t = self.tabs.lock().unwrap();

@@ -258,11 +258,22 @@ impl ServerHandler for Server {
             r = run => Ok(r.into()),
             _ = context.ct.cancelled() => {
                 tracing::info!(tool = %request.name, "cancelled by the client");
+                if NAVIGATING.contains(&request.name.as_ref()) {
+                    self.browser.stop_loading();
+                }
                 Err(McpError::internal_error("cancelled by the client", None))
             }
         }
     }
 }
+
+/// Tools whose cancellation also stops the page loading what they asked for.
+const NAVIGATING: &[&str] = &[
+    "browser_navigate",
+    "browser_navigate_back",
+    "browser_navigate_forward",
+    "browser_reload",
+];
 
 /// How often a call with a progress token reports.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(800);

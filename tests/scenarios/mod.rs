@@ -1080,6 +1080,21 @@ pub async fn cancellation(c: &Client, fx: &Fixtures) {
         Duration::from_secs(1),
     )
     .await;
+    // The page stops loading what the cancelled call asked for.
+    let mut net = String::new();
+    for _ in 0..40 {
+        net = c
+            .ok("browser_network_requests", json!({"filter": "slow"}))
+            .await
+            .text;
+        if net.contains("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(net.contains("slow?ms=20000 → failed"), "{net}");
+    let still = c.ok("browser_snapshot", json!({})).await;
+    assert!(still.text.contains("Start page"), "{}", still.text);
     let started = Instant::now();
     c.ok("browser_navigate", json!({"url": fx.url("page2.html")}))
         .await;
