@@ -523,5 +523,18 @@ mod tests {
             Path::new("/tmp/p"),
         );
         assert!(!headed.contains(&"--headless".to_string()));
+        assert!(args.contains(&"--window-size=1280,807".to_string()));
+        let sized = browser_args(
+            &LaunchOptions {
+                extra_args: vec!["--window-size=800,600".into()],
+                ..Default::default()
+            },
+            Path::new("/tmp/p"),
+        );
+        let sizes: Vec<_> = sized
+            .iter()
+            .filter(|a| a.starts_with("--window-size"))
+            .collect();
+        assert_eq!(sizes, ["--window-size=800,600"]);
     }
 }
