@@ -113,7 +113,8 @@ async fn dom_quiet(page: &Page, deadline: Instant) -> Option<bool> {
         "Runtime.evaluate",
         json!({"expression": expr, "contextId": ctx, "awaitPromise": true, "returnByValue": true}),
     );
-    // The page's timers may be slowed (a hidden tab): Rust's own deadline holds.
+    // The page's timers may be slowed (a hidden tab): Rust's own deadline holds, and
+    // the page is then not said to be still changing (it could not tell).
     let r = tokio::time::timeout(left + Duration::from_millis(300), call).await;
     match r {
         Ok(Ok(Some(v))) if v["result"]["value"].is_object() => {
@@ -124,8 +125,7 @@ async fn dom_quiet(page: &Page, deadline: Instant) -> Option<bool> {
             page.state().quiet_world = None;
             None
         }
-        Ok(Ok(None)) => None,
-        Err(_) => Some(false),
+        Ok(Ok(None)) | Err(_) => None,
     }
 }
 
