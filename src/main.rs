@@ -201,6 +201,16 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
 /// seen.
 const DEFAULT_EXTENSION_WAIT: f64 = 2.0;
 
+/// Seconds a first tool call waits for a browser with the extension: as given, else
+/// none while no such browser has ever connected (plain `tabmux`, zero setup).
+fn extension_wait(cli: &Cli, shared: Option<&Shared>) -> f64 {
+    match (cli.extension_wait, shared) {
+        (Some(s), _) => s.clamp(0.0, 600.0),
+        (None, Some(shared)) if !shared.extension_seen() => 0.0,
+        (None, _) => DEFAULT_EXTENSION_WAIT,
+    }
+}
+
 /// The shared browser of `state_dir`, as the flags describe it.
 fn shared_browser(cli: &Cli, state_dir: PathBuf) -> Shared {
     Shared {
@@ -283,11 +293,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         Mode::Auto(_, shared) => Some(shared.clone()),
         _ => None,
     };
-    let extension_wait = match (cli.extension_wait, &shared_browser) {
-        (Some(s), _) => s.clamp(0.0, 600.0),
-        (None, Some(shared)) if !shared.extension_seen() => 0.0,
-        (None, _) => DEFAULT_EXTENSION_WAIT,
-    };
+    let extension_wait = extension_wait(&cli, shared_browser.as_ref());
     let browser = Arc::new(Browser::new(Config {
         mode,
         extension_wait: Duration::from_secs_f64(extension_wait),
@@ -323,11 +329,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                         tracing::info!(connection = id, "browser connected");
                         // A user's browser (not the shared one): later first calls wait
                         // for it.
-                        let users = bridge
+                        if bridge
                             .connections()
                             .iter()
-                            .any(|c| c.id() == id && !c.managed());
-                        if users {
+                            .any(|c| c.id() == id && !c.managed())
+                        {
                             tabmux::link::shared::record_extension_seen(r.0.state_dir());
                         }
                     }
