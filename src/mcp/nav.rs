@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::report::{self, Mark};
 use super::{Ctx, Out};
+use crate::browser::data_url;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
 
@@ -15,11 +16,6 @@ pub fn normalize_url(url: &str) -> Result<String> {
     let u = url.trim();
     if u.is_empty() {
         return Err(Error::bad_request("url is empty"));
-    }
-    if u.chars().any(|c| c.is_whitespace()) {
-        return Err(Error::bad_request(format!(
-            "{u:?} is not a URL (it contains spaces)"
-        )));
     }
     let lower = u.to_ascii_lowercase();
     let has_scheme = lower.contains("://")
@@ -35,7 +31,14 @@ pub fn normalize_url(url: &str) -> Result<String> {
         .iter()
         .any(|p| lower.starts_with(p));
     if has_scheme {
+        // Browsers take these as given (a `data:` URL with spaces, a path with a
+        // space): the browser encodes what needs encoding.
         return Ok(u.to_string());
+    }
+    if u.chars().any(|c| c.is_whitespace()) {
+        return Err(Error::bad_request(format!(
+            "{u:?} is not a URL (it contains spaces); give a full URL such as https://example.com"
+        )));
     }
     let host = u.split(['/', '?', '#']).next().unwrap_or("");
     let local =
@@ -83,11 +86,11 @@ async fn answer_after_navigation(
     m: Mark,
     note: Option<String>,
 ) -> Result<Out> {
-    report::settle(ctx.browser, page, m).await;
+    let unsettled = report::settle_quiet(ctx.browser, page, m).await;
     let mut out = report::header(page);
-    if let Some(n) = note {
+    for n in note.iter().chain(unsettled.iter()) {
         out.push('\n');
-        out.push_str(&n);
+        out.push_str(n);
     }
     report::modal_lines(page, &mut out);
     report::console_lines(page, &m, &mut out);
@@ -112,6 +115,7 @@ pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
     ctx.files.check_url(url).await?;
     let m = report::mark(page);
+    crate::progress::set(format!("loading {url}"));
     let r: Option<Value> = page
         .call_or_dialog(None, "Page.navigate", json!({"url": url}))
         .await?;
@@ -119,6 +123,12 @@ pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out>
         return answer_after_navigation(ctx, page, m, None).await;
     };
     if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
+        if err == "net::ERR_ABORTED" && data_url::is_data(url) {
+            let deadline = Instant::now() + ctx.browser.config().navigation_timeout;
+            if let Some(note) = data_url::write_into_blank(page, url, deadline).await? {
+                return answer_after_navigation(ctx, page, m, Some(note)).await;
+            }
+        }
         let hint = match err {
             "net::ERR_CONNECTION_REFUSED" => {
                 " — nothing is listening there; is the server running?"
@@ -164,6 +174,10 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
         ));
     }
     let entry = &entries[target as usize];
+    crate::progress::set(format!(
+        "loading {}",
+        entry["url"].as_str().unwrap_or("the page")
+    ));
     let m = report::mark(&page);
     let url_before = page.state().url.clone();
     page.call::<Value>(
@@ -193,6 +207,7 @@ pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
     let m = report::mark(&page);
+    crate::progress::set("reloading the page");
     page.call::<Value>("Page.reload", json!({})).await?;
     let note = wait_loaded(ctx, &page, m, None).await;
     answer_after_navigation(ctx, &page, m, note).await
@@ -237,6 +252,7 @@ pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         if !(0.0..=300.0).contains(&t) || t.is_nan() {
             return Err(Error::bad_request("time is in seconds, from 0 to 300"));
         }
+        crate::progress::set(format!("waiting {t} s"));
         tokio::time::sleep(Duration::from_secs_f64(t)).await;
     }
     let limit = a.timeout.unwrap_or(10.0);
@@ -247,6 +263,11 @@ pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     let mut lead = String::new();
     for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
         let Some(text) = text else { continue };
+        crate::progress::set(if want {
+            format!("waiting for the text {text:?} to appear (up to {limit} s)")
+        } else {
+            format!("waiting for the text {text:?} to go (up to {limit} s)")
+        });
         loop {
             let expr = format!(
                 "({HAS_TEXT_JS})({})",
@@ -310,5 +331,10 @@ mod tests {
         assert!(normalize_url("not a url").is_err());
         assert!(normalize_url("word").is_err());
         assert!(normalize_url("").is_err());
+        assert_eq!(
+            normalize_url(" data:text/html,<h1>Hi there</h1> ").unwrap(),
+            "data:text/html,<h1>Hi there</h1>"
+        );
+        assert_eq!(normalize_url("http://a.b/x y").unwrap(), "http://a.b/x y");
     }
 }
