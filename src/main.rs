@@ -59,9 +59,11 @@ struct Cli {
     /// Accept the extension with this id (for a differently packaged build).
     #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
     extension_id: String,
-    /// Seconds a first tool call waits for a browser running the extension.
-    #[arg(long, default_value_t = 2.0)]
-    extension_wait: f64,
+    /// Seconds a first tool call waits for a browser running the extension. Default: 2
+    /// once a browser with the extension has connected to tabmux on this machine, 0
+    /// before (nothing to wait for: the shared browser starts at once).
+    #[arg(long)]
+    extension_wait: Option<f64>,
     /// Seconds an idle holder keeps a tab that another client waits for.
     #[arg(long, default_value_t = bridge::DEFAULT_LEASE_MS / 1000)]
     lease: u64,
@@ -258,6 +260,20 @@ fn rotate_secret() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Seconds a first tool call waits for a browser with the extension, once one has been
+/// seen.
+const DEFAULT_EXTENSION_WAIT: f64 = 2.0;
+
+/// Seconds a first tool call waits for a browser with the extension: as given, else
+/// none while no such browser has ever connected (plain `tabmux`, zero setup).
+fn extension_wait(cli: &Cli, shared: Option<&Shared>) -> f64 {
+    match (cli.extension_wait, shared) {
+        (Some(s), _) => s.clamp(0.0, 600.0),
+        (None, Some(shared)) if !shared.extension_seen() => 0.0,
+        (None, _) => DEFAULT_EXTENSION_WAIT,
+    }
+}
+
 /// The shared browser of `state_dir`, as the flags describe it.
 fn shared_browser(cli: &Cli, state_dir: PathBuf) -> Shared {
     Shared {
@@ -342,9 +358,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         Mode::Auto(_, shared) => Some(shared.clone()),
         _ => None,
     };
+    let extension_wait = extension_wait(&cli, shared_browser.as_ref());
     let browser = Arc::new(Browser::new(Config {
         mode,
-        extension_wait: Duration::from_secs_f64(cli.extension_wait.clamp(0.0, 600.0)),
+        extension_wait: Duration::from_secs_f64(extension_wait),
         command_timeout: Duration::from_secs(cli.command_timeout.max(1)),
         navigation_timeout: Duration::from_secs(cli.navigation_timeout.max(1)),
     }));
@@ -375,7 +392,16 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
                 let _ = r.0.update_meta(&r.1);
                 match ev {
                     BridgeEvent::Connected(id) => {
-                        tracing::info!(connection = id, "browser connected")
+                        tracing::info!(connection = id, "browser connected");
+                        // A user's browser (not the shared one): later first calls wait
+                        // for it.
+                        if bridge
+                            .connections()
+                            .iter()
+                            .any(|c| c.id() == id && !c.managed())
+                        {
+                            tabmux::link::shared::record_extension_seen(r.0.state_dir());
+                        }
                     }
                     BridgeEvent::Disconnected(id) => {
                         tracing::info!(connection = id, "browser disconnected")

@@ -13,7 +13,10 @@
 //!   skipped;
 //! - metadata for `tabmux status` goes to `port-<p>.json`, always written to a
 //!   temporary file and renamed over the old one, so a reader never sees half a file.
-//!   It is removed on a clean exit while the lock is still held.
+//!   It is removed on a clean exit while the lock is still held. The one of a killed
+//!   instance is removed by the next instance that claims a port, or by `tabmux status`
+//!   (after it reported it): only while holding that port's free lock, so a live
+//!   instance's file is never touched.
 //!
 //! Lock files and listeners are opened close-on-exec (Rust's default), so a browser or
 //! any other child process tabmux starts never inherits the claim.
@@ -443,6 +446,10 @@ pub fn claim_port(
         };
         write_meta(state_dir, port, meta)?;
         tracing::info!(port, "claimed port");
+        let cleaned = clean_stale(state_dir);
+        if !cleaned.is_empty() {
+            tracing::info!(ports = ?cleaned, "removed metadata left by killed instances");
+        }
         return Ok(PortClaim {
             port,
             dir: state_dir.to_path_buf(),
@@ -504,6 +511,26 @@ pub fn scan(state_dir: &Path) -> Vec<RegistryEntry> {
                 .and_then(|b| serde_json::from_slice(&b).ok()),
         })
         .collect()
+}
+
+/// Removes the `port-<p>.json` of every port whose lock is free (its owner was killed
+/// before it could remove it). Each file is removed while this process holds that
+/// port's lock, so an instance claiming the port at the same moment is not affected.
+/// Returns the ports cleaned.
+pub fn clean_stale(state_dir: &Path) -> Vec<u16> {
+    let mut cleaned = Vec::new();
+    for e in scan(state_dir) {
+        if e.live || !meta_path(state_dir, e.port).exists() {
+            continue;
+        }
+        let Ok(file) = File::open(lock_path(state_dir, e.port)) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && fs::remove_file(meta_path(state_dir, e.port)).is_ok() {
+            cleaned.push(e.port);
+        }
+    }
+    cleaned
 }
 
 fn lock_held(path: &Path) -> bool {

@@ -265,3 +265,57 @@ async fn killed_last_client_still_closes_the_shared_browser() {
         "the watcher ended with it"
     );
 }
+
+/// Zero setup starts at once: until a browser with the extension has ever connected,
+/// the first call does not wait for one (the shared browser's own extension does not
+/// count); once the user's browser has connected, a new instance's first call waits
+/// for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_call_waits_only_for_an_extension_seen_before() {
+    let a = Auto::new().await;
+    let args = ["--ports", &a.ports, "--headless", "--linger", "2"];
+    let c = Client::start_in("fresh", &args, a.state.path()).await;
+    let started = std::time::Instant::now();
+    let r = c
+        .ok("browser_navigate", json!({"url": a.fx.url("nav.html")}))
+        .await;
+    println!(
+        "measured: first call of a fresh install (shared browser launch included): {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    assert!(r.text.contains("the shared browser"), "{}", r.text);
+    let log = std::fs::read_to_string(&c.log).unwrap();
+    assert!(
+        log.contains("looking for a browser with the extension wait_ms=0"),
+        "{}",
+        c.log_tail()
+    );
+    let seen = a.state.path().join("extension-seen");
+    assert!(!seen.exists(), "the shared browser is not the user's");
+    c.quit().await;
+    a.browser_closes("the last client left").await;
+
+    // The user's own browser with the extension connects to an instance.
+    let range: Vec<u16> = a.ports.split('-').map(|p| p.parse().unwrap()).collect();
+    let mut user = common::browser::ExtBrowser::start((range[0], range[1]), a.state.path()).await;
+    let c = Client::start_in("fresh", &args, a.state.path()).await;
+    assert!(
+        eventually(Duration::from_secs(15), || seen.exists()).await,
+        "a user's browser connecting is recorded\n{}",
+        c.log_tail()
+    );
+    c.quit().await;
+    let c = Client::start_in("again", &args, a.state.path()).await;
+    let r = c
+        .ok("browser_navigate", json!({"url": a.fx.url("nav.html")}))
+        .await;
+    let log = std::fs::read_to_string(&c.log).unwrap();
+    assert!(
+        log.contains("looking for a browser with the extension wait_ms=2000"),
+        "{}",
+        c.log_tail()
+    );
+    assert!(r.text.contains("your browser"), "{}", r.text);
+    c.quit().await;
+    user.close().await;
+}

@@ -1109,6 +1109,9 @@ async fn status_report_lists_instances_browsers_and_stale_entries() {
         "{text}"
     );
     assert!(!text.contains("no browser"), "{text}");
+    // The stale record was removed after the first report.
+    assert!(!text.contains("stale"), "{text}");
+    assert!(!dir.path().join(format!("port-{stale_port}.json")).exists());
 
     drop(claim);
     let report = status_report(dir.path(), range).await;

@@ -212,7 +212,10 @@ async fn tabs_the_extension_cannot_debug() {
             json!({"action": "claim", "tabId": "999999", "timeout": 1}),
         )
         .await;
-    assert!(e.contains("TAB_CLOSED"), "{e}");
+    assert!(
+        e.contains("NOT_FOUND") && e.contains("no tab 999999"),
+        "{e}"
+    );
     s.browser.close().await;
 }
 

@@ -157,6 +157,8 @@ struct Row {
     title: String,
     url: String,
     holder: String,
+    /// Who waits for it, as listed (`"Bravo", "Charlie"`).
+    waiting: String,
 }
 
 fn rows(text: &str) -> Vec<Row> {
@@ -164,6 +166,10 @@ fn rows(text: &str) -> Vec<Row> {
         .filter_map(|l| {
             let rest = l.strip_prefix("- tabId ")?;
             let (id, rest) = rest.split_once(": ")?;
+            let (rest, waiting) = match rest.rsplit_once("; waiting: ") {
+                Some((r, w)) => (r, w.to_string()),
+                None => (rest, String::new()),
+            };
             let open = rest.rfind(" [")?;
             let holder = rest[open + 2..].strip_suffix(']')?.to_string();
             let (title, url) = rest[..open].rsplit_once(" — ")?;
@@ -172,6 +178,7 @@ fn rows(text: &str) -> Vec<Row> {
                 title: title.to_string(),
                 url: url.to_string(),
                 holder,
+                waiting,
             })
         })
         .collect()
@@ -359,6 +366,84 @@ fn held_for_secs(e: &str) -> u64 {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no holding time in {e}"))
+}
+
+/// A claim cancelled while it waits leaves the queue at once: the holder's release
+/// leaves the tab free instead of handing it to a client that gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_claim_leaves_the_queue() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let cancel = b.call_cancelled_after("browser_tabs", claim(t, 30.0), Duration::from_secs(1));
+    let waits = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+    };
+    tokio::join!(cancel, waits);
+    m.until_waiting(t, 0, Duration::from_secs(2)).await;
+    a.ok("browser_tabs", release(0)).await;
+    let seen = all_tabs(&a).await;
+    let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+    assert_eq!(row.holder, "free", "{seen:?}");
+    assert!(own_tabs(&b).await.is_empty(), "B holds nothing");
+    // B can claim it again right away.
+    b.ok("browser_tabs", claim(t, 5.0)).await;
+    m.browser.close().await;
+}
+
+/// A claim waiting in the queue reports progress naming the holder and its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_claim_reports_progress() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let b_claims = b.call_with_progress("browser_tabs", claim(t, 30.0));
+    let a_releases = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        a.ok("browser_tabs", release(0)).await;
+    };
+    let ((got, notes), ()) = tokio::join!(b_claims, a_releases);
+    assert!(!got.is_error, "{}", got.text);
+    assert!(notes.len() >= 2, "{notes:?}");
+    let want = format!("waiting for tab {t} held by \"Alpha\", 1st in line");
+    assert!(
+        notes.iter().all(|(_, n)| n.contains(&want)),
+        "{want} in {notes:?}"
+    );
+    m.browser.close().await;
+}
+
+/// Listing every tab shows who waits for which tab, first in line first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_all_shows_waiters() {
+    let mut m = Multi::new().await;
+    let a = m.client("Alpha").await;
+    let b = m.client("Bravo").await;
+    a.ok("browser_navigate", json!({"url": m.page("shared")}))
+        .await;
+    let t = tab_id(&a, 0).await;
+    let b_claims = timed_claim(&b, t, 30.0);
+    let a_lists = async {
+        m.until_waiting(t, 1, Duration::from_secs(10)).await;
+        let seen = all_tabs(&a).await;
+        let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+        assert_eq!(row.holder, "you (index 0)", "{:?}", row.holder);
+        assert_eq!(row.waiting, "\"Bravo\"", "{:?}", row.waiting);
+        a.ok("browser_tabs", release(0)).await;
+    };
+    let ((got, _), ()) = tokio::join!(b_claims, a_lists);
+    assert!(!got.is_error, "B gets the tab: {}", got.text);
+    let seen = all_tabs(&b).await;
+    let row = seen.iter().find(|r| r.id == t).expect("the tab is listed");
+    assert_eq!(row.waiting, "", "nobody waits any more");
+    m.browser.close().await;
 }
 
 /// 2. Two and three instances on one tab: the queue waits, hands over in FIFO order,

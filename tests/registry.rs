@@ -15,7 +15,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common_bridge::{TempDir, free_block};
-use tabmux::registry::{InstanceMeta, PortRange, RegistryError, claim_port, new_instance_id, scan};
+use tabmux::registry::{
+    InstanceMeta, PortRange, RegistryError, claim_port, clean_stale, new_instance_id, scan,
+};
 
 const CHILD_ENV: &str = "TABMUX_TEST_REGISTRY_CHILD";
 const MARK: &str = "@@registry-child ";
@@ -375,4 +377,42 @@ fn state_dir_is_made_when_missing() {
     let range = free_block(1);
     let claim = claim_port(&nested, range, &InstanceMeta::for_this_process("x")).unwrap();
     assert!(nested.join(format!("port-{}.lock", claim.port())).exists());
+}
+
+/// A killed instance's `port-<p>.json` is removed by the next instance that claims a
+/// port, even another one, and `clean_stale` never touches a live instance's file.
+#[test]
+fn a_killed_instances_record_is_cleaned_up() {
+    let dir = TempDir::new("clean");
+    let range = free_block(3);
+    let (a, first) = Claimant::claim(dir.path(), range);
+    assert_eq!(first, Outcome::Port(range.first()));
+    let (b, second) = Claimant::claim(dir.path(), range);
+    assert_eq!(second, Outcome::Port(range.first() + 1));
+    let a_json = dir.path().join(format!("port-{}.json", range.first()));
+    let b_json = dir.path().join(format!("port-{}.json", range.first() + 1));
+    b.kill();
+    assert!(b_json.exists(), "a killed instance leaves its record");
+    // A status-like sweep while A lives: only the dead one's record goes.
+    assert_eq!(clean_stale(dir.path()), vec![range.first() + 1]);
+    assert!(a_json.exists() && !b_json.exists());
+
+    // Killed again, and the next instance (on another port) sweeps it.
+    let (c, third) = Claimant::claim(dir.path(), range);
+    assert_eq!(third, Outcome::Port(range.first() + 1));
+    a.kill();
+    assert!(a_json.exists());
+    let other = PortRange::new(range.last(), range.last()).unwrap();
+    let d = claim_port(dir.path(), other, &InstanceMeta::for_this_process("d")).unwrap();
+    assert!(
+        !a_json.exists(),
+        "the next instance removed the killed one's record"
+    );
+    let entries = scan(dir.path());
+    assert!(
+        entries.iter().all(|e| e.live == e.meta.is_some()),
+        "{entries:?}"
+    );
+    drop(d);
+    c.release();
 }

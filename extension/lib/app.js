@@ -887,6 +887,7 @@ export class App {
       user,
       consent: open,
       waiting: rec ? rec.queue.length : 0,
+      waiters: this.locks.waitersOf(tab.id, this.clock.now()),
       attachable: isAttachableUrl(url),
     };
   }
@@ -1006,7 +1007,7 @@ export class App {
     try {
       tab = await this.api.tabs.get(tabId);
     } catch {
-      throw new TabmuxError(Codes.TAB_CLOSED, `tab ${tabId} does not exist`, { tabId, reason: 'user' });
+      throw new TabmuxError(Codes.NOT_FOUND, `there is no tab ${tabId}`, { tabId });
     }
     const url = tab.url || tab.pendingUrl || '';
     if (!isAttachableUrl(url)) throw notAttachable(tabId, url);

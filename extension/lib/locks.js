@@ -253,6 +253,16 @@ export class LockManager {
 
   /** Give a held tab back without closing it; the next live waiter gets it. */
   release(instanceId, tabId) {
+    const waiting = this.tabs.get(tabId);
+    const i = waiting && waiting.holder !== instanceId ? waiting.queue.findIndex((w) => w.instanceId === instanceId) : -1;
+    if (i >= 0) {
+      // A waiter that gives up (its client cancelled the call) leaves the queue.
+      const [w] = waiting.queue.splice(i, 1);
+      this._settle(w, 'reject', err(Codes.BAD_REQUEST, `the claim of tab ${tabId} was withdrawn`));
+      this.log(this._label(instanceId), `stops waiting for tab ${tabId}`);
+      this._changed(true);
+      return;
+    }
     const rec = this._held(instanceId, tabId);
     this.instances.get(instanceId).lastActivity = this.clock.now();
     this.log(this._label(instanceId), `releases tab ${tabId}`);
@@ -386,6 +396,13 @@ export class LockManager {
   holderOf(tabId) {
     const rec = this.tabs.get(tabId);
     return rec ? this._holderInfo(rec) : null;
+  }
+
+  /** Who waits for the tab, first in line first: `[{instanceId, name, waitedMs}]`. */
+  waitersOf(tabId, now) {
+    const rec = this.tabs.get(tabId);
+    if (!rec) return [];
+    return rec.queue.map((w) => ({ instanceId: w.instanceId, name: this._label(w.instanceId), waitedMs: now - w.since }));
   }
 
   record(tabId) {

@@ -19,6 +19,7 @@ export const PROTOCOL = deepFreeze({
     "LOCK_LOST": "The caller held the tab but lost it.",
     "NOT_HELD": "The caller does not hold this tab.",
     "NOT_ATTACHABLE": "The browser does not let extensions debug this tab.",
+    "NOT_FOUND": "`tabs.claim` of a tab that does not exist.",
     "CONSENT_DENIED": "The user said no to this instance using one of their tabs (or its policy is `deny`).",
     "CONSENT_TIMEOUT": "Nobody answered the question about one of the user's tabs within the claim's timeout.",
     "TAKEN_BACK": "The user took the tab back from its holder.",

@@ -264,7 +264,7 @@ test('a borrowed tab released before its grouping reported back still returns to
   assert.equal(app.groups.origin.size, 0);
 });
 
-test('chrome:// tabs are NOT_ATTACHABLE; missing tabs TAB_CLOSED; bad params BAD_REQUEST', async () => {
+test('chrome:// tabs are NOT_ATTACHABLE; missing tabs NOT_FOUND; bad params BAD_REQUEST', async () => {
   const w = await world();
   const app = await w.newApp();
   const a = w.peer(8765);
@@ -274,7 +274,7 @@ test('chrome:// tabs are NOT_ATTACHABLE; missing tabs TAB_CLOSED; bad params BAD
   assert.equal((await a.request('tabs.create', { url: 'chrome://version' })).error.code, 'NOT_ATTACHABLE');
   const store = w.browser.addTab({ url: 'https://chromewebstore.google.com/detail/x' });
   assert.equal((await a.request('tabs.claim', { tabId: store.id })).error.code, 'NOT_ATTACHABLE');
-  assert.equal((await a.request('tabs.claim', { tabId: 99999, timeoutMs: 10 })).error.code, 'TAB_CLOSED');
+  assert.equal((await a.request('tabs.claim', { tabId: 99999, timeoutMs: 10 })).error.code, 'NOT_FOUND');
   assert.equal((await a.request('tabs.claim', { tabId: 'x' })).error.code, 'BAD_REQUEST');
   assert.equal((await a.request('cdp', { tabId: 1 })).error.code, 'BAD_REQUEST');
   assert.equal((await a.request('no.such.method', {})).error.code, 'BAD_REQUEST');

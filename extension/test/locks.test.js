@@ -96,6 +96,25 @@ test('FIFO order with three waiters', async () => {
   void a;
 });
 
+test('a waiter that releases withdraws its claim: it leaves the queue, the next one gets the tab', async () => {
+  const h = setup();
+  h.connect('A');
+  const b = h.connect('B');
+  const c = h.connect('C');
+  h.m.created('A', 1);
+  const bClaim = h.m.claim('B', b, 1, 60_000);
+  const cClaim = h.m.claim('C', c, 1, 60_000);
+  assert.equal(h.m.waiting(1), 2);
+  assert.deepEqual(h.m.waitersOf(1, h.clock.now()).map((w) => w.name), ['B', 'C']);
+  h.m.release('B', 1);
+  await assert.rejects(bClaim, (e) => e.code === 'BAD_REQUEST' && /withdrawn/.test(e.message));
+  assert.equal(h.m.waiting(1), 1);
+  h.m.release('A', 1);
+  await cClaim;
+  assert.equal(h.m.holderOf(1).instanceId, 'C');
+  assert.equal(codeOf(() => h.m.release('B', 1)), 'NOT_HELD');
+});
+
 test('a wait that times out fails with TAB_BUSY naming holder, held-for and position', async () => {
   const h = setup();
   h.connect('A', { name: 'Cursor' });

@@ -13,6 +13,8 @@ pub mod codes {
     pub const TAB_BUSY: &str = "TAB_BUSY";
     /// The tab is gone.
     pub const TAB_CLOSED: &str = "TAB_CLOSED";
+    /// `tabs.claim` of a tab that does not exist.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
     /// The caller held the tab but lost it.
     pub const LOCK_LOST: &str = "LOCK_LOST";
     /// The caller does not hold this tab.

@@ -212,6 +212,8 @@ fn held_tabs(port: u16, v: &Value) -> HeldTabs {
 /// with the state directory's secret (in parallel, 1.5 s deadline each). Entries outside `range` are reported too, marked.
 pub async fn status_report(state_dir: &Path, range: PortRange) -> StatusReport {
     let entries = registry::scan(state_dir);
+    // Reported below, then removed: the next report does not show them again.
+    registry::clean_stale(state_dir);
     let secret = auth::load(state_dir);
     let mut probes = Vec::new();
     for e in entries.iter().filter(|e| e.live) {
@@ -410,7 +412,7 @@ impl fmt::Display for StatusReport {
         if !self.stale.is_empty() {
             writeln!(
                 f,
-                "stale entries (owner gone; the port is free and will be reused):"
+                "stale entries (owner gone, its record now removed; the port is free and will be reused):"
             )?;
             for s in &self.stale {
                 write!(f, "  port {}", s.port)?;

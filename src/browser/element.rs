@@ -75,21 +75,38 @@ const ACTIONABLE_JS: &str = r#"function(kind) {
     el.scrollIntoView({block: 'center', inline: 'center', behavior: 'instant'});
     r = el.getBoundingClientRect();
   }
-  const left = Math.max(r.left, 0), right = Math.min(r.right, vw);
-  const top = Math.max(r.top, 0), bottom = Math.min(r.bottom, vh);
-  if (right <= left || bottom <= top) return {err: 'offscreen'};
-  const x = (left + right) / 2, y = (top + bottom) / 2;
-  const res = {x, y, cx: r.left + r.width / 2, cy: r.top + r.height / 2, top: window === window.top};
-  let hit = el.ownerDocument.elementFromPoint(x, y);
-  while (hit && hit.shadowRoot) {
-    const inner = hit.shadowRoot.elementFromPoint(x, y);
-    if (!inner || inner === hit) break;
-    hit = inner;
+  const cx = r.left + r.width / 2, cy = r.top + r.height / 2, top = window === window.top;
+  const hitAt = (x, y) => {
+    let hit = el.ownerDocument.elementFromPoint(x, y);
+    while (hit && hit.shadowRoot) {
+      const inner = hit.shadowRoot.elementFromPoint(x, y);
+      if (!inner || inner === hit) break;
+      hit = inner;
+    }
+    return hit;
+  };
+  const isEl = (hit) => {
+    for (let n = hit; n; n = n.parentNode || n.host) if (n === el) return true;
+    if (hit && hit.tagName === 'LABEL' && hit.control === el) return true;
+    return !!(hit && (hit.tagName === 'IFRAME' || hit.tagName === 'FRAME') && el.ownerDocument !== document);
+  };
+  // The element's own boxes (one per line of a wrapped inline element), then the
+  // centre of its bounding box: the first point on screen that hits the element.
+  const boxes = Array.from(el.getClientRects()).filter(b => b.width > 0 && b.height > 0);
+  boxes.sort((a, b) => (b.width * b.height) - (a.width * a.height));
+  let firstHit = null, onScreen = false;
+  for (const b of boxes.length ? boxes : [r]) {
+    const left = Math.max(b.left, 0), right = Math.min(b.right, vw);
+    const btop = Math.max(b.top, 0), bottom = Math.min(b.bottom, vh);
+    if (right <= left || bottom <= btop) continue;
+    onScreen = true;
+    const x = (left + right) / 2, y = (btop + bottom) / 2;
+    const hit = hitAt(x, y);
+    if (isEl(hit)) return {x, y, cx, cy, top};
+    if (!firstHit) firstHit = hit;
   }
-  for (let n = hit; n; n = n.parentNode || n.host) if (n === el) return res;
-  if (hit && hit.tagName === 'LABEL' && hit.control === el) return res;
-  if (hit && (hit.tagName === 'IFRAME' || hit.tagName === 'FRAME') && el.ownerDocument !== document) return res;
-  return {err: 'covered', by: describe(hit)};
+  if (!onScreen) return {err: 'offscreen'};
+  return {err: 'covered', by: describe(firstHit)};
 }"#;
 
 impl Element {
@@ -163,7 +180,7 @@ impl Element {
                 ),
                 "offscreen" => format!("{what} could not be scrolled into view"),
                 "covered" => format!(
-                    "{what} is covered by {} at its center, so a click would land on that instead; close or wait for the cover to go (browser_wait_for), or act on the cover",
+                    "{what} is covered by {} on every one of its boxes, so a click would land on that instead; close or wait for the cover to go (browser_wait_for), or act on the cover",
                     r["by"].as_str().unwrap_or("another element")
                 ),
                 other => format!("{what} is not actionable ({other})"),
@@ -187,21 +204,37 @@ impl Element {
             )
             .await
             .map_err(|e| self.stale_if_gone(e))?;
-        let q = quads["quads"][0]
-            .as_array()
-            .filter(|q| q.len() == 8)
-            .ok_or_else(|| {
-                Error::new(
-                    codes::NOT_ACTIONABLE,
-                    format!("{} has no box on screen", self.label),
-                )
-            })?;
-        let qv: Vec<f64> = q.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect();
-        let qx = (qv[0] + qv[2] + qv[4] + qv[6]) / 4.0;
-        let qy = (qv[1] + qv[3] + qv[5] + qv[7]) / 4.0;
+        // The centre of the union of its boxes is the centre of its bounding box.
+        let (qx, qy) = union_centre(&quads["quads"]).ok_or_else(|| {
+            Error::new(
+                codes::NOT_ACTIONABLE,
+                format!("{} has no box on screen", self.label),
+            )
+        })?;
         let (ox, oy) = frame_offset(page, self.session.as_deref()).await?;
         Ok((x + (qx - cx) + ox, y + (qy - cy) + oy))
     }
+}
+
+/// The centre of the rectangle around a list of CDP quads (8 numbers each).
+fn union_centre(quads: &Value) -> Option<(f64, f64)> {
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for q in quads.as_array()?.iter().filter_map(|q| q.as_array()) {
+        if q.len() != 8 {
+            continue;
+        }
+        for (i, v) in q.iter().enumerate() {
+            let v = v.as_f64().unwrap_or(0.0);
+            if i % 2 == 0 {
+                x0 = x0.min(v);
+                x1 = x1.max(v);
+            } else {
+                y0 = y0.min(v);
+                y1 = y1.max(v);
+            }
+        }
+    }
+    (x0 <= x1 && y0 <= y1).then(|| ((x0 + x1) / 2.0, (y0 + y1) / 2.0))
 }
 
 /// Where the viewport of a child session's root frame sits in the tab's viewport.

@@ -2,11 +2,13 @@
 //! extension), the tabs this instance drives, and element refs. Tools speak only to this
 //! layer and to [`page::Page`].
 
+pub mod data_url;
 pub mod element;
 pub mod events;
 pub mod keys;
 pub mod page;
 pub mod refs;
+pub mod settle;
 // Exempt from the 120-line rule until the snapshot engine's rewrite.
 #[allow(clippy::too_many_lines)]
 pub mod snap;
@@ -71,6 +73,48 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Deadline of a navigation.
     pub navigation_timeout: Duration,
+}
+
+/// "waiting for tab 123 held by "Cursor", 2nd in line", as far as the browser's list
+/// of tabs tells.
+async fn claim_status(ext: &ExtensionLink, tab_id: &str) -> String {
+    let all = ext.list_all().await.unwrap_or_default();
+    match all.iter().find(|t| t.id == tab_id) {
+        Some(t) => match &t.holder {
+            Some(h) => format!(
+                "waiting for tab {tab_id} held by {h:?}, {} in line",
+                crate::progress::ordinal(t.waiters.len() + 1)
+            ),
+            None if t.needs_consent => format!(
+                "waiting for the user to answer in the browser (Allow / Deny) about tab {tab_id}, one of the user's own tabs"
+            ),
+            None => format!("taking tab {tab_id}"),
+        },
+        None => format!("claiming tab {tab_id}"),
+    }
+}
+
+/// Gives back, when dropped armed, a tab whose claim did not finish: a cancelled call
+/// leaves the extension's queue (or returns a tab granted at that moment).
+struct Withdraw {
+    link: Option<Active>,
+    tab: String,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        let Some(link) = self.link.take() else { return };
+        let tab = std::mem::take(&mut self.tab);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let r = match &link {
+                    Active::Direct(d) => d.release(&tab).await,
+                    Active::Extension(e) => e.release(&tab).await,
+                };
+                tracing::info!(tab, ok = r.is_ok(), "claim withdrawn");
+            });
+        }
+    }
 }
 
 /// The browser as one instance sees it.
@@ -182,7 +226,15 @@ impl Browser {
         } else {
             Duration::from_millis(500)
         };
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            "looking for a browser with the extension"
+        );
+        if !wait.is_zero() {
+            crate::progress::set("waiting for a browser with the tabmux extension");
+        }
         if ext.connection(wait).await.is_none() {
+            crate::progress::set("starting the shared browser");
             let s = shared.clone();
             let (_, launched) = tokio::task::spawn_blocking(move || s.ensure())
                 .await
@@ -323,6 +375,15 @@ impl Browser {
         }
     }
 
+    /// Stops the current tab's loading (a cancelled navigation), in the background.
+    pub fn stop_loading(&self) {
+        if let Some(page) = self.current() {
+            tokio::spawn(async move {
+                let _ = page.call::<Value>("Page.stopLoading", json!({})).await;
+            });
+        }
+    }
+
     /// The current tab if there is one, without opening any.
     pub fn current(&self) -> Option<Arc<Page>> {
         let t = self.tabs.lock().unwrap();
@@ -435,11 +496,22 @@ impl Browser {
                 "tab {tab_id} is already yours (index {i}); it is now the current tab"
             )));
         }
-        let tab = match &active {
-            Active::Direct(d) => d.claim(tab_id).await?,
-            Active::Extension(e) => e.claim(tab_id, timeout).await?,
+        // A call cancelled while it waits in the queue (or before the tab is set up)
+        // withdraws the claim or gives the tab back.
+        let mut withdraw = Withdraw {
+            link: Some(active.clone()),
+            tab: tab_id.to_string(),
         };
+        let claimed = match &active {
+            Active::Direct(d) => d.claim(tab_id).await,
+            Active::Extension(e) => {
+                crate::progress::set(claim_status(e, tab_id).await);
+                e.claim(tab_id, timeout).await
+            }
+        };
+        let tab = claimed.inspect_err(|_| withdraw.link = None)?;
         let page = Page::start(tab, false, self.cfg.command_timeout).await?;
+        withdraw.link = None;
         let mut t = self.tabs.lock().unwrap();
         t.pages.push(page.clone());
         let i = t.pages.len() - 1;

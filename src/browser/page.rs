@@ -130,6 +130,8 @@ pub struct PageState {
     pub notices: Vec<String>,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
+    /// The isolated world that watches the DOM for settling: (loader, context id).
+    pub quiet_world: Option<(String, i64)>,
 }
 
 impl PageState {

@@ -238,7 +238,7 @@ impl DirectLink {
         let known = self.list_targets().await?;
         if !known.iter().any(|t| t.target_id == target_id) {
             return Err(Error::new(
-                codes::TAB_CLOSED,
+                codes::NOT_FOUND,
                 format!(
                     "there is no tab {target_id}; list tabs with browser_tabs {{action: \"list\", all: true}}"
                 ),
@@ -305,6 +305,8 @@ impl DirectLink {
             .map(|t| TabInfo {
                 mine: mine.contains_key(&t.target_id),
                 holder: None,
+                waiters: Vec::new(),
+                needs_consent: false,
                 id: t.target_id,
                 title: t.title,
                 url: t.url,

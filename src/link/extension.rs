@@ -59,6 +59,7 @@ fn from_wire(e: WireError, what: &str) -> Error {
     let code = match e.code.as_str() {
         bridge::codes::TAB_BUSY => codes::TAB_BUSY,
         bridge::codes::TAB_CLOSED => codes::TAB_CLOSED,
+        bridge::codes::NOT_FOUND => codes::NOT_FOUND,
         bridge::codes::LOCK_LOST => codes::LOCK_LOST,
         bridge::codes::NOT_HELD => codes::NOT_HELD,
         bridge::codes::NOT_ATTACHABLE => codes::NOT_ATTACHABLE,
@@ -87,6 +88,10 @@ fn from_wire(e: WireError, what: &str) -> Error {
     if code == codes::BROWSER_GONE {
         message =
             format!("{message}; the browser's tabmux extension disconnected (retry in a moment)");
+    }
+    if code == codes::NOT_FOUND {
+        message =
+            format!("{message}; list every tab with browser_tabs {{action: \"list\", all: true}}");
     }
     Error::new(code, message)
 }
@@ -380,6 +385,16 @@ impl ExtensionLink {
                 url: t["url"].as_str().unwrap_or_default().to_string(),
                 holder: t["holder"]["name"].as_str().map(str::to_string),
                 mine: t["mine"].as_bool().unwrap_or(false),
+                needs_consent: t["user"].as_bool() == Some(true)
+                    && t["consent"].as_bool() == Some(false),
+                waiters: t["waiters"]
+                    .as_array()
+                    .map(|w| {
+                        w.iter()
+                            .filter_map(|w| w["name"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect())
     }

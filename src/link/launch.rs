@@ -177,9 +177,28 @@ pub fn browser_args(opts: &LaunchOptions, profile: &Path) -> Vec<String> {
         args.push(format!("--disable-extensions-except={list}"));
         args.push("--enable-unsafe-extension-debugging".into());
     }
+    // Pages see a 1280×720 viewport unless the caller sets its own size. The window
+    // is taller by its tab strip and toolbar (headless Chromium counts them too).
+    if !opts
+        .extra_args
+        .iter()
+        .any(|a| a.starts_with("--window-size"))
+    {
+        args.push(format!(
+            "--window-size={},{}",
+            VIEWPORT.0,
+            VIEWPORT.1 + WINDOW_CHROME
+        ));
+    }
     args.extend(opts.extra_args.iter().cloned());
     args
 }
+
+/// The viewport of a browser tabmux launches (width, height).
+pub const VIEWPORT: (u32, u32) = (1280, 720);
+/// Height of a window's tab strip and toolbar (measured: a window 720 px high shows
+/// pages 633 px high).
+const WINDOW_CHROME: u32 = 87;
 
 impl Launched {
     /// Starts the browser and opens its CDP connection.
@@ -504,5 +523,18 @@ mod tests {
             Path::new("/tmp/p"),
         );
         assert!(!headed.contains(&"--headless".to_string()));
+        assert!(args.contains(&"--window-size=1280,807".to_string()));
+        let sized = browser_args(
+            &LaunchOptions {
+                extra_args: vec!["--window-size=800,600".into()],
+                ..Default::default()
+            },
+            Path::new("/tmp/p"),
+        );
+        let sizes: Vec<_> = sized
+            .iter()
+            .filter(|a| a.starts_with("--window-size"))
+            .collect();
+        assert_eq!(sizes, ["--window-size=800,600"]);
     }
 }

@@ -91,4 +91,8 @@ pub struct TabInfo {
     /// The holder's name when another instance holds it.
     pub holder: Option<String>,
     pub mine: bool,
+    /// Who waits for the tab (names, first in line first).
+    pub waiters: Vec<String>,
+    /// A tab the user opened that this instance may not use without asking the user.
+    pub needs_consent: bool,
 }

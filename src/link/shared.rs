@@ -61,6 +61,28 @@ fn record_path(dir: &Path) -> PathBuf {
     dir.join("browser.json")
 }
 
+fn seen_path(dir: &Path) -> PathBuf {
+    dir.join("extension-seen")
+}
+
+/// Notes in the state directory that a browser with the tabmux extension (the user's,
+/// not the shared one) connected: from then on a first tool call waits a moment for it
+/// before launching the shared browser.
+pub fn record_extension_seen(dir: &Path) {
+    let path = seen_path(dir);
+    if !path.exists() {
+        let _ = std::fs::write(&path, registry::unix_ms().to_string());
+    }
+}
+
+impl Shared {
+    /// Whether a browser with the extension has ever connected to an instance of this
+    /// state directory.
+    pub fn extension_seen(&self) -> bool {
+        seen_path(&self.state_dir).exists()
+    }
+}
+
 /// Whether a display is available for a headed browser.
 pub fn has_display() -> bool {
     if cfg!(target_os = "linux") || cfg!(target_os = "freebsd") {

@@ -7,7 +7,6 @@ pub mod guard;
 mod look;
 pub mod nav;
 mod page_tool;
-pub mod progress;
 pub mod report;
 mod tabs;
 pub mod tool;
@@ -217,12 +216,73 @@ impl ServerHandler for Server {
         context: RequestContext<RoleServer>,
     ) -> std::result::Result<CallToolResponse, McpError> {
         let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
-        let progress = context
+        let status = crate::progress::Status::default();
+        let _ticker = context
             .meta
             .get_progress_token()
-            .map(|t| (context.peer.clone(), t));
-        let run = self.run_tool(&request.name, args);
-        Ok(progress::PROGRESS.scope(progress, run).await.into())
+            .map(|token| progress_ticker(context.peer.clone(), token, status.clone()));
+        let run = crate::progress::scope(status, self.run_tool(&request.name, args));
+        // `notifications/cancelled` stops the call at once: its future is dropped with
+        // every wait and command in it, which frees the tab (its op lock) and withdraws
+        // a queued claim (see `Browser::claim`). rmcp sends no answer for it.
+        tokio::select! {
+            r = run => Ok(r.into()),
+            _ = context.ct.cancelled() => {
+                tracing::info!(tool = %request.name, "cancelled by the client");
+                if NAVIGATING.contains(&request.name.as_ref()) {
+                    self.browser.stop_loading();
+                }
+                Err(McpError::internal_error("cancelled by the client", None))
+            }
+        }
+    }
+}
+
+/// Tools whose cancellation also stops the page loading what they asked for.
+const NAVIGATING: &[&str] = &[
+    "browser_navigate",
+    "browser_navigate_back",
+    "browser_navigate_forward",
+    "browser_reload",
+];
+
+/// How often a call with a progress token reports.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Sends `notifications/progress` for a call while it runs (the task ends when the
+/// returned guard is dropped): what the call does now, and for how long.
+fn progress_ticker(
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+    status: crate::progress::Status,
+) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let started = Instant::now();
+        let mut n = 0u32;
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            n += 1;
+            let what = status
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "working".to_string());
+            let message = format!("{what} — {} s so far", started.elapsed().as_secs());
+            let p = rmcp::model::ProgressNotificationParam::new(token.clone(), f64::from(n))
+                .with_message(message);
+            if peer.notify_progress(p).await.is_err() {
+                return;
+            }
+        }
+    }))
+}
+
+/// A task that ends when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::report::{self, Mark};
 use super::tool::{NoArgs, ToolDef};
 use super::{Ctx, Out};
+use crate::browser::data_url;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
 use crate::tool;
@@ -18,11 +19,6 @@ pub fn normalize_url(url: &str) -> Result<String> {
     let u = url.trim();
     if u.is_empty() {
         return Err(Error::bad_request("url is empty"));
-    }
-    if u.chars().any(|c| c.is_whitespace()) {
-        return Err(Error::bad_request(format!(
-            "{u:?} is not a URL (it contains spaces)"
-        )));
     }
     let lower = u.to_ascii_lowercase();
     let has_scheme = lower.contains("://")
@@ -38,7 +34,14 @@ pub fn normalize_url(url: &str) -> Result<String> {
         .iter()
         .any(|p| lower.starts_with(p));
     if has_scheme {
+        // Browsers take these as given (a `data:` URL with spaces, a path with a
+        // space): the browser encodes what needs encoding.
         return Ok(u.to_string());
+    }
+    if u.chars().any(|c| c.is_whitespace()) {
+        return Err(Error::bad_request(format!(
+            "{u:?} is not a URL (it contains spaces); give a full URL such as https://example.com"
+        )));
     }
     let host = u.split(['/', '?', '#']).next().unwrap_or("");
     let local =
@@ -86,11 +89,11 @@ async fn answer_after_navigation(
     m: Mark,
     note: Option<String>,
 ) -> Result<Out> {
-    report::settle(ctx.browser, page, m).await;
+    let unsettled = report::settle_quiet(ctx.browser, page, m).await;
     let mut out = report::header(page);
-    if let Some(n) = note {
+    for n in note.iter().chain(unsettled.iter()) {
         out.push('\n');
-        out.push_str(&n);
+        out.push_str(n);
     }
     report::modal_lines(page, &mut out);
     report::console_lines(page, &m, &mut out);
@@ -122,6 +125,7 @@ async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
     ctx.files.check_url(url).await?;
     let m = report::mark(page);
+    crate::progress::set(format!("loading {url}"));
     let r: Option<Value> = page
         .call_or_dialog(None, "Page.navigate", json!({"url": url}))
         .await?;
@@ -129,6 +133,12 @@ pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out>
         return answer_after_navigation(ctx, page, m, None).await;
     };
     if let Some(err) = r["errorText"].as_str().filter(|e| !e.is_empty()) {
+        if err == "net::ERR_ABORTED" && data_url::is_data(url) {
+            let deadline = Instant::now() + ctx.browser.config().navigation_timeout;
+            if let Some(note) = data_url::write_into_blank(page, url, deadline).await? {
+                return answer_after_navigation(ctx, page, m, Some(note)).await;
+            }
+        }
         let hint = match err {
             "net::ERR_CONNECTION_REFUSED" => {
                 " — nothing is listening there; is the server running?"
@@ -178,6 +188,10 @@ async fn history_step(ctx: &Ctx<'_>, page: &Page, step: i64) -> Result<Out> {
         ));
     }
     let entry = &entries[target as usize];
+    crate::progress::set(format!(
+        "loading {}",
+        entry["url"].as_str().unwrap_or("the page")
+    ));
     let m = report::mark(page);
     let url_before = page.state().url.clone();
     page.call::<Value>(
@@ -233,6 +247,7 @@ pub const RELOAD: ToolDef = tool!(
 async fn reload(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     ctx.on_page(async |page| {
         let m = report::mark(page);
+        crate::progress::set("reloading the page");
         page.call::<Value>("Page.reload", json!({})).await?;
         let note = wait_loaded(ctx, page, m, None).await;
         answer_after_navigation(ctx, page, m, note).await
@@ -287,6 +302,7 @@ async fn wait_for(ctx: &Ctx<'_>, a: WaitArgs) -> Result<Out> {
             if !(0.0..=300.0).contains(&t) || t.is_nan() {
                 return Err(Error::bad_request("time is in seconds, from 0 to 300"));
             }
+            crate::progress::set(format!("waiting {t} s"));
             tokio::time::sleep(Duration::from_secs_f64(t)).await;
         }
         let limit = a.timeout.unwrap_or(10.0);
@@ -297,6 +313,11 @@ async fn wait_for(ctx: &Ctx<'_>, a: WaitArgs) -> Result<Out> {
         let mut lead = String::new();
         for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
             if let Some(text) = text {
+                crate::progress::set(if want {
+                    format!("waiting for the text {text:?} to appear (up to {limit} s)")
+                } else {
+                    format!("waiting for the text {text:?} to go (up to {limit} s)")
+                });
                 lead = wait_text(page, text, want, deadline, limit).await?;
             }
         }
@@ -370,5 +391,10 @@ mod tests {
         assert!(normalize_url("not a url").is_err());
         assert!(normalize_url("word").is_err());
         assert!(normalize_url("").is_err());
+        assert_eq!(
+            normalize_url(" data:text/html,<h1>Hi there</h1> ").unwrap(),
+            "data:text/html,<h1>Hi there</h1>"
+        );
+        assert_eq!(normalize_url("http://a.b/x y").unwrap(), "http://a.b/x y");
     }
 }

@@ -59,6 +59,26 @@ async fn tick(page: &Page) {
 /// Lets the page settle after an action: a navigation it started loads, requests it
 /// started finish (bounded), and pending rendering runs.
 pub async fn settle(browser: &Browser, page: &Page, m: Mark) {
+    settle_load(browser, page, m).await;
+    // Requests the action started (fetch/XHR/documents), at most 2 s.
+    let quiet_by = Instant::now() + Duration::from_secs(2);
+    let waited = page
+        .wait_until(quiet_by, |s| {
+            s.dialog.is_some()
+                || !s.network.iter().any(|n| {
+                    n.seq > m.net_seq
+                        && !n.done
+                        && matches!(n.resource_type.as_str(), "XHR" | "Fetch" | "Document")
+                })
+        })
+        .await;
+    if waited && page.state().net_seq > m.net_seq {
+        tick(page).await;
+    }
+}
+
+/// A navigation the action started commits and loads; pending rendering runs.
+async fn settle_load(browser: &Browser, page: &Page, m: Mark) {
     tick(page).await;
     let nav_timeout = browser.config().navigation_timeout;
     let navigating = {
@@ -76,21 +96,28 @@ pub async fn settle(browser: &Browser, page: &Page, m: Mark) {
         page.wait_until(load_by, |s| s.loaded() || s.dialog.is_some())
             .await;
     }
-    // Requests the action started (fetch/XHR/documents), at most 2 s.
-    let quiet_by = Instant::now() + Duration::from_secs(2);
-    let waited = page
-        .wait_until(quiet_by, |s| {
-            s.dialog.is_some()
-                || !s.network.iter().any(|n| {
-                    n.seq > m.net_seq
-                        && !n.done
-                        && matches!(n.resource_type.as_str(), "XHR" | "Fetch" | "Document")
-                })
-        })
-        .await;
-    if waited && page.state().net_seq > m.net_seq {
-        tick(page).await;
+}
+
+/// [`settle`], then waits until the page is quiet (network idle, DOM unchanged; see
+/// [`crate::browser::settle`]). Returns a note when the bound was hit.
+pub async fn settle_quiet(browser: &Browser, page: &Page, m: Mark) -> Option<String> {
+    settle_load(browser, page, m).await;
+    if page.state().dialog.is_some() {
+        return None;
     }
+    let q = crate::browser::settle::until_quiet(page).await;
+    tick(page).await;
+    tracing::debug!(
+        ms = q.waited.as_millis() as u64,
+        quiet = q.reached,
+        "settled"
+    );
+    (!q.reached).then(|| {
+        format!(
+            "The page was still changing {:.1} s later (requests or DOM updates); it is shown as it is now — browser_wait_for waits for a text.",
+            q.waited.as_secs_f64()
+        )
+    })
 }
 
 /// Cuts text at a line boundary to `budget` characters, with a marker that says what
@@ -202,10 +229,14 @@ pub async fn page_changes(
 
 /// The whole answer after an action.
 pub async fn after_action(browser: &Browser, page: &Page, m: Mark, lead: &str) -> Result<String> {
-    settle(browser, page, m).await;
+    let unsettled = settle_quiet(browser, page, m).await;
     let mut out = String::new();
     if !lead.is_empty() {
         out.push_str(lead);
+        out.push('\n');
+    }
+    if let Some(n) = unsettled {
+        out.push_str(&n);
         out.push('\n');
     }
     out.push_str(&header(page));

@@ -129,8 +129,14 @@ async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
                     (Some(h), None) => format!("held by {h:?}"),
                     (None, None) => "free".to_string(),
                 };
+                let waiting = if t.waiters.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<String> = t.waiters.iter().map(|w| format!("{w:?}")).collect();
+                    format!("; waiting: {}", names.join(", "))
+                };
                 out.push_str(&format!(
-                    "\n- tabId {}: {} — {} [{holder}]",
+                    "\n- tabId {}: {} — {} [{holder}]{waiting}",
                     t.id,
                     if t.title.is_empty() {
                         "(untitled)"
@@ -197,13 +203,10 @@ async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
             if !(0.0..=3600.0).contains(&secs) || secs.is_nan() {
                 return Err(Error::bad_request("timeout is in seconds, 0 to 3600"));
             }
-            let claimed = ctx.browser.claim(&id, Duration::from_secs_f64(secs));
-            let (i, page) = super::progress::while_waiting(claimed, secs, |waited| {
-                format!(
-                    "waiting {waited:.0} s of {secs} s for tab {id}: in its queue, or for the user to answer in the browser"
-                )
-            })
-            .await?;
+            let (i, page) = ctx
+                .browser
+                .claim(&id, Duration::from_secs_f64(secs))
+                .await?;
             show_current(
                 ctx,
                 &page,

@@ -162,10 +162,17 @@ impl Default for Opts {
     }
 }
 
-/// The MCP client side: its info, and its roots when it has the capability.
+/// Progress notifications a test client got, with when each came.
+pub type Progress = std::sync::Arc<
+    std::sync::Mutex<Vec<(std::time::Instant, rmcp::model::ProgressNotificationParam)>>,
+>;
+
+/// The MCP client side: its info, its roots when it has the capability, and the
+/// progress notifications it got.
 pub struct TestClient {
     info: ClientConfig,
     roots: Option<Vec<PathBuf>>,
+    pub progress: Progress,
 }
 
 /// `file://` URI of an absolute path (spaces and `%` escaped).
@@ -191,6 +198,17 @@ impl ClientHandler for TestClient {
             .map(|p| Root::new(file_uri(p)))
             .collect();
         std::future::ready(Ok(ListRootsResult::new(roots)))
+    }
+
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((std::time::Instant::now(), params));
     }
 }
 
@@ -339,6 +357,7 @@ impl Client {
         let handler = TestClient {
             info: cfg,
             roots: opts.roots,
+            progress: Default::default(),
         };
         let served = tokio::time::timeout(Duration::from_secs(20), handler.serve((stdout, stdin)))
             .await
@@ -382,6 +401,77 @@ impl Client {
                 )
             });
         Answer::from(r)
+    }
+
+    /// Starts a tool call and cancels it (`notifications/cancelled`) after `after`.
+    /// Panics if the call answered before that.
+    pub async fn call_cancelled_after(&self, tool: &str, args: Value, after: Duration) {
+        use rmcp::model::{ClientRequest, Request};
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        let req = ClientRequest::CallToolRequest(Request::new(p));
+        let handle = self
+            .service
+            .peer()
+            .send_cancellable_request(req, rmcp::service::PeerRequestOptions::no_options())
+            .await
+            .expect("the request is sent");
+        let mut handle = handle;
+        if let Ok(r) = tokio::time::timeout(after, &mut handle.rx).await {
+            panic!("{tool} answered before it was cancelled: {r:?}");
+        }
+        handle
+            .cancel(Some("the user pressed Esc".into()))
+            .await
+            .expect("the cancellation is sent");
+    }
+
+    /// Calls a tool with a progress token; returns its answer and the messages of the
+    /// progress notifications sent for it, with when each came (since the call began).
+    pub async fn call_with_progress(
+        &self,
+        tool: &str,
+        args: Value,
+    ) -> (Answer, Vec<(Duration, String)>) {
+        use rmcp::model::{ClientRequest, Request, ServerResult};
+        // The client gives every request a progress token of its own.
+        let mut p = CallToolRequestParams::new(tool.to_string());
+        p.arguments = args.as_object().cloned();
+        let started = std::time::Instant::now();
+        let handle = self
+            .service
+            .peer()
+            .send_request_with_option(
+                ClientRequest::CallToolRequest(Request::new(p)),
+                rmcp::service::PeerRequestOptions::no_options(),
+            )
+            .await
+            .expect("the request is sent");
+        let token = handle.progress_token.clone();
+        let r = tokio::time::timeout(Duration::from_secs(90), handle.await_response())
+            .await
+            .unwrap_or_else(|_| panic!("{tool} answered within 90 s"))
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        let got = self
+            .service
+            .service()
+            .progress
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| n.progress_token == token)
+            .map(|(at, n)| {
+                (
+                    at.saturating_duration_since(started),
+                    n.message.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let answer = match r {
+            ServerResult::CallToolResult(r) => Answer::from(r),
+            other => panic!("{tool}: unexpected answer {other:?}"),
+        };
+        (answer, got)
     }
 
     /// Calls a tool; `None` when the call failed at the protocol level (e.g. tabmux died).

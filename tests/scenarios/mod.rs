@@ -3,6 +3,8 @@
 //! did.
 
 #![allow(dead_code)]
+// Scenarios print what they measured (test output is captured).
+#![allow(clippy::print_stdout)]
 
 use serde_json::json;
 
@@ -27,6 +29,12 @@ macro_rules! every_scenario {
             tabs,
             evaluate,
             popups,
+            data_urls,
+            viewport_size,
+            wrapped_link,
+            settling,
+            cancellation,
+            progress,
         );
     };
 }
@@ -783,6 +791,17 @@ pub async fn tabs(c: &Client, fx: &Fixtures) {
         .ok("browser_tabs", json!({"action": "claim", "tabId": id}))
         .await;
     assert!(claimed.text.contains("Page two"), "{}", claimed.text);
+    // A tab id that never existed.
+    let e = c
+        .err(
+            "browser_tabs",
+            json!({"action": "claim", "tabId": "999999", "timeout": 1}),
+        )
+        .await;
+    assert!(
+        e.starts_with("NOT_FOUND") && e.contains("no tab 999999"),
+        "{e}"
+    );
 }
 
 /// Functions on the page and on elements; results serialized; exceptions as errors.
@@ -899,4 +918,230 @@ pub async fn popups(c: &Client, fx: &Fixtures) {
         "{}",
         list.text
     );
+}
+
+/// `data:` URLs (with spaces and markup) and URLs with spaces navigate as given.
+pub async fn data_urls(c: &Client, fx: &Fixtures) {
+    let url = "data:text/html,<title>Data page</title><h1>Hello data world</h1><button onclick=\"document.title='data clicked'\">Press data</button>";
+    let nav = c.ok("browser_navigate", json!({"url": url})).await;
+    assert!(
+        nav.text.contains("Hello data world") && nav.text.contains("Page: Data page"),
+        "{}",
+        nav.text
+    );
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Press data"])}),
+        )
+        .await;
+    assert!(click.text.contains("data clicked"), "{}", click.text);
+    // A plain-text data: URL, and an http URL with a space in its query.
+    let text = c
+        .ok(
+            "browser_navigate",
+            json!({"url": "data:text/plain,just some words"}),
+        )
+        .await;
+    assert!(text.text.contains("just some words"), "{}", text.text);
+    let spaced = format!("{}?q=two words", fx.url("page2.html"));
+    let page = c.ok("browser_navigate", json!({"url": spaced})).await;
+    assert!(page.text.contains("Page two"), "{}", page.text);
+    assert!(
+        fx.requests()
+            .iter()
+            .any(|r| r.path == "/page2.html?q=two%20words"),
+        "the browser encoded the space"
+    );
+    let bad = c.err("browser_navigate", json!({"url": "two words"})).await;
+    assert!(bad.contains("BAD_REQUEST"), "{bad}");
+}
+
+/// Launched browsers show pages in a 1280×720 viewport.
+pub async fn viewport_size(c: &Client, fx: &Fixtures) {
+    c.ok("browser_navigate", json!({"url": fx.url("index.html")}))
+        .await;
+    assert_eq!(
+        c.eval("() => innerWidth + 'x' + innerHeight").await,
+        "\"1280x720\""
+    );
+}
+
+/// A link that wraps onto two lines, whose bounding box's centre is covered by a
+/// heading, is clicked on one of its own line boxes.
+pub async fn wrapped_link(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("wrapped.html")}))
+        .await;
+    let rects = c
+        .eval("() => document.getElementById('wrap').getClientRects().length")
+        .await;
+    assert_eq!(rects, "2", "the link wraps onto two lines");
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["link", "wrapping link"])}),
+        )
+        .await;
+    assert!(
+        click.text.contains("wrapped link clicked"),
+        "{}",
+        click.text
+    );
+    assert_eq!(
+        c.eval("() => document.getElementById('out').textContent")
+            .await,
+        "\"wrapped link clicked\""
+    );
+}
+
+/// Answers wait until the page is quiet: content revealed after load (a timer and a
+/// fetch) is in the navigation's snapshot; a banner that fades out before it leaves
+/// is gone from the click's changes; a page that never goes quiet is shown at the
+/// bound, and the answer says so.
+pub async fn settling(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("reveal.html")}))
+        .await;
+    println!(
+        "measured: reveal.html content at {} ms, footer at {} ms after load",
+        c.eval("() => Math.round(window.revealedAt)").await,
+        c.eval("() => Math.round(window.footerAt)").await
+    );
+    assert!(
+        nav.text.contains("Revealed item 3") && nav.text.contains("Revealed footer"),
+        "{}",
+        nav.text
+    );
+    assert!(!nav.text.contains("still changing"), "{}", nav.text);
+
+    let fade = c
+        .ok("browser_navigate", json!({"url": fx.url("fade.html")}))
+        .await;
+    assert!(fade.text.contains("We use cookies"), "{}", fade.text);
+    let started = std::time::Instant::now();
+    let click = c
+        .ok(
+            "browser_click",
+            json!({"target": fade.ref_of(&["Close banner"])}),
+        )
+        .await;
+    println!(
+        "measured: click that fades a banner out answered in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        click
+            .text
+            .lines()
+            .any(|l| l.starts_with("- ") && l.contains("Cookie banner")),
+        "the banner is gone in the changes: {}",
+        click.text
+    );
+
+    let started = std::time::Instant::now();
+    let ticker = c
+        .ok("browser_navigate", json!({"url": fx.url("ticker.html")}))
+        .await;
+    let took = started.elapsed();
+    println!(
+        "measured: a page that never settles answered in {} ms",
+        took.as_millis()
+    );
+    assert!(ticker.text.contains("still changing"), "{}", ticker.text);
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "bounded: {took:?}"
+    );
+}
+
+/// A cancelled call stops at once and leaves the tab free: the next call answers
+/// quickly (a wait, and a navigation to a page that takes 20 s).
+pub async fn cancellation(c: &Client, fx: &Fixtures) {
+    use std::time::{Duration, Instant};
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    c.call_cancelled_after(
+        "browser_wait_for",
+        json!({"text": "never appears", "timeout": 20}),
+        Duration::from_secs(1),
+    )
+    .await;
+    let started = Instant::now();
+    let snap = c.ok("browser_snapshot", json!({})).await;
+    let took = started.elapsed();
+    println!(
+        "measured: the call after a cancelled wait answered in {} ms",
+        took.as_millis()
+    );
+    assert!(snap.text.contains("Start page"), "{}", snap.text);
+    assert!(took < Duration::from_secs(3), "answered quickly: {took:?}");
+
+    c.call_cancelled_after(
+        "browser_navigate",
+        json!({"url": fx.url("slow?ms=20000")}),
+        Duration::from_secs(1),
+    )
+    .await;
+    // The page stops loading what the cancelled call asked for.
+    let mut net = String::new();
+    for _ in 0..40 {
+        net = c
+            .ok("browser_network_requests", json!({"filter": "slow"}))
+            .await
+            .text;
+        if net.contains("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(net.contains("slow?ms=20000 → failed"), "{net}");
+    let still = c.ok("browser_snapshot", json!({})).await;
+    assert!(still.text.contains("Start page"), "{}", still.text);
+    let started = Instant::now();
+    c.ok("browser_navigate", json!({"url": fx.url("page2.html")}))
+        .await;
+    let took = started.elapsed();
+    println!(
+        "measured: the call after a cancelled navigation answered in {} ms",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(3), "answered quickly: {took:?}");
+}
+
+/// A client that sends a progress token hears at least once a second what a long call
+/// is doing.
+pub async fn progress(c: &Client, fx: &Fixtures) {
+    use std::time::Duration;
+    c.ok("browser_navigate", json!({"url": fx.url("nav.html")}))
+        .await;
+    c.eval("() => { setTimeout(() => document.body.append('Late text'), 2500); return 1 }")
+        .await;
+    let (a, notes) = c
+        .call_with_progress("browser_wait_for", json!({"text": "Late text"}))
+        .await;
+    assert!(!a.is_error, "{}", a.text);
+    assert!(
+        notes.len() >= 2,
+        "progress at least once a second: {notes:?}"
+    );
+    assert!(
+        notes[0]
+            .1
+            .contains("waiting for the text \"Late text\" to appear"),
+        "{notes:?}"
+    );
+    let mut last = Duration::ZERO;
+    for (at, _) in &notes {
+        assert!(
+            *at - last < Duration::from_millis(1300),
+            "a gap over 1 s: {notes:?}"
+        );
+        last = *at;
+    }
+    // A quick call gets none.
+    let (_, quick) = c
+        .call_with_progress("browser_tabs", json!({"action": "list"}))
+        .await;
+    assert!(quick.is_empty(), "{quick:?}");
 }
