@@ -187,7 +187,13 @@ fn main() -> anyhow::Result<()> {
             shared_browser(&cli, registry::default_state_dir()?).watch(*pid);
             Ok(())
         }
-        None => rt.block_on(serve(cli)),
+        None => {
+            let served = rt.block_on(serve(cli));
+            // The blocking read of stdin never ends by itself while the client keeps
+            // the pipe open (after a signal): do not wait for it.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            served
+        }
     }
 }
 
@@ -264,6 +270,7 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut registration = None;
     let mode = if let Some(url) = &cli.cdp {
         Mode::Cdp(url.clone())
@@ -349,16 +356,18 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         guarded_in,
         tabmux::mcp::guard::MAX_LINE,
     ));
-    let service = server
-        .serve((rmcp_in, stdout))
-        .await
-        .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
-    let ended = async {
-        let _ = service.waiting().await;
+    let service = tokio::select! {
+        s = server.serve((rmcp_in, stdout)) => {
+            Some(s.map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?)
+        }
+        _ = &mut shutdown => None,
     };
-    tokio::select! {
-        _ = ended => tracing::info!("client closed the connection"),
-        _ = shutdown_signal() => tracing::info!("signal received"),
+    match service {
+        Some(service) => tokio::select! {
+            _ = service.waiting() => tracing::info!("client closed the connection"),
+            _ = &mut shutdown => tracing::info!("signal received"),
+        },
+        None => tracing::info!("signal received before the session started"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), browser.shutdown()).await;
     if let Some((bridge, reg)) = &registration {
@@ -372,19 +381,25 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C elsewhere). The handlers are installed at
+/// once, so a signal that comes early is not lost (nor fatal).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
