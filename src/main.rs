@@ -54,9 +54,16 @@ struct Cli {
         default_value = "8765-8775"
     )]
     ports: PortRange,
-    /// Accept the extension with this id (for a differently packaged build).
-    #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
-    extension_id: String,
+    /// Accept the extension with these ids (repeatable, or comma-separated; for a
+    /// differently packaged build). Default: the tabmux extension loaded unpacked, and
+    /// its Chrome Web Store id.
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        env = "TABMUX_EXTENSION_IDS"
+    )]
+    extension_id: Vec<String>,
     /// Seconds a first tool call waits for a browser running the extension.
     #[arg(long, default_value_t = 2.0)]
     extension_wait: f64,
@@ -119,7 +126,7 @@ enum Command {
 enum ExtensionAction {
     /// Write the extension's files into DIR, ready for chrome://extensions → Load unpacked.
     Install { dir: PathBuf },
-    /// Print the extension's id.
+    /// Print the extension's ids (unpacked, then the Chrome Web Store's once published).
     Id,
 }
 
@@ -206,7 +213,11 @@ async fn status(cli: &Cli) -> anyhow::Result<()> {
 
 fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
-        ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
+        ExtensionAction::Id => {
+            for id in bridge::known_extension_ids() {
+                println!("{id}");
+            }
+        }
         ExtensionAction::Install { dir } => {
             let n = tabmux::extension_files::install(dir).map_err(|e| {
                 anyhow::anyhow!("cannot write the extension into {}: {e}", dir.display())
@@ -243,10 +254,20 @@ fn shared_browser(cli: &Cli, state_dir: PathBuf) -> Shared {
 
 /// The extension link: a port of the range, the bridge on it, the registry entry.
 fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim, InstanceMeta)> {
-    if !bridge::is_extension_id(&cli.extension_id) {
+    let ids: Vec<String> = if cli.extension_id.is_empty() {
+        bridge::known_extension_ids()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        cli.extension_id
+            .iter()
+            .map(|id| id.trim().to_string())
+            .collect()
+    };
+    if let Some(bad) = ids.iter().find(|id| !bridge::is_extension_id(id)) {
         anyhow::bail!(
-            "--extension-id {:?} is not an extension id (32 letters a-p)",
-            cli.extension_id
+            "--extension-id {bad:?} is not an extension id (32 letters a-p; `tabmux extension id` prints the tabmux extension's)"
         );
     }
     let dir = registry::default_state_dir()?;
@@ -260,7 +281,11 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
     identity.grace_ms = cli.grace * 1000;
     identity.user_tabs = cli.user_tabs.as_str().to_owned();
     let cfg = BridgeConfig {
-        allowed_origin: bridge::extension_origin(&cli.extension_id),
+        allowed_origin: bridge::extension_origin(&ids[0]),
+        other_origins: ids[1..]
+            .iter()
+            .map(|id| bridge::extension_origin(id))
+            .collect(),
         ..BridgeConfig::default()
     };
     let b = Bridge::start(listener, identity, cfg)?;

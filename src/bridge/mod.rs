@@ -53,8 +53,21 @@ pub use status::{
 /// The wire protocol version this tabmux speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
 
-/// The id of the tabmux extension (follows from the `key` in its manifest).
+/// The id of the tabmux extension loaded unpacked (follows from the `key` in its
+/// manifest): `tabmux extension install`, and the shared browser.
 pub const DEFAULT_EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
+
+/// The id the Chrome Web Store gives the published extension (the store signs it with
+/// its own key, so the id differs from [`DEFAULT_EXTENSION_ID`]); `None` until it is
+/// published.
+pub const STORE_EXTENSION_ID: Option<&str> = None;
+
+/// The extension ids tabmux accepts unless told otherwise (`--extension-id`).
+pub fn known_extension_ids() -> Vec<&'static str> {
+    std::iter::once(DEFAULT_EXTENSION_ID)
+        .chain(STORE_EXTENSION_ID)
+        .collect()
+}
 
 /// The `Origin` a Chrome extension's service worker sends: `chrome-extension://<id>`.
 pub fn extension_origin(extension_id: &str) -> String {
@@ -108,6 +121,9 @@ pub struct BridgeConfig {
     /// none at all, allowed to read the probe).
     /// Default: `chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd`.
     pub allowed_origin: String,
+    /// More `Origin`s allowed like `allowed_origin` (the same extension under other
+    /// ids, such as the Web Store's). Default: the Web Store id, once there is one.
+    pub other_origins: Vec<String>,
     /// Largest frame accepted from the extension; a larger one closes the connection
     /// with 1009. Default 64 MiB.
     pub max_in_bytes: usize,
@@ -130,10 +146,21 @@ pub struct BridgeConfig {
     pub event_buffer: usize,
 }
 
+impl BridgeConfig {
+    /// Whether `origin` is the extension's (one of its ids).
+    pub fn allows(&self, origin: &str) -> bool {
+        origin == self.allowed_origin || self.other_origins.iter().any(|o| o == origin)
+    }
+}
+
 impl Default for BridgeConfig {
     fn default() -> Self {
         Self {
             allowed_origin: extension_origin(DEFAULT_EXTENSION_ID),
+            other_origins: STORE_EXTENSION_ID
+                .map(extension_origin)
+                .into_iter()
+                .collect(),
             max_in_bytes: 64 << 20,
             max_out_bytes: 16 << 20,
             ping_interval: Duration::from_secs(20),
@@ -421,7 +448,7 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     }
     match head.path.as_str() {
         "/tabmux" => {
-            if origin.is_some_and(|o| o != cfg.allowed_origin) {
+            if origin.is_some_and(|o| !cfg.allows(o)) {
                 tracing::debug!(%peer, "probe refused: Origin");
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
             }
@@ -429,7 +456,7 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             http::respond(&mut stream, 200, "application/json", "", body.as_bytes()).await;
         }
         "/tabmux/tabs" => {
-            if origin.is_some_and(|o| o != cfg.allowed_origin) {
+            if origin.is_some_and(|o| !cfg.allows(o)) {
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
             }
             // What the primary browser's extension knows: holders, queues, leases.
@@ -448,7 +475,7 @@ async fn serve_tcp(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             }
         }
         "/extension" => {
-            if origin != Some(cfg.allowed_origin.as_str()) {
+            if !origin.is_some_and(|o| cfg.allows(o)) {
                 tracing::info!(%peer, has_origin = origin.is_some(), "WebSocket refused: Origin");
                 return http::respond_text(&mut stream, 403, "origin not allowed").await;
             }
