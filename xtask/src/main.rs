@@ -285,14 +285,12 @@ fn archive(p: &Project, target: &str, pl: &Platform, binary: &Path, out: &Path) 
     for f in ["README.md", "LICENSE"] {
         write(&dir.join(f), read(&p.root.join(f))?)?;
     }
-    let file = out.join(format!("{name}.tar.gz"));
+    // Relative paths only: GNU tar on Windows takes `C:` for a remote host.
+    let file = format!("{name}.tar.gz");
     run(Command::new("tar")
-        .arg("-czf")
-        .arg(&file)
-        .arg("-C")
-        .arg(&stage)
-        .arg(&name))?;
-    Ok(file)
+        .current_dir(out)
+        .args(["-czf", &file, "-C", "stage/archive", &name]))?;
+    Ok(out.join(file))
 }
 
 pub fn set_executable(path: &Path) -> Result<()> {
