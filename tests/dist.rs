@@ -471,3 +471,33 @@ fn archive_holds_the_binary_readme_and_licence() {
     let version = ok(Command::new(top.join("tabmux")).arg("--version"), 30);
     assert_eq!(version.trim(), format!("tabmux {VERSION}"));
 }
+
+#[test]
+fn the_crate_package_holds_the_extension_it_embeds() {
+    let listed = ok(
+        Command::new(env!("CARGO"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["package", "--list", "--allow-dirty", "--package", "tabmux"]),
+        120,
+    );
+    let files: Vec<&str> = listed.lines().collect();
+    for (p, _) in tabmux::extension_files::FILES {
+        let path = format!("extension/{p}");
+        assert!(files.contains(&path.as_str()), "{path} not in the package");
+    }
+    for f in [
+        "build.rs",
+        "LICENSE",
+        "README.md",
+        "Cargo.lock",
+        "src/main.rs",
+    ] {
+        assert!(files.contains(&f), "{f} not in the package");
+    }
+    for f in &files {
+        assert!(
+            !f.starts_with("xtask/") && !f.starts_with("extension/test/"),
+            "{f} does not belong in the crate"
+        );
+    }
+}
