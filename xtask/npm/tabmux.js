@@ -27,10 +27,12 @@ function binaryPath() {
 
 const child = spawn(binaryPath(), process.argv.slice(2), { stdio: 'inherit', windowsHide: true });
 
-const forwarded = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'].filter(
-  (s) => process.platform !== 'win32' || s === 'SIGINT',
-);
+// On Windows the console sends Ctrl-C to tabmux as well, and killing it from here
+// would stop it hard: there the launcher only waits for it to exit.
+const forwarded =
+  process.platform === 'win32' ? ['SIGINT'] : ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 const relay = (signal) => {
+  if (process.platform === 'win32') return;
   if (child.exitCode === null && child.signalCode === null) child.kill(signal);
 };
 for (const s of forwarded) process.on(s, relay);
