@@ -56,9 +56,16 @@ struct Cli {
         default_value = "8765-8775"
     )]
     ports: PortRange,
-    /// Accept the extension with this id (for a differently packaged build).
-    #[arg(long, value_name = "ID", default_value = bridge::DEFAULT_EXTENSION_ID)]
-    extension_id: String,
+    /// Accept the extension with these ids (repeatable, or comma-separated; for a
+    /// differently packaged build). Default: the tabmux extension loaded unpacked, and
+    /// its Chrome Web Store id.
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        env = "TABMUX_EXTENSION_IDS"
+    )]
+    extension_id: Vec<String>,
     /// Seconds a first tool call waits for a browser running the extension. Default: 2
     /// once a browser with the extension has connected to tabmux on this machine, 0
     /// before (nothing to wait for: the shared browser starts at once).
@@ -139,7 +146,7 @@ enum SecretAction {
 enum ExtensionAction {
     /// Write the extension's files into DIR, ready for chrome://extensions → Load unpacked.
     Install { dir: PathBuf },
-    /// Print the extension's id.
+    /// Print the extension's ids (unpacked, then the Chrome Web Store's once published).
     Id,
 }
 
@@ -210,7 +217,13 @@ fn main() -> anyhow::Result<()> {
             shared_browser(&cli, registry::default_state_dir()?).watch(*pid);
             Ok(())
         }
-        None => rt.block_on(serve(cli)),
+        None => {
+            let served = rt.block_on(serve(cli));
+            // The blocking read of stdin never ends by itself while the client keeps
+            // the pipe open (after a signal): do not wait for it.
+            rt.shutdown_timeout(Duration::from_secs(1));
+            served
+        }
     }
 }
 
@@ -226,7 +239,11 @@ async fn status(cli: &Cli) -> anyhow::Result<()> {
 #[allow(clippy::print_stdout)]
 fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
-        ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
+        ExtensionAction::Id => {
+            for id in bridge::known_extension_ids() {
+                println!("{id}");
+            }
+        }
         ExtensionAction::Install { dir } => {
             let state = registry::default_state_dir()?;
             let secret = tabmux::auth::load_or_create(&state)?;
@@ -294,10 +311,20 @@ fn shared_browser(cli: &Cli, state_dir: PathBuf) -> Shared {
 
 /// The extension link: a port of the range, the bridge on it, the registry entry.
 fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim, InstanceMeta)> {
-    if !bridge::is_extension_id(&cli.extension_id) {
+    let ids: Vec<String> = if cli.extension_id.is_empty() {
+        bridge::known_extension_ids()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    } else {
+        cli.extension_id
+            .iter()
+            .map(|id| id.trim().to_string())
+            .collect()
+    };
+    if let Some(bad) = ids.iter().find(|id| !bridge::is_extension_id(id)) {
         anyhow::bail!(
-            "--extension-id {:?} is not an extension id (32 letters a-p)",
-            cli.extension_id
+            "--extension-id {bad:?} is not an extension id (32 letters a-p; `tabmux extension id` prints the tabmux extension's)"
         );
     }
     let dir = registry::default_state_dir()?;
@@ -312,7 +339,11 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
     identity.user_tabs = cli.user_tabs.as_str().to_owned();
     let cfg = BridgeConfig {
         secret: tabmux::auth::load_or_create(&dir)?,
-        allowed_origin: bridge::extension_origin(&cli.extension_id),
+        allowed_origin: bridge::extension_origin(&ids[0]),
+        other_origins: ids[1..]
+            .iter()
+            .map(|id| bridge::extension_origin(id))
+            .collect(),
         ..BridgeConfig::default()
     };
     let b = Bridge::start(listener, identity, cfg)?;
@@ -322,6 +353,7 @@ fn start_bridge(cli: &Cli) -> anyhow::Result<(ExtensionLink, registry::PortClaim
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut registration = None;
     let mode = if let Some(url) = &cli.cdp {
         Mode::Cdp(url.clone())
@@ -418,16 +450,18 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         guarded_in,
         tabmux::mcp::guard::MAX_LINE,
     ));
-    let service = server
-        .serve((rmcp_in, stdout))
-        .await
-        .map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?;
-    let ended = async {
-        let _ = service.waiting().await;
+    let service = tokio::select! {
+        s = server.serve((rmcp_in, stdout)) => {
+            Some(s.map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?)
+        }
+        _ = &mut shutdown => None,
     };
-    tokio::select! {
-        _ = ended => tracing::info!("client closed the connection"),
-        _ = shutdown_signal() => tracing::info!("signal received"),
+    match service {
+        Some(service) => tokio::select! {
+            _ = service.waiting() => tracing::info!("client closed the connection"),
+            _ = &mut shutdown => tracing::info!("signal received"),
+        },
+        None => tracing::info!("signal received before the session started"),
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), browser.shutdown()).await;
     if let Some((bridge, reg)) = &registration {
@@ -441,19 +475,25 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C elsewhere). The handlers are installed at
+/// once, so a signal that comes early is not lost (nor fatal).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -68,6 +68,7 @@ pub fn ensure_private_dir(path: &Path) -> io::Result<()> {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     fs::create_dir_all(parent)?;
                 }
+                #[cfg_attr(not(unix), allow(unused_mut))]
                 let mut b = fs::DirBuilder::new();
                 #[cfg(unix)]
                 b.mode(0o700);

@@ -76,8 +76,21 @@ pub const DEFAULT_LEASE_MS: u64 = 60_000;
 /// told otherwise, milliseconds.
 pub const DEFAULT_GRACE_MS: u64 = 5_000;
 
-/// The id of the tabmux extension (follows from the `key` in its manifest).
+/// The id of the tabmux extension loaded unpacked (follows from the `key` in its
+/// manifest): `tabmux extension install`, and the shared browser.
 pub const DEFAULT_EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
+
+/// The id the Chrome Web Store gives the published extension (the store signs it with
+/// its own key, so the id differs from [`DEFAULT_EXTENSION_ID`]); `None` until it is
+/// published.
+pub const STORE_EXTENSION_ID: Option<&str> = None;
+
+/// The extension ids tabmux accepts unless told otherwise (`--extension-id`).
+pub fn known_extension_ids() -> Vec<&'static str> {
+    std::iter::once(DEFAULT_EXTENSION_ID)
+        .chain(STORE_EXTENSION_ID)
+        .collect()
+}
 
 /// The `Origin` a Chrome extension's service worker sends: `chrome-extension://<id>`.
 pub fn extension_origin(extension_id: &str) -> String {
@@ -134,6 +147,9 @@ pub struct BridgeConfig {
     /// none at all, allowed to read the probe).
     /// Default: `chrome-extension://knlmfncphidfkjhbiidejbkkebcfedhd`.
     pub allowed_origin: String,
+    /// More `Origin`s allowed like `allowed_origin` (the same extension under other
+    /// ids, such as the Web Store's). Default: the Web Store id, once there is one.
+    pub other_origins: Vec<String>,
     /// Largest frame accepted from the extension; a larger one closes the connection
     /// with 1009. Default 64 MiB.
     pub max_in_bytes: usize,
@@ -170,11 +186,22 @@ pub struct BridgeConfig {
     pub event_buffer: usize,
 }
 
+impl BridgeConfig {
+    /// Whether `origin` is the extension's (one of its ids).
+    pub fn allows(&self, origin: &str) -> bool {
+        origin == self.allowed_origin || self.other_origins.iter().any(|o| o == origin)
+    }
+}
+
 impl Default for BridgeConfig {
     fn default() -> Self {
         Self {
             secret: Secret::generate().unwrap_or_else(|_| fallback_secret()),
             allowed_origin: extension_origin(DEFAULT_EXTENSION_ID),
+            other_origins: STORE_EXTENSION_ID
+                .map(extension_origin)
+                .into_iter()
+                .collect(),
             max_in_bytes: 64 << 20,
             max_out_bytes: 16 << 20,
             ping_interval: Duration::from_secs(20),
@@ -585,7 +612,7 @@ async fn serve_before_auth(
         return None;
     }
     if path == "/extension" {
-        if origin != Some(cfg.allowed_origin.as_str()) {
+        if !origin.is_some_and(|o| cfg.allows(o)) {
             tracing::info!(%peer, has_origin = origin.is_some(), "WebSocket refused: Origin");
             http::respond_text(&mut stream, 403, "origin not allowed").await;
             return None;
@@ -595,7 +622,7 @@ async fn serve_before_auth(
         ws.1.lift();
         return Some((ws.0, authenticated));
     }
-    if origin.is_some_and(|o| o != cfg.allowed_origin) {
+    if origin.is_some_and(|o| !cfg.allows(o)) {
         tracing::debug!(%peer, "refused: Origin");
         http::respond_text(&mut stream, 403, "origin not allowed").await;
         return None;

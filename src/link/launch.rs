@@ -5,13 +5,11 @@
 //! killed. Elsewhere it falls back to `--remote-debugging-port=0`.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::sync::mpsc;
 
 use crate::cdp::CdpConnection;
 use crate::error::{Error, Result, codes};
@@ -368,8 +366,10 @@ async fn spawn_with_transport(
     tail: &Arc<Mutex<VecDeque<String>>>,
     _timeout: Duration,
 ) -> Result<(Child, CdpConnection)> {
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
+    use tokio::sync::mpsc;
 
     let spawn_err = |e: std::io::Error| {
         Error::new(

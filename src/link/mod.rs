@@ -5,6 +5,7 @@ pub mod direct;
 pub mod extension;
 pub mod launch;
 pub mod shared;
+pub mod tree;
 
 use std::time::Duration;
 

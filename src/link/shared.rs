@@ -14,7 +14,9 @@
 //!
 //! Next to the browser runs a small watcher (`tabmux watch-browser`, its own process
 //! group): it closes the browser after the linger once no live instance is registered,
-//! so a browser whose last instance was killed (no chance to leave) closes too.
+//! so a browser whose last instance was killed (no chance to leave) closes too. On
+//! Windows a Job Object ends the browser's whole tree once neither an instance nor the
+//! watcher runs (see [`super::tree`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -115,7 +117,12 @@ fn alive(pid: u32, marker: &Path) -> bool {
         // SAFETY: signal 0 only checks that the process exists.
         unsafe { libc::kill(pid as i32, 0) == 0 }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        let _ = marker;
+        super::tree::alive(pid)
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = marker;
         true
@@ -182,6 +189,8 @@ impl Shared {
     pub fn ensure(&self) -> Result<(Record, bool)> {
         let _guard = lock(&self.state_dir, Instant::now() + Duration::from_secs(60))?;
         if let Some(r) = self.running() {
+            // Windows: the browser's tree lives at least as long as this instance.
+            super::tree::hold(r.pid);
             return Ok((r, false));
         }
         let r = self.launch()?;
@@ -261,6 +270,8 @@ impl Shared {
                 format!("cannot start {}: {e}", exe.display()),
             )
         })?;
+        // Windows: its whole tree ends once no instance (nor the watcher) runs.
+        super::tree::adopt(&child);
         // A browser that dies at once says why in its log.
         let started = Instant::now();
         while started.elapsed() < Duration::from_millis(700) {
@@ -328,6 +339,7 @@ impl Shared {
     /// The watcher's loop: returns when the browser `pid` is gone, or after closing it
     /// because no live instance was registered for the whole linger.
     pub fn watch(&self, pid: u32) {
+        super::tree::hold(pid);
         loop {
             match self.running() {
                 Some(r) if r.pid == pid => {}
@@ -412,9 +424,13 @@ fn detach(cmd: &mut Command) {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        let _ = cmd;
+        use std::os::windows::process::CommandExt;
+        // Out of the client's console: no Ctrl-C from it, no window of its own.
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+        cmd.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
     }
 }
 
@@ -444,7 +460,8 @@ fn stop(pid: u32, profile: &Path) {
     }
     #[cfg(not(unix))]
     {
-        let _ = (pid, profile);
+        let _ = profile;
+        super::tree::end(pid);
     }
 }
 
