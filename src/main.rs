@@ -139,6 +139,9 @@ enum ExtensionAction {
     Install { dir: PathBuf },
     /// Print the extension's id.
     Id,
+    /// Print the pairing code for a copy of the extension without this secret (e.g. from
+    /// the Chrome Web Store): paste it in the extension's popup, under "Pair with tabmux".
+    Pair,
 }
 
 /// A log file for this process in the state directory (the 20 most recent are kept).
@@ -222,6 +225,17 @@ async fn status(cli: &Cli) -> anyhow::Result<()> {
 fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
         ExtensionAction::Id => println!("{}", bridge::DEFAULT_EXTENSION_ID),
+        ExtensionAction::Pair => {
+            let state = registry::default_state_dir()?;
+            let secret = tabmux::auth::load_or_create(&state)?;
+            // The code alone on stdout (it can be piped to a clipboard tool); the hint
+            // on stderr. Neither goes to a log.
+            println!("{}", secret.pairing_code());
+            eprintln!(
+                "Paste this code in the tabmux extension's popup (toolbar icon → \"Pair with tabmux\"). \
+                 It is your tabmux secret: keep it to yourself."
+            );
+        }
         ExtensionAction::Install { dir } => {
             let state = registry::default_state_dir()?;
             let secret = tabmux::auth::load_or_create(&state)?;
