@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use common::browser::{ExtBrowser, Popup, free_range};
-use common::{Client, TempDir};
+use common::{Client, Fixtures, TempDir};
 
 /// `tabmux extension pair` with `state` as the state directory: (stdout, stderr).
 fn pair_command(state: &std::path::Path) -> (String, String) {
@@ -59,6 +59,7 @@ fn texts_under(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)
 async fn a_store_copy_serves_no_tabmux_until_paired_in_its_popup() {
     let range = free_range(4);
     let state = TempDir::new("pair-state");
+    let fx = Fixtures::start().await;
     let mut browser = ExtBrowser::start_unpaired(range, state.path()).await;
     assert_eq!(
         browser
@@ -162,11 +163,11 @@ async fn a_store_copy_serves_no_tabmux_until_paired_in_its_popup() {
     );
     c.ok(
         "browser_navigate",
-        json!({"url": "data:text/html,<title>paired</title><p>hi"}),
+        json!({"url": fx.url("who.html?who=paired")}),
     )
     .await;
     let list = c.ok("browser_tabs", json!({"action": "list"})).await;
-    assert!(list.text.contains("paired"), "{}", list.text);
+    assert!(list.text.contains("Page of paired"), "{}", list.text);
 
     // The code is in no log or other file of the state directory, nor the client's log.
     let mut files = Vec::new();
