@@ -262,7 +262,9 @@ fn rotate_secret() -> anyhow::Result<()> {
         "Made a new secret in {}.\n\
          Running tabmux instances keep the old one until they restart. Reinstall the extension \
          (`tabmux extension install DIR` into the same folder, then its Reload button on \
-         chrome://extensions); the shared browser gets the new secret the next time it starts.",
+         chrome://extensions), or for a paired copy (e.g. from the Chrome Web Store) run \
+         `tabmux extension pair` and paste the new code in its popup (Forget pairing first); \
+         the shared browser gets the new secret the next time it starts.",
         tabmux::auth::secret_path(&state).display()
     );
     Ok(())
