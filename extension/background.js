@@ -51,7 +51,7 @@ const api = {
     clear: (id) => chrome.notifications.clear(id),
   },
   storage: {
-    local: { get: (k) => chrome.storage.local.get(k), set: (o) => chrome.storage.local.set(o) },
+    local: { get: (k) => chrome.storage.local.get(k), set: (o) => chrome.storage.local.set(o), remove: (k) => chrome.storage.local.remove(k) },
     session: { get: (k) => chrome.storage.session.get(k), set: (o) => chrome.storage.session.set(o) },
   },
   // Settings written by tabmux into a copy of the extension it loads in a browser it
@@ -131,7 +131,7 @@ chrome.alarms.get('tabmux-wake').then((a) => {
 chrome.runtime.onStartup.addListener(() => {});
 chrome.runtime.onInstalled.addListener(() => {});
 
-// The popup asks for the status, answers the user's questions, takes tabs back and sets the port range.
+// The popup asks for the status, answers the user's questions, takes tabs back, pairs and sets the port range.
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (!msg || sender.id !== chrome.runtime.id) return false;
   if (msg.type === 'status') {
@@ -148,6 +148,15 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   }
   if (msg.type === 'setFileAccess') {
     app.setFileAccess(msg.allow === true).then(() => sendResponse({ ok: true }), (e) => sendResponse({ error: e.message }));
+    return true;
+  }
+  // Pairing a copy without config.json (the store's) with the code of `tabmux extension pair`.
+  if (msg.type === 'pair') {
+    app.pair(String(msg.code || '')).then(() => sendResponse({ ok: true }), (e) => sendResponse({ error: e.message }));
+    return true;
+  }
+  if (msg.type === 'unpair') {
+    app.unpair().then(() => sendResponse({ ok: true }), (e) => sendResponse({ error: e.message }));
     return true;
   }
   if (msg.type === 'setRange') {

@@ -9,6 +9,10 @@
 //! proof also covers its instance id. `tabmux status` signs its HTTP requests the same
 //! way (a third label).
 //!
+//! A copy of the extension without `config.json` (the Chrome Web Store's) gets the
+//! secret from the user instead: `tabmux extension pair` prints it as a pairing code
+//! ([`Secret::pairing_code`]) to paste in the extension's popup.
+//!
 //! Proofs are compared in constant time. The secret is never logged (its `Debug` shows
 //! nothing of it).
 
@@ -62,6 +66,24 @@ impl Secret {
     /// The 64 hex digits (for the extension's `config.json`).
     pub fn to_hex(&self) -> String {
         to_hex(&self.0)
+    }
+
+    /// The pairing code `tabmux extension pair` prints for a copy of the extension
+    /// without `config.json`: the secret itself (the boundary is the OS user, who can
+    /// read the state directory anyway), as 8 groups of 8 hex digits joined by `-`.
+    pub fn pairing_code(&self) -> String {
+        let hex = self.to_hex();
+        let groups: Vec<&str> = (0..8).map(|i| &hex[i * 8..i * 8 + 8]).collect();
+        groups.join("-")
+    }
+
+    /// Parses a pairing code: 64 hex digits in any case, spaces and dashes ignored.
+    pub fn from_pairing_code(code: &str) -> Option<Secret> {
+        let digits: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        Secret::from_hex(&digits.to_ascii_lowercase())
     }
 
     /// HMAC-SHA256 of [`message`]`(label, parts)`, as hex.
@@ -313,6 +335,21 @@ mod tests {
             to_hex(&mac),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
+    }
+
+    #[test]
+    fn the_pairing_code_is_the_secret_in_groups() {
+        let s = Secret::from_bytes(core::array::from_fn(|i| i as u8 * 7));
+        let code = s.pairing_code();
+        assert_eq!(code.len(), 64 + 7);
+        assert_eq!(code.split('-').count(), 8);
+        assert!(code.split('-').all(|g| g.len() == 8));
+        assert_eq!(code.replace('-', ""), s.to_hex());
+        assert_eq!(Secret::from_pairing_code(&code), Some(s.clone()));
+        let spaced = code.to_uppercase().replace('-', " ");
+        assert_eq!(Secret::from_pairing_code(&format!(" {spaced}\n")), Some(s));
+        assert_eq!(Secret::from_pairing_code(&code[..70]), None);
+        assert_eq!(Secret::from_pairing_code(&code.replace('a', "g")), None);
     }
 
     #[test]

@@ -148,6 +148,9 @@ enum ExtensionAction {
     Install { dir: PathBuf },
     /// Print the extension's ids (unpacked, then the Chrome Web Store's once published).
     Id,
+    /// Print the pairing code for a copy of the extension without this secret (e.g. from
+    /// the Chrome Web Store): paste it in the extension's popup, under "Pair with tabmux".
+    Pair,
 }
 
 /// A log file for this process in the state directory (the 20 most recent are kept).
@@ -244,6 +247,17 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
                 println!("{id}");
             }
         }
+        ExtensionAction::Pair => {
+            let state = registry::default_state_dir()?;
+            let secret = tabmux::auth::load_or_create(&state)?;
+            // The code alone on stdout (it can be piped to a clipboard tool); the hint
+            // on stderr. Neither goes to a log.
+            println!("{}", secret.pairing_code());
+            eprintln!(
+                "Paste this code in the tabmux extension's popup (toolbar icon → \"Pair with tabmux\"). \
+                 It is your tabmux secret: keep it to yourself."
+            );
+        }
         ExtensionAction::Install { dir } => {
             let state = registry::default_state_dir()?;
             let secret = tabmux::auth::load_or_create(&state)?;
@@ -271,7 +285,9 @@ fn rotate_secret() -> anyhow::Result<()> {
         "Made a new secret in {}.\n\
          Running tabmux instances keep the old one until they restart. Reinstall the extension \
          (`tabmux extension install DIR` into the same folder, then its Reload button on \
-         chrome://extensions); the shared browser gets the new secret the next time it starts.",
+         chrome://extensions), or for a paired copy (e.g. from the Chrome Web Store) run \
+         `tabmux extension pair` and paste the new code in its popup (Forget pairing first); \
+         the shared browser gets the new secret the next time it starts.",
         tabmux::auth::secret_path(&state).display()
     );
     Ok(())

@@ -13,7 +13,7 @@ import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotA
 import { GroupPainter, NO_GROUP } from './groups.js';
 import { PROTOCOL_VERSION } from './codec.js';
 import { PROTOCOL } from './protocol.js';
-import { isHex64 } from './auth.js';
+import { PAIRING_KEY, isHex64, parsePairingCode } from './auth.js';
 import { Sessions, checkCommand, forbiddenPage, forbiddenReason, forbiddenUrl } from './confine.js';
 
 export const STATE_KEY = 'tabmuxLocks';
@@ -27,6 +27,9 @@ export const FILE_ACCESS_KEY = 'allowFileUrls';
 /** CDP commands that need the tab rendered (a hidden tab gets no frames). */
 const NEEDS_FRAMES = new Set(PROTOCOL.needsFrames);
 export const PROFILE_KEY = 'profileId';
+export { PAIRING_KEY };
+const NO_SECRET =
+  'this copy of the extension has no secret: pair it (run `tabmux extension pair` and paste the code here, under "Pair with tabmux") or install it with `tabmux extension install DIR`; until then it serves no tabmux';
 const REATTACH_DELAYS_MS = [200, 1_000, 2_000, 4_000, 8_000];
 const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
@@ -88,8 +91,10 @@ export class App {
     this.ownWindows = new Map(); // windowId -> the instance tabmux opened it for
     this.opened = new Map(); // tabId -> when a held tab's page opened it
     this.profileId = null;
-    /** The secret shared with tabmux (config.json); without it no instance is served. */
+    /** The secret shared with tabmux (config.json, else the pairing code); without it no instance is served. */
     this.secret = null;
+    /** Where the secret came from: 'config' (config.json, wins), 'paired' (the popup's pairing code) or null. */
+    this.secretFrom = null;
     this.allowFile = false;
     this.sessions = new Sessions();
     /** tabId → {url, reason}: held tabs the extension detached from a forbidden page. */
@@ -147,7 +152,7 @@ export class App {
         /* keep the UA's */
       }
     }
-    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY, FILE_ACCESS_KEY])) || {};
+    const local = (await this.api.storage.local.get([PROFILE_KEY, RANGE_KEY, STATE_KEY, FILE_ACCESS_KEY, PAIRING_KEY])) || {};
     this.allowFile = local[FILE_ACCESS_KEY] === true;
     this.profileId = local[PROFILE_KEY];
     if (typeof this.profileId !== 'string' || !this.profileId) {
@@ -161,7 +166,10 @@ export class App {
     if (this.api.config) {
       try {
         const cfg = await this.api.config();
-        if (cfg && isHex64(cfg.secret)) this.secret = cfg.secret;
+        if (cfg && isHex64(cfg.secret)) {
+          this.secret = cfg.secret;
+          this.secretFrom = 'config';
+        }
         const p = cfg && cfg.ports;
         if (p && validRange(p.from, p.to)) this.range = { from: p.from, to: p.to };
         if (cfg && cfg.managed === true) this.managed = true;
@@ -169,11 +177,12 @@ export class App {
         /* no settings */
       }
     }
-    if (!this.secret) {
-      const msg = 'this copy of the extension has no secret: install it with `tabmux extension install DIR` (then Load unpacked that folder); until then it serves no tabmux';
-      this.log('-', null, msg);
-      this._error(0, '', Codes.UNAUTHORIZED, msg);
+    // A copy without config.json (the store's): the code the user pasted in the popup.
+    if (!this.secret && isHex64(local[PAIRING_KEY])) {
+      this.secret = local[PAIRING_KEY];
+      this.secretFrom = 'paired';
     }
+    if (!this.secret) this._noSecret();
 
     // The state lives in storage.session (a stopped service worker finds it there) and
     // in a copy in storage.local, which outlives a reload or update of the extension
@@ -265,6 +274,51 @@ export class App {
     });
     this.discovery.start();
     this._markReady();
+  }
+
+  _noSecret() {
+    const msg = NO_SECRET;
+    this.log('-', null, msg);
+    this._error(0, '', Codes.UNAUTHORIZED, msg);
+  }
+
+  /**
+   * The popup's pairing: `code` is what `tabmux extension pair` printed. Kept in
+   * storage.local; discovery starts over at once. A copy with config.json keeps that
+   * secret (it wins) and refuses. The code itself is never logged.
+   */
+  async pair(code) {
+    await this.ready;
+    if (this.secretFrom === 'config') {
+      throw new Error('this copy of the extension has its secret in config.json (written by `tabmux extension install`); it needs no pairing');
+    }
+    const secret = parsePairingCode(code);
+    await this.api.storage.local.set({ [PAIRING_KEY]: secret });
+    const changed = secret !== this.secret;
+    this.secret = secret;
+    this.secretFrom = 'paired';
+    this.errors = this.errors.filter((e) => !(e.port === 0 && e.code === Codes.UNAUTHORIZED));
+    // Instances authenticated with another code belong to another tabmux: they go.
+    if (changed) this._dropConnections('paired with another code');
+    this.log('-', null, 'paired with tabmux (a code from `tabmux extension pair`)');
+    this.discovery.retryAll();
+  }
+
+  /** The popup's "forget pairing": the stored code goes, and with it every connection. */
+  async unpair() {
+    await this.ready;
+    if (this.api.storage.local.remove) await this.api.storage.local.remove(PAIRING_KEY);
+    else await this.api.storage.local.set({ [PAIRING_KEY]: null });
+    if (this.secretFrom !== 'paired') return;
+    this.secret = null;
+    this.secretFrom = null;
+    this._dropConnections('pairing forgotten');
+    this.log('-', null, 'pairing forgotten');
+    this._noSecret();
+  }
+
+  _dropConnections(reason) {
+    for (const c of [...this.attempts, ...this.conns.values()]) c.close(4005, reason);
   }
 
   /** chrome.alarms backstop: make sure discovery runs. */
@@ -1188,6 +1242,7 @@ export class App {
       range: this.range,
       version: this.version,
       allowFile: this.allowFile,
+      pairing: this.secretFrom,
       instances: s.instances.map((i) => {
         const c = this.conns.get(i.instanceId);
         return { ...i, connected: !!(c && c.isOpen()), lastActivityMs: c ? Math.min(i.lastActivityMs, this.clock.now() - c.lastActivity) : i.lastActivityMs };

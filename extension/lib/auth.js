@@ -1,5 +1,7 @@
 // The secret this copy of the extension shares with its tabmux (config.json, written
-// by `tabmux extension install` or for tabmux's shared browser), and the proofs made
+// by `tabmux extension install` or for tabmux's shared browser; or, for a copy without
+// config.json such as the store's, the pairing code from `tabmux extension pair`,
+// kept in chrome.storage.local), and the proofs made
 // with it: HMAC-SHA256 over a label and length-prefixed parts, the same bytes as
 // tabmux's src/auth.rs. Each direction has its own label, so a proof can never be
 // sent back as the other side's.
@@ -15,6 +17,23 @@ const HEX64 = /^[0-9a-f]{64}$/;
 /** Whether `s` is 64 lowercase hex digits (a secret or a nonce). */
 export function isHex64(s) {
   return typeof s === 'string' && HEX64.test(s);
+}
+
+/** Where a pairing code (`tabmux extension pair`) is kept: chrome.storage.local. */
+export const PAIRING_KEY = 'pairedSecret';
+
+/**
+ * The secret in a pairing code as printed by `tabmux extension pair`: 64 hex digits,
+ * any case, with spaces, dashes and line breaks ignored. Returns the 64 lowercase hex
+ * digits, or throws an Error whose message says what is wrong and what to do.
+ */
+export function parsePairingCode(code) {
+  if (typeof code !== 'string') throw new Error('no pairing code given: run `tabmux extension pair` and paste the code it prints');
+  const digits = code.replace(/[\s-]/g, '').toLowerCase();
+  if (!digits) throw new Error('no pairing code given: run `tabmux extension pair` and paste the code it prints');
+  if (/[^0-9a-f]/.test(digits)) throw new Error('a pairing code has only the digits 0-9 and letters a-f: copy it again from `tabmux extension pair`');
+  if (digits.length !== 64) throw new Error(`a pairing code has 64 hex digits, this one has ${digits.length}: copy the whole code from \`tabmux extension pair\``);
+  return digits;
 }
 
 function hexToBytes(hex) {

@@ -83,7 +83,7 @@ export class Connection {
       this.state = 'connecting';
       if (!isHex64(this.secret)) {
         this.state = 'closed';
-        done({ ok: false, foreign: true, message: 'this copy of the extension has no secret (config.json); install it with `tabmux extension install DIR`' });
+        done({ ok: false, foreign: true, message: 'this copy of the extension has no secret: pair it (`tabmux extension pair`) or install it with `tabmux extension install DIR`' });
         return;
       }
       try {

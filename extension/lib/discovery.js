@@ -119,6 +119,20 @@ export class Discovery {
     this._timer = null;
   }
 
+  /**
+   * The secret changed (the user paired): every port without a connection gets a fresh
+   * chance at once, including those that failed authentication.
+   */
+  retryAll() {
+    for (const s of this.ports.values()) {
+      if (s.instanceId) continue;
+      s.foreign = false;
+      s.wsFailures = 0;
+      s.wsNextAt = 0;
+    }
+    this.kick();
+  }
+
   /** Run a round now (e.g. the worker was woken by an alarm). */
   kick() {
     if (!this._running) return this.start();

@@ -1,6 +1,7 @@
 // The status popup: asks the service worker for its status once a second. It also
 // asks the user's consent ("‹client› wants to use ‹title› — Allow / Deny") and lets
-// the user take any held tab back with one click.
+// the user take any held tab back with one click. A copy without a secret (the store's)
+// shows "Pair with tabmux": the code of `tabmux extension pair` goes to the worker.
 
 const COLORS = { grey: '#5f6368', blue: '#1a73e8', red: '#d93025', yellow: '#f9ab00', green: '#188038', pink: '#d01884', purple: '#a142f4', cyan: '#007b83', orange: '#fa903e' };
 
@@ -121,11 +122,19 @@ function render(st) {
   $('errors').replaceChildren(...errs.map((e) => el('li', { textContent: `${e.code}${e.port ? ` (port ${e.port})` : ''}: ${e.message}` })));
 
   $('allow-file').checked = st.allowFile === true;
+  renderPairing(st.pairing);
 
   if (document.activeElement !== $('from') && document.activeElement !== $('to')) {
     $('from').value = st.range.from;
     $('to').value = st.range.to;
   }
+}
+
+/** No secret: the pairing form. A pasted code: the way to forget it. */
+function renderPairing(pairing) {
+  $('pair-section').hidden = pairing != null;
+  $('paired-section').hidden = pairing !== 'paired';
+  if (pairing === 'paired') $('paired-text').textContent = 'Paired with the code of "tabmux extension pair" (stored in this browser profile).';
 }
 
 async function refresh() {
@@ -144,6 +153,20 @@ $('range').addEventListener('submit', async (ev) => {
   const to = Number($('to').value);
   const res = await chrome.runtime.sendMessage({ type: 'setRange', from, to });
   $('range-msg').textContent = res && res.ok ? 'saved' : (res && res.error) || 'failed';
+  refresh();
+});
+
+$('pair').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('pair-msg').textContent = '';
+  const res = await chrome.runtime.sendMessage({ type: 'pair', code: $('pair-code').value });
+  if (res && res.ok) $('pair-code').value = '';
+  else $('pair-msg').textContent = (res && res.error) || 'pairing failed';
+  refresh();
+});
+
+$('unpair').addEventListener('click', async () => {
+  await chrome.runtime.sendMessage({ type: 'unpair' });
   refresh();
 });
 

@@ -1,6 +1,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG } from '../lib/app.js';
+import { App, browserFromUserAgent, STATE_KEY, MAX_RECENT_LOG, PAIRING_KEY } from '../lib/app.js';
+import { parsePairingCode } from '../lib/auth.js';
 import { FakeClock, flush, track } from './helpers.js';
 import { FakeWebSocket, FakeBrowser } from './fakes.js';
 import { TEST_SECRET, challenge, helloValid, newNonce, tabmuxProof } from './tabmux-auth.js';
@@ -885,4 +886,116 @@ test('without a secret no tabmux is served', async () => {
   const st = await app.status();
   assert.equal(st.errors[0].code, 'UNAUTHORIZED');
   assert.match(st.errors[0].message, /tabmux extension install/);
+});
+
+// ------------------------------------------------------------- pairing (a copy without config.json)
+
+/** TEST_SECRET as `tabmux extension pair` prints it: 8 groups of 8, joined by dashes. */
+const CODE = TEST_SECRET.match(/.{8}/g).join('-');
+
+test('pairing codes: grouped, spaced, upper case and wrapped are accepted; anything else is a clear error', () => {
+  assert.equal(parsePairingCode(CODE), TEST_SECRET);
+  assert.equal(parsePairingCode(` ${CODE.toUpperCase().replaceAll('-', ' ')}\n`), TEST_SECRET);
+  assert.equal(parsePairingCode(TEST_SECRET.slice(0, 32) + '\n' + TEST_SECRET.slice(32)), TEST_SECRET);
+  assert.throws(() => parsePairingCode(''), /no pairing code given: run `tabmux extension pair`/);
+  assert.throws(() => parsePairingCode('  - '), /no pairing code given/);
+  assert.throws(() => parsePairingCode(undefined), /no pairing code given/);
+  assert.throws(() => parsePairingCode(CODE.slice(0, -1)), /64 hex digits, this one has 63/);
+  assert.throws(() => parsePairingCode(CODE + '0'), /this one has 65/);
+  assert.throws(() => parsePairingCode(CODE.replace(/.$/, 'g')), /only the digits 0-9 and letters a-f/);
+});
+
+async function unpaired() {
+  const w = await world();
+  w.browser.api.config = async () => null;
+  return w;
+}
+
+test('an unpaired copy serves nobody; pairing in the popup stores the code and connects at once', async () => {
+  const w = await unpaired();
+  const app = await w.newApp();
+  const p = w.peer(8765);
+  await w.clock.advance(3_000);
+  assert.equal(app.conns.size, 0);
+  assert.equal(p.sockets.length, 0, 'not even a socket before pairing');
+  let st = await app.status();
+  assert.equal(st.pairing, null);
+  assert.match(st.errors[0].message, /tabmux extension pair/);
+  await app.pair(CODE);
+  assert.equal(w.browser.local[PAIRING_KEY], TEST_SECRET, 'kept in storage.local');
+  // Well before the 30 s a port that failed authentication waits.
+  assert.ok(await w.until(() => app.conns.size === 1, 1_500), 'connected at once after pairing');
+  st = await app.status();
+  assert.equal(st.pairing, 'paired');
+  assert.equal(st.errors.filter((e) => e.code === 'UNAUTHORIZED').length, 0, 'the "no secret" problem is gone');
+  assert.equal((await p.request('tabs.list', {})).result.tabs.length, 0, 'served');
+  assert.ok(!w.logs.some((l) => l.includes(TEST_SECRET) || l.includes(CODE.slice(0, 17))), 'the code is never logged');
+});
+
+test('a stored pairing outlives a restart of the worker', async () => {
+  const w = await unpaired();
+  w.browser.local[PAIRING_KEY] = TEST_SECRET;
+  const app = await w.newApp();
+  w.peer(8765);
+  assert.ok(await w.until(() => app.conns.size === 1));
+  assert.equal((await app.status()).pairing, 'paired');
+});
+
+test('config.json wins over a stored pairing, and such a copy refuses to pair', async () => {
+  const w = await world();
+  w.browser.local[PAIRING_KEY] = 'ab'.repeat(32);
+  const app = await w.newApp();
+  w.peer(8765);
+  assert.ok(await w.until(() => app.conns.size === 1), 'served with the secret of config.json');
+  assert.equal(app.secret, TEST_SECRET);
+  assert.equal((await app.status()).pairing, 'config');
+  await assert.rejects(app.pair('cd'.repeat(32)), /config\.json .* needs no pairing/);
+  assert.equal(app.secret, TEST_SECRET);
+  assert.equal(w.browser.local[PAIRING_KEY], 'ab'.repeat(32), 'nothing stored');
+  // "Forget pairing" on such a copy drops the stored code, not config.json's secret.
+  await app.unpair();
+  assert.equal(app.secret, TEST_SECRET);
+  assert.equal(app.conns.size, 1);
+});
+
+test('a bad code is refused with a clear error and stores nothing', async () => {
+  const w = await unpaired();
+  const app = await w.newApp();
+  await assert.rejects(app.pair('1234'), /64 hex digits, this one has 4/);
+  await assert.rejects(app.pair('zz'.repeat(32)), /only the digits 0-9/);
+  assert.equal(w.browser.local[PAIRING_KEY], undefined);
+  assert.equal(app.secret, null);
+  assert.equal((await app.status()).pairing, null);
+});
+
+test('another tabmux\'s code: still not served, reported once', async () => {
+  const w = await unpaired();
+  const app = await w.newApp();
+  const p = w.peer(8765);
+  await app.pair('ab'.repeat(32));
+  await w.clock.advance(3_000);
+  assert.equal(app.conns.size, 0);
+  assert.ok(p.hellos.length >= 1, 'it tried');
+  const st = await app.status();
+  assert.equal(st.errors.filter((e) => e.code === 'UNAUTHORIZED' && e.port === 8765).length, 1);
+});
+
+test('forget pairing: the code goes, connections close, nothing is served until paired again', async () => {
+  const w = await unpaired();
+  const app = await w.newApp();
+  const p = w.peer(8765);
+  await app.pair(CODE);
+  assert.ok(await w.until(() => app.conns.size === 1, 1_500));
+  await app.unpair();
+  assert.equal(w.browser.local[PAIRING_KEY], undefined, 'removed from storage.local');
+  assert.equal(app.conns.size, 0);
+  assert.ok(p.sockets.every((s) => s.readyState === 3), 'closed');
+  const n = p.sockets.length;
+  await w.clock.advance(5_000);
+  assert.equal(p.sockets.length, n, 'no new connection');
+  const st = await app.status();
+  assert.equal(st.pairing, null);
+  assert.match(st.errors[0].message, /tabmux extension pair/);
+  await app.pair(CODE);
+  assert.ok(await w.until(() => app.conns.size === 1, 1_500), 'paired again');
 });

@@ -173,7 +173,13 @@ export class FakeBrowser {
         },
       },
       storage: {
-        local: { get: async () => ({ ...b.local }), set: async (o) => Object.assign(b.local, JSON.parse(JSON.stringify(o))) },
+        local: {
+          get: async () => ({ ...b.local }),
+          set: async (o) => Object.assign(b.local, JSON.parse(JSON.stringify(o))),
+          remove: async (k) => {
+            for (const key of [].concat(k)) delete b.local[key];
+          },
+        },
         session: { get: async () => JSON.parse(JSON.stringify(b.session)), set: async (o) => Object.assign(b.session, JSON.parse(JSON.stringify(o))) },
       },
       keepAlive: async () => { b.keepAlives++; },

@@ -610,7 +610,8 @@ fn check_hello(shared: &Shared, tabmux_nonce: &str, text: &str) -> HelloOutcome 
             codes::UNAUTHORIZED,
             "hello: the extension did not prove this tabmux's secret. It belongs to another \
              tabmux installation (another user or state directory): reinstall it with \
-             `tabmux extension install DIR` and reload it",
+             `tabmux extension install DIR` and reload it, or, for a paired copy, pair it \
+             again with the code of `tabmux extension pair`",
         );
         return HelloOutcome::Refuse(
             codec::encode_error(id, &err),

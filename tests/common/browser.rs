@@ -80,11 +80,25 @@ impl ExtBrowser {
     /// Starts Chromium with the extension, installed with the secret of `state` (the
     /// state directory the test's tabmux instances use), and points it at `ports`.
     pub async fn start(ports: (u16, u16), state: &std::path::Path) -> ExtBrowser {
+        Self::start_copy(ports, state, true).await
+    }
+
+    /// Like [`ExtBrowser::start`], with a copy of the extension that has no
+    /// `config.json` (as installed from the Chrome Web Store): it knows no secret until
+    /// the user pairs it.
+    pub async fn start_unpaired(ports: (u16, u16), state: &std::path::Path) -> ExtBrowser {
+        Self::start_copy(ports, state, false).await
+    }
+
+    async fn start_copy(ports: (u16, u16), state: &std::path::Path, config: bool) -> ExtBrowser {
         super::require_chromium();
         let profile = TempDir::new("ext-profile");
         let ext = TempDir::new("ext-copy");
         let dir = ext.path().join("tabmux-extension");
         install_extension(&dir, state);
+        if !config {
+            std::fs::remove_file(dir.join("config.json")).expect("config.json is removed");
+        }
         let opts = LaunchOptions {
             user_data_dir: Some(profile.path().to_path_buf()),
             extensions: vec![dir],
