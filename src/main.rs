@@ -424,39 +424,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             r.1.client_name = Some(name.to_string());
             let _ = r.0.update_meta(&r.1);
         });
-        // Browsers connecting and leaving show in the registry (tabmux status).
-        let (bridge, reg) = (registration.as_ref().unwrap().0.clone(), reg.clone());
-        let mut events = bridge.subscribe();
-        tokio::spawn(async move {
-            loop {
-                let ev = match events.recv().await {
-                    Ok(ev) => ev,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
-                };
-                let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
-                let mut r = reg.lock().unwrap();
-                r.1.browsers = n;
-                let _ = r.0.update_meta(&r.1);
-                match ev {
-                    BridgeEvent::Connected(id) => {
-                        tracing::info!(connection = id, "browser connected");
-                        // A user's browser (not the shared one): later first calls wait
-                        // for it.
-                        if bridge
-                            .connections()
-                            .iter()
-                            .any(|c| c.id() == id && !c.managed())
-                        {
-                            tabmux::link::shared::record_extension_seen(r.0.state_dir());
-                        }
-                    }
-                    BridgeEvent::Disconnected(id) => {
-                        tracing::info!(connection = id, "browser disconnected")
-                    }
-                }
-            }
-        });
+        tokio::spawn(follow_browsers(
+            registration.as_ref().unwrap().0.clone(),
+            reg.clone(),
+        ));
     }
     // Oversized messages get an answer instead of silence.
     let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
@@ -489,6 +460,41 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// This instance's port claim and its metadata in the registry.
+type Registration = Arc<std::sync::Mutex<(registry::PortClaim, InstanceMeta)>>;
+
+/// Shows browsers connecting and leaving in the registry (`tabmux status`).
+async fn follow_browsers(bridge: Bridge, reg: Registration) {
+    let mut events = bridge.subscribe();
+    loop {
+        let ev = match events.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => break,
+        };
+        let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
+        let mut r = reg.lock().unwrap();
+        r.1.browsers = n;
+        let _ = r.0.update_meta(&r.1);
+        match ev {
+            BridgeEvent::Connected(id) => {
+                tracing::info!(connection = id, "browser connected");
+                // A user's browser (not the shared one): later first calls wait for it.
+                if bridge
+                    .connections()
+                    .iter()
+                    .any(|c| c.id() == id && !c.managed())
+                {
+                    tabmux::link::shared::record_extension_seen(r.0.state_dir());
+                }
+            }
+            BridgeEvent::Disconnected(id) => {
+                tracing::info!(connection = id, "browser disconnected")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C elsewhere). The handlers are installed at
