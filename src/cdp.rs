@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::error::{Error, Result, codes};
+use crate::link::TabEvent;
 
 /// A CDP event delivered to a page. `session` is `None` for the page's own session and
 /// the child session id for events of an out-of-process iframe.
@@ -36,7 +37,7 @@ pub const EVENT_QUEUE: usize = 8192;
 type Reply = Result<Box<RawValue>>;
 
 struct Route {
-    sink: mpsc::Sender<CdpEvent>,
+    sink: mpsc::Sender<TabEvent>,
     /// `Some(child)` when this session is a child of a page session.
     child: Option<String>,
 }
@@ -113,7 +114,7 @@ impl CdpConnection {
     }
 
     /// Routes the events of `session` (a page session) to `sink`.
-    pub fn route(&self, session: &str, sink: mpsc::Sender<CdpEvent>) {
+    pub fn route(&self, session: &str, sink: mpsc::Sender<TabEvent>) {
         self.inner
             .routes
             .lock()
@@ -308,20 +309,44 @@ impl Inner {
         };
         self.deliver(
             &sink,
-            CdpEvent {
+            TabEvent::Cdp(CdpEvent {
                 session: child,
                 method,
                 params,
-            },
+            }),
         );
     }
 
-    fn deliver(&self, sink: &mpsc::Sender<CdpEvent>, ev: CdpEvent) {
+    fn deliver<E: Dropped>(&self, sink: &mpsc::Sender<E>, ev: E) {
         if let Err(mpsc::error::TrySendError::Full(ev)) = sink.try_send(ev) {
             let n = self.dropped_events.fetch_add(1, Ordering::Relaxed) + 1;
             if n == 1 || n.is_power_of_two() {
-                tracing::warn!("page event queue full; dropped {} (total {n})", ev.method);
+                tracing::warn!("page event queue full; dropped {} (total {n})", ev.what());
             }
+        }
+    }
+}
+
+/// An event that may be dropped when its queue is full, named in the log.
+trait Dropped {
+    fn what(&self) -> &str;
+}
+
+impl Dropped for CdpEvent {
+    fn what(&self) -> &str {
+        &self.method
+    }
+}
+
+impl Dropped for TabEvent {
+    fn what(&self) -> &str {
+        match self {
+            TabEvent::Cdp(e) => &e.method,
+            TabEvent::Closed { .. } => "tab closed",
+            TabEvent::Lost { .. } => "tab lost",
+            TabEvent::TakenBack => "tab taken back",
+            TabEvent::Forbidden { .. } => "tab forbidden",
+            TabEvent::Attached => "tab attached",
         }
     }
 }

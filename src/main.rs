@@ -1,5 +1,7 @@
 //! The `tabmux` command: flags and wiring only.
 
+#![warn(clippy::too_many_lines)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,14 +72,14 @@ struct Cli {
     #[arg(long)]
     extension_wait: Option<f64>,
     /// Seconds an idle holder keeps a tab that another client waits for.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = bridge::DEFAULT_LEASE_MS / 1000)]
     lease: u64,
     /// Tabs the user opened (not made by a tabmux client): `ask` the user in the browser
     /// before each client uses one, `allow` without asking, or `deny` them always.
     #[arg(long, value_enum, default_value_t = UserTabs::Ask)]
     user_tabs: UserTabs,
     /// Seconds the extension keeps this instance's tabs after its connection drops.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = bridge::DEFAULT_GRACE_MS / 1000)]
     grace: u64,
     /// Deadline of one browser command, in seconds.
     #[arg(long, default_value_t = 30)]
@@ -228,6 +230,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+// The CLI's own subcommands print their answer; `serve` never does (stdout is JSON-RPC).
+#[allow(clippy::print_stdout)]
 async fn status(cli: &Cli) -> anyhow::Result<()> {
     let dir = registry::default_state_dir()?;
     let report = bridge::status_report(&dir, cli.ports).await;
@@ -235,6 +239,7 @@ async fn status(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::print_stdout)]
 fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     match action {
         ExtensionAction::Id => {
@@ -272,6 +277,7 @@ fn extension(action: &ExtensionAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::print_stdout)]
 fn rotate_secret() -> anyhow::Result<()> {
     let state = registry::default_state_dir()?;
     tabmux::auth::rotate(&state)?;
@@ -418,39 +424,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             r.1.client_name = Some(name.to_string());
             let _ = r.0.update_meta(&r.1);
         });
-        // Browsers connecting and leaving show in the registry (tabmux status).
-        let (bridge, reg) = (registration.as_ref().unwrap().0.clone(), reg.clone());
-        let mut events = bridge.subscribe();
-        tokio::spawn(async move {
-            loop {
-                let ev = match events.recv().await {
-                    Ok(ev) => ev,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => break,
-                };
-                let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
-                let mut r = reg.lock().unwrap();
-                r.1.browsers = n;
-                let _ = r.0.update_meta(&r.1);
-                match ev {
-                    BridgeEvent::Connected(id) => {
-                        tracing::info!(connection = id, "browser connected");
-                        // A user's browser (not the shared one): later first calls wait
-                        // for it.
-                        if bridge
-                            .connections()
-                            .iter()
-                            .any(|c| c.id() == id && !c.managed())
-                        {
-                            tabmux::link::shared::record_extension_seen(r.0.state_dir());
-                        }
-                    }
-                    BridgeEvent::Disconnected(id) => {
-                        tracing::info!(connection = id, "browser disconnected")
-                    }
-                }
-            }
-        });
+        tokio::spawn(follow_browsers(
+            registration.as_ref().unwrap().0.clone(),
+            reg.clone(),
+        ));
     }
     // Oversized messages get an answer instead of silence.
     let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
@@ -483,6 +460,41 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// This instance's port claim and its metadata in the registry.
+type Registration = Arc<std::sync::Mutex<(registry::PortClaim, InstanceMeta)>>;
+
+/// Shows browsers connecting and leaving in the registry (`tabmux status`).
+async fn follow_browsers(bridge: Bridge, reg: Registration) {
+    let mut events = bridge.subscribe();
+    loop {
+        let ev = match events.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => break,
+        };
+        let n = bridge.connections().iter().filter(|c| c.is_open()).count() as u32;
+        let mut r = reg.lock().unwrap();
+        r.1.browsers = n;
+        let _ = r.0.update_meta(&r.1);
+        match ev {
+            BridgeEvent::Connected(id) => {
+                tracing::info!(connection = id, "browser connected");
+                // A user's browser (not the shared one): later first calls wait for it.
+                if bridge
+                    .connections()
+                    .iter()
+                    .any(|c| c.id() == id && !c.managed())
+                {
+                    tabmux::link::shared::record_extension_seen(r.0.state_dir());
+                }
+            }
+            BridgeEvent::Disconnected(id) => {
+                tracing::info!(connection = id, "browser disconnected")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C elsewhere). The handlers are installed at

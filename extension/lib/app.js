@@ -12,6 +12,7 @@ import { Connection } from './connection.js';
 import { Debuggers, isAttachableUrl, notAttachable, classifyCommandError, isNotAttachedError } from './debugger.js';
 import { GroupPainter, NO_GROUP } from './groups.js';
 import { PROTOCOL_VERSION } from './codec.js';
+import { PROTOCOL } from './protocol.js';
 import { PAIRING_KEY, isHex64, parsePairingCode } from './auth.js';
 import { Sessions, checkCommand, forbiddenPage, forbiddenReason, forbiddenUrl } from './confine.js';
 
@@ -24,7 +25,7 @@ export const RANGE_KEY = 'portRange';
 /** The user's choice in the popup: may clients open file:// pages (default: no). */
 export const FILE_ACCESS_KEY = 'allowFileUrls';
 /** CDP commands that need the tab rendered (a hidden tab gets no frames). */
-const NEEDS_FRAMES = new Set(['Page.captureScreenshot', 'Input.dispatchMouseEvent', 'Input.dispatchDragEvent', 'Input.dispatchTouchEvent']);
+const NEEDS_FRAMES = new Set(PROTOCOL.needsFrames);
 export const PROFILE_KEY = 'profileId';
 export { PAIRING_KEY };
 const NO_SECRET =
@@ -34,9 +35,9 @@ const MAX_COMMAND_MS = 120_000;
 const CLOSE_WAIT_MS = 3_000;
 const MAX_ERRORS = 20;
 /** The lease and grace an instance may ask for in its hello are clamped to these. */
-export const LEASE_MIN_MS = 1_000;
-export const LEASE_MAX_MS = 600_000;
-export const GRACE_MAX_MS = 60_000;
+export const LEASE_MIN_MS = PROTOCOL.limits.leaseMinMs;
+export const LEASE_MAX_MS = PROTOCOL.limits.leaseMaxMs;
+export const GRACE_MAX_MS = PROTOCOL.limits.graceMaxMs;
 export const MAX_RECENT_LOG = 500;
 /**
  * A waiter whose connection has been silent this long is not handed a tab
@@ -430,8 +431,8 @@ export class App {
       conn.close(4006, 'instance already connected on another port');
       return { ok: false, foreign: true, message };
     }
-    const leaseMs = clamp(hello.leaseMs, LEASE_MIN_MS, LEASE_MAX_MS, 60_000);
-    const graceMs = clamp(hello.graceMs, 0, GRACE_MAX_MS, 5_000);
+    const leaseMs = clamp(hello.leaseMs, LEASE_MIN_MS, LEASE_MAX_MS, PROTOCOL.defaults.leaseMs);
+    const graceMs = clamp(hello.graceMs, 0, GRACE_MAX_MS, PROTOCOL.defaults.graceMs);
     hello.leaseMs = leaseMs;
     hello.graceMs = graceMs;
     this.conns.set(id, conn);

@@ -2,12 +2,13 @@
 // parseFrame never throws; encodeFrame enforces the outgoing size limit.
 
 import { Codes } from './errors.js';
+import { PROTOCOL } from './protocol.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = PROTOCOL.version;
 /** Largest frame the extension sends (bytes of UTF-8). */
-export const MAX_OUT_BYTES = 64 * 1024 * 1024;
+export const MAX_OUT_BYTES = PROTOCOL.maxBytes.toTabmux;
 /** Largest frame the extension accepts from tabmux. */
-export const MAX_IN_BYTES = 16 * 1024 * 1024;
+export const MAX_IN_BYTES = PROTOCOL.maxBytes.toExtension;
 
 /** UTF-8 length of a JS string without allocating the encoded bytes. */
 export function utf8Length(s) {

@@ -1,27 +1,10 @@
 // Stable error codes of the wire protocol (docs/PROTOCOL.md) and the error type
 // every module throws. `message` is for people; `code` and `data` are for programs.
 
-export const Codes = Object.freeze({
-  BAD_REQUEST: 'BAD_REQUEST',
-  PROTOCOL_MISMATCH: 'PROTOCOL_MISMATCH',
-  UNAUTHORIZED: 'UNAUTHORIZED',
-  TAB_BUSY: 'TAB_BUSY',
-  TAB_CLOSED: 'TAB_CLOSED',
-  NOT_FOUND: 'NOT_FOUND',
-  LOCK_LOST: 'LOCK_LOST',
-  NOT_HELD: 'NOT_HELD',
-  NOT_ATTACHABLE: 'NOT_ATTACHABLE',
-  CONSENT_DENIED: 'CONSENT_DENIED',
-  CONSENT_TIMEOUT: 'CONSENT_TIMEOUT',
-  TAKEN_BACK: 'TAKEN_BACK',
-  FORBIDDEN_PAGE: 'FORBIDDEN_PAGE',
-  FORBIDDEN_URL: 'FORBIDDEN_URL',
-  FORBIDDEN_METHOD: 'FORBIDDEN_METHOD',
-  CDP_ERROR: 'CDP_ERROR',
-  TIMEOUT: 'TIMEOUT',
-  TOO_LARGE: 'TOO_LARGE',
-  INTERNAL: 'INTERNAL',
-});
+import { PROTOCOL } from './protocol.js';
+
+/** The wire codes by name (from protocol.js): `Codes.TAB_BUSY === 'TAB_BUSY'`. */
+export const Codes = Object.freeze(Object.fromEntries(Object.keys(PROTOCOL.errors).map((c) => [c, c])));
 
 export class TabmuxError extends Error {
   constructor(code, message, data) {

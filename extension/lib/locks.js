@@ -25,11 +25,12 @@
 // tab has no record, so nothing is left behind once every instance has gone.
 
 import { Codes, TabmuxError } from './errors.js';
+import { PROTOCOL } from './protocol.js';
 import { uniqueLabel, pickColor, cleanName } from './naming.js';
 import { normalizePolicy } from './consent.js';
 
-export const DEFAULT_LEASE_MS = 60_000;
-export const DEFAULT_GRACE_MS = 5_000;
+export const DEFAULT_LEASE_MS = PROTOCOL.defaults.leaseMs;
+export const DEFAULT_GRACE_MS = PROTOCOL.defaults.graceMs;
 export const MAX_CLAIM_TIMEOUT_MS = 10 * 60_000;
 /** How many lost / closed tab ids are remembered per instance. */
 export const MAX_REMEMBERED = 256;

@@ -126,40 +126,8 @@ pub fn decode(text: &str) -> Result<Frame, DecodeError> {
     };
 
     if let Some(method) = map.get("method") {
-        let id = read_id(&map).map_err(|m| DecodeError::new(format!("request: {m}")))?;
-        let fail = |message: String| DecodeError {
-            message,
-            request_id: Some(id),
-            reply_id: None,
-        };
-        let method = match method {
-            Value::String(s) if !s.is_empty() => s.clone(),
-            v => {
-                return Err(fail(format!(
-                    "request {id}: \"method\" must be a non-empty string, got {}",
-                    kind_of(v)
-                )));
-            }
-        };
-        let params = read_params(&map).map_err(|m| fail(format!("request {id}: {m}")))?;
-        let trace = match map.get("trace") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(v) => {
-                return Err(fail(format!(
-                    "request {id}: \"trace\" must be a string, got {}",
-                    kind_of(v)
-                )));
-            }
-        };
-        return Ok(Frame::Request {
-            id,
-            method,
-            params,
-            trace,
-        });
+        return decode_request(&map, method);
     }
-
     if let Some(result) = map.get("result") {
         let id = read_id(&map).map_err(|m| DecodeError::new(format!("reply: {m}")))?;
         return Ok(Frame::Reply {
@@ -167,53 +135,9 @@ pub fn decode(text: &str) -> Result<Frame, DecodeError> {
             result: result.clone(),
         });
     }
-
     if let Some(error) = map.get("error") {
-        let id = read_id(&map).map_err(|m| DecodeError::new(format!("error reply: {m}")))?;
-        let fail = |message: String| DecodeError {
-            message,
-            request_id: None,
-            reply_id: Some(id),
-        };
-        let Value::Object(err) = error else {
-            return Err(fail(format!(
-                "error reply {id}: \"error\" must be an object, got {}",
-                kind_of(error)
-            )));
-        };
-        let code = match err.get("code") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            other => {
-                return Err(fail(format!(
-                    "error reply {id}: \"error.code\" must be a non-empty string, got {}",
-                    other.map_or("nothing", kind_of)
-                )));
-            }
-        };
-        let message = match err.get("message") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(v) => {
-                return Err(fail(format!(
-                    "error reply {id}: \"error.message\" must be a string, got {}",
-                    kind_of(v)
-                )));
-            }
-        };
-        let data = match err.get("data") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v.clone()),
-        };
-        return Ok(Frame::Error {
-            id,
-            error: WireError {
-                code,
-                message,
-                data,
-            },
-        });
+        return decode_error(&map, error);
     }
-
     if let Some(event) = map.get("event") {
         let event = match event {
             Value::String(s) if !s.is_empty() => s.clone(),
@@ -228,7 +152,6 @@ pub fn decode(text: &str) -> Result<Frame, DecodeError> {
             read_params(&map).map_err(|m| DecodeError::new(format!("event {event}: {m}")))?;
         return Ok(Frame::Event { event, params });
     }
-
     Err(match read_id(&map) {
         Ok(id) => DecodeError {
             message: format!("frame {id} has none of \"method\", \"result\", \"error\""),
@@ -238,6 +161,87 @@ pub fn decode(text: &str) -> Result<Frame, DecodeError> {
         Err(_) => DecodeError::new(
             "a frame needs one of \"method\" (request), \"result\" or \"error\" (reply), \"event\"",
         ),
+    })
+}
+
+fn decode_request(map: &Map<String, Value>, method: &Value) -> Result<Frame, DecodeError> {
+    let id = read_id(map).map_err(|m| DecodeError::new(format!("request: {m}")))?;
+    let fail = |message: String| DecodeError {
+        message,
+        request_id: Some(id),
+        reply_id: None,
+    };
+    let method = match method {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        v => {
+            return Err(fail(format!(
+                "request {id}: \"method\" must be a non-empty string, got {}",
+                kind_of(v)
+            )));
+        }
+    };
+    let params = read_params(map).map_err(|m| fail(format!("request {id}: {m}")))?;
+    let trace = match map.get("trace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v) => {
+            return Err(fail(format!(
+                "request {id}: \"trace\" must be a string, got {}",
+                kind_of(v)
+            )));
+        }
+    };
+    Ok(Frame::Request {
+        id,
+        method,
+        params,
+        trace,
+    })
+}
+
+fn decode_error(map: &Map<String, Value>, error: &Value) -> Result<Frame, DecodeError> {
+    let id = read_id(map).map_err(|m| DecodeError::new(format!("error reply: {m}")))?;
+    let fail = |message: String| DecodeError {
+        message,
+        request_id: None,
+        reply_id: Some(id),
+    };
+    let Value::Object(err) = error else {
+        return Err(fail(format!(
+            "error reply {id}: \"error\" must be an object, got {}",
+            kind_of(error)
+        )));
+    };
+    let code = match err.get("code") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        other => {
+            return Err(fail(format!(
+                "error reply {id}: \"error.code\" must be a non-empty string, got {}",
+                other.map_or("nothing", kind_of)
+            )));
+        }
+    };
+    let message = match err.get("message") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            return Err(fail(format!(
+                "error reply {id}: \"error.message\" must be a string, got {}",
+                kind_of(v)
+            )));
+        }
+    };
+    let data = match err.get("data") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.clone()),
+    };
+    Ok(Frame::Error {
+        id,
+        error: WireError {
+            code,
+            message,
+            data,
+        },
     })
 }
 

@@ -69,6 +69,13 @@ pub use status::{
 /// The wire protocol version this tabmux speaks.
 pub const PROTOCOL_VERSION: u64 = 1;
 
+/// The lock lease an instance asks for unless told otherwise, milliseconds.
+pub const DEFAULT_LEASE_MS: u64 = 60_000;
+
+/// How long the extension keeps an instance's tabs after its connection drops unless
+/// told otherwise, milliseconds.
+pub const DEFAULT_GRACE_MS: u64 = 5_000;
+
 /// The id of the tabmux extension loaded unpacked (follows from the `key` in its
 /// manifest): `tabmux extension install`, and the shared browser.
 pub const DEFAULT_EXTENSION_ID: &str = "knlmfncphidfkjhbiidejbkkebcfedhd";
@@ -123,8 +130,8 @@ impl Identity {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             name: name.into(),
-            lease_ms: 60_000,
-            grace_ms: 5_000,
+            lease_ms: DEFAULT_LEASE_MS,
+            grace_ms: DEFAULT_GRACE_MS,
             user_tabs: "ask".to_owned(),
         }
     }

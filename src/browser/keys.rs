@@ -85,7 +85,7 @@ const PUNCT: &[(char, char, &str, i64)] = &[
 
 const SHIFTED_DIGITS: &[char] = &[')', '!', '@', '#', '$', '%', '^', '&', '*', '('];
 
-fn canonical(name: &str) -> &str {
+pub fn canonical(name: &str) -> &str {
     for (alias, to) in ALIASES {
         if alias.eq_ignore_ascii_case(name) {
             return to;

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::cdp::CdpEvent;
+use super::events::{PageEvent, TargetEvent};
 use crate::error::{Error, Result, codes};
-use crate::link::{Channel, TabConn};
+use crate::link::{Channel, TabConn, TabEvent};
 
 /// Bound of the console log kept per tab.
 pub const MAX_CONSOLE: usize = 2000;
@@ -143,7 +143,7 @@ impl PageState {
         self.frames.get(frame).map(|f| f.loader.as_str())
     }
 
-    fn push_console(&mut self, level: Level, text: String, location: Option<String>) {
+    pub(super) fn push_console(&mut self, level: Level, text: String, location: Option<String>) {
         self.console_seq += 1;
         if self.console.len() >= MAX_CONSOLE {
             self.console.pop_front();
@@ -164,8 +164,8 @@ impl PageState {
 pub struct Page {
     pub key: String,
     pub chan: Channel,
-    /// Tool calls on this tab run one at a time.
-    pub op: tokio::sync::Mutex<()>,
+    /// Tool calls on this tab run one at a time (see [`Page::exclusive`]).
+    op: tokio::sync::Mutex<()>,
     state: Mutex<PageState>,
     changed: watch::Sender<u64>,
     pub timeout: Duration,
@@ -175,6 +175,12 @@ pub struct Page {
 }
 
 impl Page {
+    /// Holds the page for one operation: tool calls on this tab run one at a time.
+    /// Tools get it through the page-tool wrapper (`mcp::Ctx::on`), never by hand.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.op.lock().await
+    }
+
     /// Starts following a tab's events and enables the CDP domains tabmux uses.
     pub async fn start(tab: TabConn, created_here: bool, timeout: Duration) -> Result<Arc<Page>> {
         let (changed, _) = watch::channel(0);
@@ -493,40 +499,14 @@ pub fn exception_text(ex: &Value) -> String {
     out
 }
 
-fn short_url(url: &str) -> &str {
+pub(super) fn short_url(url: &str) -> &str {
     url.rsplit('/')
         .next()
         .filter(|s| !s.is_empty())
         .unwrap_or(url)
 }
 
-fn remote_object_text(o: &Value) -> String {
-    if let Some(s) = o["value"].as_str() {
-        return s.to_string();
-    }
-    if let Some(v) = o.get("value")
-        && !v.is_null()
-    {
-        return v.to_string();
-    }
-    if let Some(u) = o["unserializableValue"].as_str() {
-        return u.to_string();
-    }
-    if let Some(d) = o["description"].as_str() {
-        return d.to_string();
-    }
-    match o["type"].as_str() {
-        Some("undefined") => "undefined".into(),
-        Some(t) if o["subtype"].as_str() == Some("null") => {
-            let _ = t;
-            "null".into()
-        }
-        Some(t) => t.to_string(),
-        None => String::new(),
-    }
-}
-
-async fn event_loop(page: std::sync::Weak<Page>, mut events: mpsc::Receiver<CdpEvent>) {
+async fn event_loop(page: std::sync::Weak<Page>, mut events: mpsc::Receiver<TabEvent>) {
     while let Some(ev) = events.recv().await {
         let Some(page) = page.upgrade() else { return };
         handle_event(&page, ev);
@@ -537,14 +517,18 @@ async fn event_loop(page: std::sync::Weak<Page>, mut events: mpsc::Receiver<CdpE
     }
 }
 
-fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
-    let p = &ev.params;
-    let child = ev.session.clone();
-    let mut s = page.state();
-    match ev.method.as_str() {
-        crate::link::extension::EV_CLOSED => {
+/// Applies what the link tells about the tab.
+fn handle_event(page: &Arc<Page>, ev: TabEvent) {
+    match ev {
+        TabEvent::Cdp(ev) => {
+            if let Some(e) = PageEvent::decode(&ev.method, ev.params) {
+                on_cdp(page, e, ev.session);
+            }
+        }
+        TabEvent::Closed { reason } => {
+            let mut s = page.state();
             s.closed = true;
-            let why = match p["reason"].as_str() {
+            let why = match reason.as_deref() {
                 Some("user") => "closed in the browser".to_string(),
                 Some("creator-left") => "its creator left".to_string(),
                 Some("holder") => "closed by the client that held it".to_string(),
@@ -553,18 +537,21 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
             };
             s.closed_reason.get_or_insert(why);
         }
-        crate::link::extension::EV_LOST => {
+        TabEvent::Lost { to } => {
+            let mut s = page.state();
             s.closed = true;
-            let to = p["to"]["name"].as_str().unwrap_or("another client");
+            let to = to.as_deref().unwrap_or("another client");
             s.lost_to = Some(format!("{to:?}"));
         }
-        crate::link::extension::EV_TAKEN_BACK => {
+        TabEvent::TakenBack => {
+            let mut s = page.state();
             s.closed = true;
             s.taken_back = true;
         }
-        crate::link::extension::EV_FORBIDDEN => {
-            let url: String = p["url"].as_str().unwrap_or("?").chars().take(100).collect();
-            let then = if p["sentBack"].as_bool() == Some(true) {
+        TabEvent::Forbidden { url, sent_back } => {
+            let mut s = page.state();
+            let url: String = url.as_deref().unwrap_or("?").chars().take(100).collect();
+            let then = if sent_back {
                 "it was sent back to about:blank"
             } else {
                 "commands on it fail until it shows a web page again"
@@ -575,8 +562,7 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
                 ));
             }
         }
-        crate::link::extension::EV_ATTACHED => {
-            drop(s);
+        TabEvent::Attached => {
             let page = page.clone();
             tokio::spawn(async move {
                 if let Err(e) = page.init(None).await {
@@ -584,257 +570,51 @@ fn handle_event(page: &Arc<Page>, ev: CdpEvent) {
                 }
             });
         }
-        "Page.frameNavigated" => {
-            let f = &p["frame"];
-            let id = f["id"].as_str().unwrap_or_default().to_string();
-            let parent = f["parentId"].as_str().map(str::to_string);
-            let loader = f["loaderId"].as_str().unwrap_or_default().to_string();
-            let url = f["url"].as_str().unwrap_or_default().to_string();
-            let is_main = parent.is_none() && child.is_none();
-            let entry = s.frames.entry(id.clone()).or_default();
-            entry.parent = parent;
-            entry.loader = loader.clone();
-            entry.url = url.clone();
-            entry.session = child.clone();
-            if is_main {
-                s.main_frame = id;
-                s.url = url;
-                s.loader = loader;
-                s.nav += 1;
-                s.nav_requested = 0;
-                s.lifecycle.clear();
-                s.last_snapshot = None;
-                s.file_chooser = None;
-                // Frames of the old document are gone.
-                let main = s.main_frame.clone();
-                s.frames.retain(|k, f| *k == main || f.parent.is_some());
-            }
+    }
+}
+
+/// Applies a decoded CDP event, domain by domain.
+fn on_cdp(page: &Arc<Page>, e: PageEvent, child: Option<String>) {
+    let relayed = matches!(page.chan, Channel::Extension { .. });
+    match e {
+        PageEvent::Frame(e) => page.state().on_frame(e, child, relayed),
+        PageEvent::Dialog(e) => page.state().on_dialog(e),
+        PageEvent::Console(e) => page.state().on_console(e),
+        PageEvent::Network(e) => page.state().on_network(e),
+        PageEvent::Target(TargetEvent::Detached { session }) => {
+            page.state().on_target_detached(&session);
         }
-        "Page.navigatedWithinDocument" => {
-            let id = p["frameId"].as_str().unwrap_or_default();
-            let url = p["url"].as_str().unwrap_or_default().to_string();
-            if id == s.main_frame {
-                s.url = url.clone();
-            }
-            if let Some(f) = s.frames.get_mut(id) {
-                f.url = url;
-            }
-        }
-        "Page.frameAttached" => {
-            let id = p["frameId"].as_str().unwrap_or_default().to_string();
-            let parent = p["parentFrameId"].as_str().map(str::to_string);
-            let e = s.frames.entry(id).or_default();
-            e.parent = parent;
-            e.session = child;
-        }
-        "Page.frameDetached" if p["reason"].as_str() != Some("swap") => {
-            let id = p["frameId"].as_str().unwrap_or_default();
-            s.frames.remove(id);
-        }
-        "Page.frameRequestedNavigation" | "Page.frameScheduledNavigation"
-            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
-        {
-            s.nav_requested += 1;
-        }
-        "Page.frameStoppedLoading"
-            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
-        {
-            s.nav_requested = 0;
-        }
-        "Page.frameClearedScheduledNavigation"
-            if p["frameId"].as_str() == Some(s.main_frame.as_str()) && child.is_none() =>
-        {
-            s.nav_requested = s.nav_requested.saturating_sub(1);
-        }
-        "Page.lifecycleEvent"
-            if child.is_none() && p["frameId"].as_str() == Some(s.main_frame.as_str()) =>
-        {
-            let name = p["name"].as_str().unwrap_or_default().to_string();
-            if name == "init" {
-                s.lifecycle.clear();
-            } else if p["loaderId"].as_str() == Some(s.loader.as_str()) || s.loader.is_empty() {
-                s.lifecycle.insert(name);
-            }
-        }
-        "Page.loadEventFired" if child.is_none() => {
-            s.lifecycle.insert("load".into());
-        }
-        "Page.javascriptDialogOpening" => {
-            s.dialog = Some(Dialog {
-                kind: p["type"].as_str().unwrap_or("alert").to_string(),
-                message: p["message"].as_str().unwrap_or_default().to_string(),
-                default_prompt: p["defaultPrompt"].as_str().unwrap_or_default().to_string(),
-            });
-        }
-        "Page.javascriptDialogClosed" => {
-            s.dialog = None;
-        }
-        "Page.fileChooserOpened" => {
-            if let Some(id) = p["backendNodeId"].as_i64() {
-                s.file_chooser = Some(FileChooser {
-                    backend_node_id: id,
-                    multiple: p["mode"].as_str() == Some("selectMultiple"),
-                });
-            }
-        }
-        "Runtime.consoleAPICalled" => {
-            let kind = p["type"].as_str().unwrap_or("log");
-            let level = match kind {
-                "error" | "assert" => Level::Error,
-                "warning" => Level::Warning,
-                "debug" => Level::Debug,
-                _ => Level::Info,
-            };
-            let text = p["args"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(remote_object_text)
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            let frame0 = &p["stackTrace"]["callFrames"][0];
-            let location = frame0["url"].as_str().filter(|u| !u.is_empty()).map(|u| {
-                format!(
-                    "{}:{}",
-                    short_url(u),
-                    frame0["lineNumber"].as_i64().unwrap_or(0) + 1
-                )
-            });
-            let text = if kind == "assert" {
-                format!("Assertion failed: {text}")
-            } else {
-                text
-            };
-            s.push_console(level, text, location);
-        }
-        "Runtime.exceptionThrown" => {
-            let text = exception_text(&p["exceptionDetails"]);
-            s.push_console(Level::Error, text, None);
-        }
-        "Log.entryAdded" => {
-            let e = &p["entry"];
-            let level = Level::parse(e["level"].as_str().unwrap_or("info")).unwrap_or(Level::Info);
-            let mut text = e["text"].as_str().unwrap_or_default().to_string();
-            if let Some(url) = e["url"].as_str().filter(|u| !u.is_empty()) {
-                text.push_str(&format!(" ({url})"));
-            }
-            s.push_console(level, text, None);
-        }
-        "Network.requestWillBeSent" => {
-            let id = p["requestId"].as_str().unwrap_or_default().to_string();
-            if let Some(redirect) = p.get("redirectResponse").filter(|r| r.is_object())
-                && let Some(prev) = s.network.iter_mut().rev().find(|n| n.request_id == id)
+        PageEvent::Target(TargetEvent::Attached {
+            session,
+            target,
+            iframe: true,
+        }) => {
             {
-                prev.status = redirect["status"].as_i64();
-                prev.status_text = redirect["statusText"].as_str().unwrap_or_default().into();
-                prev.done = true;
-            }
-            if s.network.len() >= MAX_NETWORK {
-                s.network.pop_front();
-            }
-            let nav = s.nav;
-            s.net_seq += 1;
-            let seq = s.net_seq;
-            s.network.push_back(NetEntry {
-                seq,
-                request_id: id.clone(),
-                method: p["request"]["method"].as_str().unwrap_or("GET").to_string(),
-                url: p["request"]["url"].as_str().unwrap_or_default().to_string(),
-                resource_type: p["type"].as_str().unwrap_or("Other").to_string(),
-                status: None,
-                status_text: String::new(),
-                failed: None,
-                done: false,
-                nav,
-            });
-            if s.inflight.len() < 10_000 {
-                s.inflight.insert(id);
-            }
-        }
-        "Network.responseReceived" => {
-            let id = p["requestId"].as_str().unwrap_or_default();
-            if let Some(n) = s.network.iter_mut().rev().find(|n| n.request_id == id) {
-                n.status = p["response"]["status"].as_i64();
-                n.status_text = p["response"]["statusText"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                if let Some(t) = p["type"].as_str() {
-                    n.resource_type = t.to_string();
-                }
-            }
-        }
-        "Network.loadingFinished" | "Network.loadingFailed" => {
-            let id = p["requestId"].as_str().unwrap_or_default().to_string();
-            if let Some(n) = s.network.iter_mut().rev().find(|n| n.request_id == id) {
-                n.done = true;
-                if ev.method == "Network.loadingFailed" {
-                    let mut why = p["errorText"].as_str().unwrap_or("failed").to_string();
-                    if p["canceled"].as_bool() == Some(true) {
-                        why = "canceled".into();
-                    }
-                    n.failed = Some(why);
-                }
-            }
-            s.inflight.remove(&id);
-        }
-        "Inspector.targetCrashed" if child.is_none() => {
-            s.crashed = true;
-        }
-        // Through the extension a detached debugger is not a closed tab: the extension
-        // attaches again, or says `tab.closed` (with the real reason) when the tab is gone.
-        "Inspector.detached"
-            if child.is_none() && !matches!(page.chan, Channel::Extension { .. }) =>
-        {
-            s.closed = true;
-            let reason = p["reason"].as_str().unwrap_or("detached").to_string();
-            s.closed_reason.get_or_insert(reason);
-        }
-        "Target.attachedToTarget" => {
-            let session = p["sessionId"].as_str().unwrap_or_default().to_string();
-            let target = p["targetInfo"]["targetId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let kind = p["targetInfo"]["type"].as_str().unwrap_or_default();
-            if kind == "iframe" {
+                let mut s = page.state();
                 s.child_sessions.insert(session.clone(), target.clone());
-                let e = s.frames.entry(target).or_default();
-                e.session = Some(session.clone());
-                drop(s);
-                let page = page.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = page.init(Some(&session)).await {
-                        tracing::debug!("child session init failed: {e}");
-                    }
-                });
-            } else {
-                // Workers and the like: let them run, tabmux does not drive them.
-                drop(s);
-                let page = page.clone();
-                tokio::spawn(async move {
-                    let _ = page
-                        .chan
-                        .call_raw(
-                            Some(&session),
-                            "Runtime.runIfWaitingForDebugger",
-                            json!({}),
-                            Duration::from_secs(5),
-                        )
-                        .await;
-                });
+                s.frames.entry(target).or_default().session = Some(session.clone());
             }
+            let page = page.clone();
+            tokio::spawn(async move {
+                if let Err(e) = page.init(Some(&session)).await {
+                    tracing::debug!("child session init failed: {e}");
+                }
+            });
         }
-        "Target.detachedFromTarget" => {
-            if let Some(session) = p["sessionId"].as_str()
-                && let Some(target) = s.child_sessions.remove(session)
-            {
-                s.frames
-                    .retain(|k, f| *k != target || f.session.as_deref() != Some(session));
-            }
+        PageEvent::Target(TargetEvent::Attached { session, .. }) => {
+            // Workers and the like: let them run, tabmux does not drive them.
+            let page = page.clone();
+            tokio::spawn(async move {
+                let _ = page
+                    .chan
+                    .call_raw(
+                        Some(&session),
+                        "Runtime.runIfWaitingForDebugger",
+                        json!({}),
+                        Duration::from_secs(5),
+                    )
+                    .await;
+            });
         }
-        _ => {}
     }
 }

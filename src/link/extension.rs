@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::TabEvent;
 use super::{Channel, TabConn, TabInfo};
 use crate::bridge::{self, Bridge, Connection, WireError};
 use crate::cdp::{CdpEvent, EVENT_QUEUE, cdp_error};
@@ -31,19 +32,12 @@ fn trace() -> Option<String> {
     TRACE.try_with(|t| t.clone()).ok()
 }
 
-/// Synthetic page events that carry what the extension tells about a tab.
-pub const EV_CLOSED: &str = "tabmux.tabClosed";
-pub const EV_LOST: &str = "tabmux.lockLost";
-pub const EV_ATTACHED: &str = "tabmux.attached";
-pub const EV_TAKEN_BACK: &str = "tabmux.takenBack";
-pub const EV_FORBIDDEN: &str = "tabmux.forbidden";
-
 const CALL: Duration = Duration::from_secs(30);
 
 struct Inner {
     bridge: Bridge,
     current: Mutex<Option<Arc<Connection>>>,
-    routes: Mutex<HashMap<i64, mpsc::Sender<CdpEvent>>>,
+    routes: Mutex<HashMap<i64, mpsc::Sender<TabEvent>>>,
     /// Connections whose events are being read.
     watched: Mutex<Vec<u64>>,
     /// Tabs this instance created (closed when it leaves; the rest are released).
@@ -162,11 +156,9 @@ impl ExtensionLink {
         {
             // Another browser: the tabs of the old one are not reachable any more.
             let routes: Vec<_> = self.inner.routes.lock().unwrap().drain().collect();
-            for (tab, sink) in routes {
-                let _ = sink.try_send(CdpEvent {
-                    session: None,
-                    method: EV_CLOSED.into(),
-                    params: json!({"tabId": tab, "reason": "its browser disconnected"}),
+            for (_, sink) in routes {
+                let _ = sink.try_send(TabEvent::Closed {
+                    reason: Some("its browser disconnected".into()),
                 });
             }
             self.inner.created.lock().unwrap().clear();
@@ -207,36 +199,24 @@ impl ExtensionLink {
                 }
                 let sink = inner.routes.lock().unwrap().get(&tab).cloned();
                 let Some(sink) = sink else { continue };
+                let text = |v: &Value| v.as_str().map(str::to_string);
                 let out = match ev.event.as_str() {
-                    "cdp.event" => CdpEvent {
-                        session: ev.params["sessionId"].as_str().map(str::to_string),
+                    "cdp.event" => TabEvent::Cdp(CdpEvent {
+                        session: text(&ev.params["sessionId"]),
                         method: ev.params["method"].as_str().unwrap_or_default().to_string(),
                         params: ev.params["params"].clone(),
+                    }),
+                    "tab.closed" => TabEvent::Closed {
+                        reason: text(&ev.params["reason"]),
                     },
-                    "tab.closed" => CdpEvent {
-                        session: None,
-                        method: EV_CLOSED.into(),
-                        params: ev.params.clone(),
+                    "tab.lost" => TabEvent::Lost {
+                        to: text(&ev.params["to"]["name"]),
                     },
-                    "tab.lost" => CdpEvent {
-                        session: None,
-                        method: EV_LOST.into(),
-                        params: ev.params.clone(),
-                    },
-                    "tab.attached" => CdpEvent {
-                        session: None,
-                        method: EV_ATTACHED.into(),
-                        params: ev.params.clone(),
-                    },
-                    "tab.takenBack" => CdpEvent {
-                        session: None,
-                        method: EV_TAKEN_BACK.into(),
-                        params: ev.params.clone(),
-                    },
-                    "tab.forbidden" => CdpEvent {
-                        session: None,
-                        method: EV_FORBIDDEN.into(),
-                        params: ev.params.clone(),
+                    "tab.attached" => TabEvent::Attached,
+                    "tab.takenBack" => TabEvent::TakenBack,
+                    "tab.forbidden" => TabEvent::Forbidden {
+                        url: text(&ev.params["url"]),
+                        sent_back: ev.params["sentBack"].as_bool() == Some(true),
                     },
                     _ => continue,
                 };

@@ -53,11 +53,34 @@ impl Channel {
     }
 }
 
+/// What a link tells the browser layer about one of its tabs.
+#[derive(Debug, Clone)]
+pub enum TabEvent {
+    /// A CDP event of the tab, or of one of its child sessions.
+    Cdp(CdpEvent),
+    /// The tab is gone (the extension's `tab.closed`, or its browser went away);
+    /// `reason` as the extension gives it (`user`, `creator-left`, `holder`, …).
+    Closed { reason: Option<String> },
+    /// Another instance took the tab (the extension's `tab.lost`): the name of the
+    /// client it went to.
+    Lost { to: Option<String> },
+    /// The user took the tab back (the extension's `tab.takenBack`).
+    TakenBack,
+    /// The tab went to a page no client may control and the extension let go of it
+    /// (`tab.forbidden`); `sent_back` when it was sent back to `about:blank`.
+    Forbidden {
+        url: Option<String>,
+        sent_back: bool,
+    },
+    /// The debugger was attached to the tab again: its domains must be enabled again.
+    Attached,
+}
+
 /// A tab a link hands to the browser layer: its key, its channel and its events.
 pub struct TabConn {
     pub key: String,
     pub channel: Channel,
-    pub events: mpsc::Receiver<CdpEvent>,
+    pub events: mpsc::Receiver<TabEvent>,
 }
 
 /// A tab of the browser as listed to a model.

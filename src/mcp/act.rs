@@ -2,60 +2,108 @@
 //! All input goes through CDP `Input.*` at the element's on-screen point, so pages see
 //! trusted events.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report;
+use super::tool::{Element as About, Target, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::element::{self, Element, Need};
 use crate::browser::keys;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
+use crate::{choice, tool};
 
-#[derive(Deserialize)]
+choice!(
+    /// A mouse button.
+    pub enum Button as "button" { Left = "left", Right = "right", Middle = "middle" }
+);
+
+choice!(
+    /// A modifier key held during a click.
+    pub enum Modifier as "modifier" {
+        Alt = "Alt",
+        Control = "Control",
+        ControlOrMeta = "ControlOrMeta",
+        Meta = "Meta",
+        Shift = "Shift",
+    } parse with modifier
+);
+
+/// A modifier by name, any case, or by one of the key aliases (`Ctrl`, `Cmd`, …).
+fn modifier(s: &str) -> Option<Modifier> {
+    let name = keys::canonical(s);
+    let known = Modifier::NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))?;
+    Modifier::from_name(known)
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ClickArgs {
+pub struct ClickArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
     double_click: Option<bool>,
-    button: Option<String>,
+    button: Option<Button>,
     #[serde(default)]
-    modifiers: Vec<String>,
+    modifiers: Vec<Modifier>,
 }
 
-pub async fn click(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ClickArgs = super::parse(args)?;
-    let (button, bit) = element::button(a.button.as_deref())?;
-    let mods = keys::modifier_bits(&a.modifiers)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let (x, y) = el.point(&page, Need::Click).await?;
-    let count = if a.double_click == Some(true) { 2 } else { 1 };
-    element::mouse_click(&page, x, y, button, bit, count, mods).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+pub const CLICK: ToolDef = tool!(
+    "browser_click",
+    "Click",
+    Destroy,
+    ClickArgs,
+    click,
+    "Click an element. Answers with what changed on the page."
+);
+
+async fn click(ctx: &Ctx<'_>, a: ClickArgs) -> Result<Out> {
+    let (button, bit) = element::button(a.button.map(Button::as_str))?;
+    let names: Vec<String> = a.modifiers.iter().map(|m| m.as_str().into()).collect();
+    let mods = keys::modifier_bits(&names)?;
+    ctx.act([&a.target], async |page, [el]| {
+        let (x, y) = el.point(page, Need::Click).await?;
+        let count = if a.double_click == Some(true) { 2 } else { 1 };
+        element::mouse_click(page, x, y, button, bit, count, mods).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
-#[derive(Deserialize)]
-struct TargetArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct HoverArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
 }
 
-pub async fn hover(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TargetArgs = super::parse(args)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let (x, y) = el.point(&page, Need::Hover).await?;
-    element::mouse_move(&page, x, y, 0, 0).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+pub const HOVER: ToolDef = tool!(
+    "browser_hover",
+    "Hover",
+    Act,
+    HoverArgs,
+    hover,
+    "Move the mouse over an element."
+);
+
+async fn hover(ctx: &Ctx<'_>, a: HoverArgs) -> Result<Out> {
+    ctx.act([&a.target], async |page, [el]| {
+        let (x, y) = el.point(page, Need::Hover).await?;
+        element::mouse_move(page, x, y, 0, 0).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
 /// Focuses a text field and selects its content (or puts the caret at the end).
@@ -92,13 +140,7 @@ const SET_VALUE_JS: &str = r#"function(v) {
 }"#;
 
 /// Types into an element: replaces its content (or appends, one key at a time).
-async fn type_into(
-    ctx: &Ctx<'_>,
-    page: &Page,
-    el: &Element,
-    text: &str,
-    slowly: bool,
-) -> Result<()> {
+async fn type_into(page: &Page, el: &Element, text: &str, slowly: bool) -> Result<()> {
     el.point(page, Need::Type).await?;
     let mode = if slowly { "append" } else { "replace" };
     let how = el.call(page, PREPARE_TYPE_JS, &[json!(mode)]).await?;
@@ -124,7 +166,6 @@ async fn type_into(
         _ if slowly => element::type_keys(page, text).await?,
         _ => insert(page, text).await?,
     }
-    let _ = ctx;
     Ok(())
 }
 
@@ -138,27 +179,38 @@ async fn insert(page: &Page, text: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct TypeArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct TypeArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
     text: String,
+    /// Press Enter after
     submit: Option<bool>,
+    /// One key at a time (fires key handlers); appends
     slowly: Option<bool>,
 }
 
-pub async fn type_text(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TypeArgs = super::parse(args)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    type_into(ctx, &page, &el, &a.text, a.slowly == Some(true)).await?;
-    if a.submit == Some(true) {
-        element::press(&page, &element::enter()).await?;
-    }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+pub const TYPE: ToolDef = tool!(
+    "browser_type",
+    "Type text",
+    Destroy,
+    TypeArgs,
+    type_text,
+    "Type text into an editable element, replacing its content."
+);
+
+async fn type_text(ctx: &Ctx<'_>, a: TypeArgs) -> Result<Out> {
+    ctx.act([&a.target], async |page, [el]| {
+        type_into(page, &el, &a.text, a.slowly == Some(true)).await?;
+        if a.submit == Some(true) {
+            element::press(page, &element::enter()).await?;
+        }
+        Ok(String::new())
+    })
+    .await
 }
 
 const SELECT_JS: &str = r#"function(values) {
@@ -221,152 +273,214 @@ async fn select_values(page: &Page, el: &Element, values: &[String]) -> Result<V
         .unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct SelectArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct SelectArgs {
+    #[schemars(with = "Target")]
     target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    element: Option<String>,
     values: Vec<String>,
 }
 
-pub async fn select_option(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: SelectArgs = super::parse(args)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let el = ctx.browser.resolve(&page, &a.target).await?;
-    let m = report::mark(&page);
-    let picked = select_values(&page, &el, &a.values).await?;
-    let lead = format!("Selected {}.", picked.join(", "));
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+pub const SELECT_OPTION: ToolDef = tool!(
+    "browser_select_option",
+    "Select options",
+    Destroy,
+    SelectArgs,
+    select_option,
+    "Select options of a <select> by value or label."
+);
+
+async fn select_option(ctx: &Ctx<'_>, a: SelectArgs) -> Result<Out> {
+    ctx.act([&a.target], async |page, [el]| {
+        let picked = select_values(page, &el, &a.values).await?;
+        Ok(format!("Selected {}.", picked.join(", ")))
+    })
+    .await
 }
 
-#[derive(Deserialize)]
-struct KeyArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct KeyArgs {
     key: String,
 }
 
-pub async fn press_key(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: KeyArgs = super::parse(args)?;
+pub const PRESS_KEY: ToolDef = tool!(
+    "browser_press_key",
+    "Press a key",
+    Destroy,
+    KeyArgs,
+    press_key,
+    "Press a key or chord on the focused element, e.g. Enter, ArrowLeft, a, Control+a."
+);
+
+async fn press_key(ctx: &Ctx<'_>, a: KeyArgs) -> Result<Out> {
     let chord = keys::parse_chord(&a.key)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    element::press(&page, &chord).await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    ctx.act([], async |page, []| {
+        element::press(page, &chord).await?;
+        Ok(String::new())
+    })
+    .await
 }
 
-#[derive(Deserialize)]
-struct Field {
+choice!(
+    /// What kind of field `browser_fill_form` fills.
+    pub enum FieldKind as "field type" {
+        Textbox = "textbox",
+        Checkbox = "checkbox",
+        Radio = "radio",
+        Combobox = "combobox",
+        Slider = "slider",
+    }
+);
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Field {
+    #[schemars(with = "Target")]
     target: String,
     name: Option<String>,
     #[serde(rename = "type")]
-    kind: String,
+    kind: FieldKind,
+    /// checkbox: true/false; combobox: option label
     value: String,
 }
 
-#[derive(Deserialize)]
-struct FillArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct FillArgs {
     fields: Vec<Field>,
 }
+
+pub const FILL_FORM: ToolDef = tool!(
+    "browser_fill_form",
+    "Fill a form",
+    Destroy,
+    FillArgs,
+    fill_form,
+    "Fill several fields at once."
+);
 
 const CHECKED_JS: &str =
     "function() { return !!(this.checked ?? (this.getAttribute('aria-checked') === 'true')); }";
 
-pub async fn fill_form(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: FillArgs = super::parse(args)?;
+async fn fill_form(ctx: &Ctx<'_>, a: FillArgs) -> Result<Out> {
     if a.fields.is_empty() {
         return Err(Error::bad_request("fields is empty"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    for f in &a.fields {
-        let name = f.name.clone().unwrap_or_else(|| f.target.clone());
-        let el = ctx
-            .browser
-            .resolve(&page, &f.target)
-            .await
-            .map_err(|e| Error::new(e.code, format!("field {name:?}: {}", e.message)))?;
-        let r: Result<()> = async {
-            match f.kind.as_str() {
-                "textbox" => type_into(ctx, &page, &el, &f.value, false).await,
-                "checkbox" | "radio" => {
-                    let want = match f.value.to_ascii_lowercase().as_str() {
-                        "true" | "on" | "yes" | "checked" | "1" => true,
-                        "false" | "off" | "no" | "unchecked" | "0" => false,
-                        _ if f.kind == "radio" => true,
-                        other => {
-                            return Err(Error::bad_request(format!(
-                                "a checkbox value is true or false, not {other:?}"
-                            )));
-                        }
-                    };
-                    let is = el.call(&page, CHECKED_JS, &[]).await?.as_bool() == Some(true);
-                    if is != want {
-                        if f.kind == "radio" && !want {
-                            return Err(Error::bad_request(
-                                "a radio button cannot be unchecked; check another one of its group",
-                            ));
-                        }
-                        let (x, y) = el.point(&page, Need::Click).await?;
-                        element::mouse_click(&page, x, y, "left", 1, 1, 0).await?;
-                    }
-                    Ok(())
-                }
-                "combobox" => {
-                    let is_select = el
-                        .call(&page, "function() { return this.tagName === 'SELECT'; }", &[])
-                        .await?
-                        .as_bool()
-                        == Some(true);
-                    if is_select {
-                        select_values(&page, &el, std::slice::from_ref(&f.value)).await.map(|_| ())
-                    } else {
-                        type_into(ctx, &page, &el, &f.value, false).await
-                    }
-                }
-                "slider" => {
-                    el.point(&page, Need::Click).await?;
-                    el.call(&page, SET_VALUE_JS, &[json!(f.value)]).await.map(|_| ())
-                }
-                other => Err(Error::bad_request(format!(
-                    "unknown field type {other:?}: use textbox, checkbox, radio, combobox or slider"
-                ))),
+    ctx.act([], async |page, []| {
+        for f in &a.fields {
+            let name = f.name.clone().unwrap_or_else(|| f.target.clone());
+            let in_field = |e: Error| Error::new(e.code, format!("field {name:?}: {}", e.message));
+            let el = ctx
+                .browser
+                .resolve(page, &f.target)
+                .await
+                .map_err(in_field)?;
+            fill_field(page, &el, f).await.map_err(in_field)?;
+            if page.state().dialog.is_some() {
+                break;
             }
         }
-        .await;
-        r.map_err(|e| Error::new(e.code, format!("field {name:?}: {}", e.message)))?;
-        if page.state().dialog.is_some() {
-            break;
+        Ok(format!("Filled {} field(s).", a.fields.len()))
+    })
+    .await
+}
+
+/// Sets one field of `browser_fill_form`.
+async fn fill_field(page: &Page, el: &Element, f: &Field) -> Result<()> {
+    match f.kind {
+        FieldKind::Textbox => type_into(page, el, &f.value, false).await,
+        FieldKind::Checkbox | FieldKind::Radio => {
+            let want = match f.value.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" | "checked" | "1" => true,
+                "false" | "off" | "no" | "unchecked" | "0" => false,
+                _ if f.kind == FieldKind::Radio => true,
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "a checkbox value is true or false, not {other:?}"
+                    )));
+                }
+            };
+            let is = el.call(page, CHECKED_JS, &[]).await?.as_bool() == Some(true);
+            if is != want {
+                if f.kind == FieldKind::Radio && !want {
+                    return Err(Error::bad_request(
+                        "a radio button cannot be unchecked; check another one of its group",
+                    ));
+                }
+                let (x, y) = el.point(page, Need::Click).await?;
+                element::mouse_click(page, x, y, "left", 1, 1, 0).await?;
+            }
+            Ok(())
+        }
+        FieldKind::Combobox => {
+            let is_select = el
+                .call(
+                    page,
+                    "function() { return this.tagName === 'SELECT'; }",
+                    &[],
+                )
+                .await?
+                .as_bool()
+                == Some(true);
+            if is_select {
+                select_values(page, el, std::slice::from_ref(&f.value))
+                    .await
+                    .map(|_| ())
+            } else {
+                type_into(page, el, &f.value, false).await
+            }
+        }
+        FieldKind::Slider => {
+            el.point(page, Need::Click).await?;
+            el.call(page, SET_VALUE_JS, &[json!(f.value)])
+                .await
+                .map(|_| ())
         }
     }
-    let lead = format!("Filled {} field(s).", a.fields.len());
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DragArgs {
+pub struct DragArgs {
+    #[schemars(with = "Target")]
     start_target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    start_element: Option<String>,
+    #[schemars(with = "Target")]
     end_target: String,
+    #[schemars(with = "Option<About>")]
+    #[allow(dead_code)]
+    end_element: Option<String>,
 }
 
-pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: DragArgs = super::parse(args)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let from = ctx.browser.resolve(&page, &a.start_target).await?;
-    let to = ctx.browser.resolve(&page, &a.end_target).await?;
-    let m = report::mark(&page);
+pub const DRAG: ToolDef = tool!(
+    "browser_drag",
+    "Drag and drop",
+    Destroy,
+    DragArgs,
+    drag,
+    "Drag one element onto another."
+);
+
+async fn drag(ctx: &Ctx<'_>, a: DragArgs) -> Result<Out> {
+    ctx.act(
+        [&a.start_target, &a.end_target],
+        async |page, [from, to]| {
+            drag_onto(page, &from, &to).await?;
+            Ok(String::new())
+        },
+    )
+    .await
+}
+
+/// Presses the mouse on `from`, moves it in small steps to `to` and releases it there.
+async fn drag_onto(page: &Page, from: &Element, to: &Element) -> Result<()> {
     // Both ends in view: the target's scroll may move the source, so look again.
-    from.point(&page, Need::Drag).await?;
-    let (x1, y1) = to.point(&page, Need::Hover).await?;
-    let (x0, y0) = from.point(&page, Need::Drag).await?;
-    element::mouse_move(&page, x0, y0, 0, 0).await?;
+    from.point(page, Need::Drag).await?;
+    let (x1, y1) = to.point(page, Need::Hover).await?;
+    let (x0, y0) = from.point(page, Need::Drag).await?;
+    element::mouse_move(page, x0, y0, 0, 0).await?;
     page.call::<Value>(
         "Input.dispatchMouseEvent",
         json!({"type": "mousePressed", "x": x0, "y": y0, "button": "left", "buttons": 1, "clickCount": 1}),
@@ -376,104 +490,127 @@ pub async fn drag(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     let steps = 10;
     for i in 1..=steps {
         let t = i as f64 / steps as f64;
-        element::mouse_move(&page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
+        element::mouse_move(page, x0 + (x1 - x0) * t, y0 + (y1 - y0) * t, 1, 0).await?;
     }
     page.call::<Value>(
         "Input.dispatchMouseEvent",
         json!({"type": "mouseReleased", "x": x1, "y": y1, "button": "left", "buttons": 0, "clickCount": 1}),
     )
     .await?;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, "").await?,
-    ))
+    Ok(())
 }
 
-#[derive(Deserialize)]
-struct UploadArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct UploadArgs {
+    /// Absolute file paths, inside your MCP roots
     paths: Option<Vec<String>>,
+    #[schemars(with = "Option<Target>")]
     target: Option<String>,
 }
 
-pub async fn file_upload(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: UploadArgs = super::parse(args)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    let paths = a.paths.unwrap_or_default();
-    let mut absolute = Vec::new();
-    for p in &paths {
-        absolute.push(ctx.files.readable(p).await?);
-    }
-    let chooser = page.state().file_chooser.clone();
-    let lead;
-    match (&a.target, chooser) {
-        (Some(t), _) => {
-            let el = ctx.browser.resolve(&page, t).await?;
-            let is_file = el
-                .call(
-                    &page,
-                    "function() { return this.tagName === 'INPUT' && this.type === 'file'; }",
-                    &[],
-                )
-                .await?;
-            if is_file.as_bool() != Some(true) {
-                return Err(Error::new(
-                    codes::NOT_ACTIONABLE,
-                    format!(
-                        "{} is not a file input; click it to open a file chooser, then call browser_file_upload with paths only",
-                        el.label
-                    ),
-                ));
+pub const FILE_UPLOAD: ToolDef = tool!(
+    "browser_file_upload",
+    "Upload files",
+    Destroy,
+    UploadArgs,
+    file_upload,
+    "Set the files of the open file chooser, or of a file input given as target. No paths cancels the chooser."
+);
+
+async fn file_upload(ctx: &Ctx<'_>, a: UploadArgs) -> Result<Out> {
+    ctx.act([], async |page, []| {
+        let files = readable_files(ctx, a.paths.as_deref().unwrap_or_default()).await?;
+        match &a.target {
+            Some(t) => {
+                let el = ctx.browser.resolve(page, t).await?;
+                set_input_files(page, &el, &files).await
             }
-            page.call_in::<Value>(
-                el.session.as_deref(),
-                "DOM.setFileInputFiles",
-                json!({"files": absolute, "objectId": el.object_id}),
-            )
-            .await?;
-            page.state().file_chooser = None;
-            lead = format!("Set {} file(s) on {}.", absolute.len(), el.label);
+            None => answer_chooser(page, &files).await,
         }
-        (None, Some(fc)) => {
-            if paths.is_empty() {
-                page.state().file_chooser = None;
-                lead = "Cancelled the file chooser.".to_string();
-            } else {
-                if absolute.len() > 1 && !fc.multiple {
-                    return Err(Error::bad_request(
-                        "this file input takes one file, not several",
-                    ));
-                }
-                page.call::<Value>(
-                    "DOM.setFileInputFiles",
-                    json!({"files": absolute, "backendNodeId": fc.backend_node_id}),
-                )
-                .await?;
-                page.state().file_chooser = None;
-                lead = format!("Uploaded {} file(s).", absolute.len());
-            }
-        }
-        (None, None) => {
-            return Err(Error::new(
-                codes::NOT_ACTIONABLE,
-                "no file chooser is open: click the file input first (browser_click), or pass it as target",
-            ));
-        }
-    }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+    })
+    .await
 }
 
-#[derive(Deserialize)]
+/// The paths, each checked to be a file the client may read (see `confine`).
+async fn readable_files(ctx: &Ctx<'_>, paths: &[String]) -> Result<Vec<PathBuf>> {
+    let mut absolute = Vec::new();
+    for p in paths {
+        absolute.push(ctx.files.readable(p).await?);
+    }
+    Ok(absolute)
+}
+
+/// Sets the files of a file input; answers with the lead line.
+async fn set_input_files(page: &Page, el: &Element, files: &[PathBuf]) -> Result<String> {
+    let is_file = el
+        .call(
+            page,
+            "function() { return this.tagName === 'INPUT' && this.type === 'file'; }",
+            &[],
+        )
+        .await?;
+    if is_file.as_bool() != Some(true) {
+        return Err(Error::new(
+            codes::NOT_ACTIONABLE,
+            format!(
+                "{} is not a file input; click it to open a file chooser, then call browser_file_upload with paths only",
+                el.label
+            ),
+        ));
+    }
+    page.call_in::<Value>(
+        el.session.as_deref(),
+        "DOM.setFileInputFiles",
+        json!({"files": files, "objectId": el.object_id}),
+    )
+    .await?;
+    page.state().file_chooser = None;
+    Ok(format!("Set {} file(s) on {}.", files.len(), el.label))
+}
+
+/// Answers the open file chooser with `files` (none cancels it); answers with the lead.
+async fn answer_chooser(page: &Page, files: &[PathBuf]) -> Result<String> {
+    let Some(fc) = page.state().file_chooser.clone() else {
+        return Err(Error::new(
+            codes::NOT_ACTIONABLE,
+            "no file chooser is open: click the file input first (browser_click), or pass it as target",
+        ));
+    };
+    if files.is_empty() {
+        page.state().file_chooser = None;
+        return Ok("Cancelled the file chooser.".to_string());
+    }
+    if files.len() > 1 && !fc.multiple {
+        return Err(Error::bad_request(
+            "this file input takes one file, not several",
+        ));
+    }
+    page.call::<Value>(
+        "DOM.setFileInputFiles",
+        json!({"files": files, "backendNodeId": fc.backend_node_id}),
+    )
+    .await?;
+    page.state().file_chooser = None;
+    Ok(format!("Uploaded {} file(s).", files.len()))
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct DialogArgs {
+pub struct DialogArgs {
     accept: bool,
     prompt_text: Option<String>,
 }
 
-pub async fn handle_dialog(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: DialogArgs = super::parse(args)?;
+pub const HANDLE_DIALOG: ToolDef = tool!(
+    "browser_handle_dialog",
+    "Handle a dialog",
+    Destroy,
+    DialogArgs,
+    handle_dialog,
+    "Accept or dismiss the open alert/confirm/prompt dialog."
+);
+
+async fn handle_dialog(ctx: &Ctx<'_>, a: DialogArgs) -> Result<Out> {
     // A dialog blocks the page: this tool must not wait for other calls on the tab.
     let page = ctx.browser.page().await?;
     let dialog = page
@@ -498,8 +635,11 @@ pub async fn handle_dialog(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         dialog.kind,
         dialog.message
     );
-    let _op = page.op.lock().await;
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
+    // Then wait for the call the dialog interrupted, and answer with what changed.
+    ctx.on(&page, async |page| {
+        Ok(Out::text(
+            report::after_action(ctx.browser, page, m, &lead).await?,
+        ))
+    })
+    .await
 }

@@ -1,36 +1,56 @@
 //! Tools that look at the page: snapshot, screenshot, evaluate, console, network.
 
 use base64::Engine;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report;
+use super::tool::{Element, Target, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::element::Need;
+use crate::browser::page::Page;
 use crate::browser::page::{Level, exception_text};
 use crate::browser::snap;
 use crate::error::{Error, Result, codes};
+use crate::{choice, tool};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct SnapshotArgs {
+pub struct SnapshotArgs {
+    /// Only this ref's subtree
     target: Option<String>,
+    /// Only lines containing this text, with their path
     find: Option<String>,
-    max_chars: Option<i64>,
+    /// Only what is on screen
     viewport: Option<bool>,
+    /// Character budget (default 50000; 0 = no limit)
+    max_chars: Option<i64>,
 }
 
-pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: SnapshotArgs = super::parse(args)?;
+pub const SNAPSHOT: ToolDef = tool!(
+    "browser_snapshot",
+    "Page snapshot",
+    Read,
+    SnapshotArgs,
+    snapshot,
+    "Accessibility snapshot of the current tab: one line per element, refs (e12) to act on. Better than a screenshot."
+);
+
+async fn snapshot(ctx: &Ctx<'_>, a: SnapshotArgs) -> Result<Out> {
     let budget = match a.max_chars {
         None => report::SNAPSHOT_DEFAULT,
         Some(n) if n < 0 => return Err(Error::bad_request("maxChars cannot be negative")),
         Some(n) => n as usize,
     };
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let mut out = report::header(&page);
-    report::modal_lines(&page, &mut out);
+    ctx.on_page(async |page| snapshot_of(ctx, page, &a, budget).await)
+        .await
+}
+
+/// The snapshot `a` asks for, of `page` (its op lock held).
+async fn snapshot_of(ctx: &Ctx<'_>, page: &Page, a: &SnapshotArgs, budget: usize) -> Result<Out> {
+    let mut out = report::header(page);
+    report::modal_lines(page, &mut out);
     if page.state().dialog.is_some() {
         out.push_str("\n(The page is paused by the dialog; handle it to see the page.)");
         return Ok(Out::text(out));
@@ -43,7 +63,7 @@ pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         find: a.find.clone(),
         viewport,
     };
-    let s = snap::take(ctx.browser, &page, &req).await?;
+    let s = snap::take(ctx.browser, page, &req).await?;
     out.push('\n');
     if plain {
         out.push_str(&report::cut(&s.text, budget));
@@ -121,24 +141,58 @@ fn eval_answer(r: &Value) -> Result<String> {
     })
 }
 
-#[derive(Deserialize)]
-struct EvalArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct EvalArgs {
+    /// () => {...} or (element) => {...}
     function: String,
+    #[schemars(with = "Option<Target>")]
     target: Option<String>,
+    #[schemars(with = "Option<Element>")]
+    #[allow(dead_code)]
+    element: Option<String>,
 }
 
-pub async fn evaluate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: EvalArgs = super::parse(args)?;
+pub const EVALUATE: ToolDef = tool!(
+    "browser_evaluate",
+    "Run JavaScript",
+    Destroy,
+    EvalArgs,
+    evaluate,
+    "Run a JavaScript function on the page, or on an element given as target; returns its JSON result."
+);
+
+async fn evaluate(ctx: &Ctx<'_>, a: EvalArgs) -> Result<Out> {
     let code = a.function.trim();
     if code.is_empty() {
         return Err(Error::bad_request("function is empty"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    let r: Option<Value> = match &a.target {
+    ctx.on_page(async |page| {
+        let m = report::mark(page);
+        let r = run_function(ctx, page, code, a.target.as_deref()).await?;
+        let lead = match r {
+            Some(r) => eval_answer(&r)?,
+            None => "(A dialog opened; the function waits for it.)".to_string(),
+        };
+        let mut out = format!("Result: {lead}\n");
+        report::settle(ctx.browser, page, m).await;
+        out.push_str(&report::header(page));
+        report::modal_lines(page, &mut out);
+        report::console_lines(page, &m, &mut out);
+        Ok(Out::text(out))
+    })
+    .await
+}
+
+/// Runs `code` on the page or on `target`; `None` when a dialog opened meanwhile.
+async fn run_function(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    code: &str,
+    target: Option<&str>,
+) -> Result<Option<Value>> {
+    Ok(match target {
         Some(t) => {
-            let el = ctx.browser.resolve(&page, t).await?;
+            let el = ctx.browser.resolve(page, t).await?;
             let f = format!(
                 "async function() {{ const __f = ({code}); const __v = typeof __f === 'function' ? await __f(this) : await __f; return ({SERIALIZE_JS})(__v); }}"
             );
@@ -175,35 +229,30 @@ pub async fn evaluate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 first
             }
         }
-    };
-    let lead = match r {
-        Some(r) => eval_answer(&r)?,
-        None => "(A dialog opened; the function waits for it.)".to_string(),
-    };
-    let mut out = format!("Result: {lead}\n");
-    report::settle(ctx.browser, &page, m).await;
-    out.push_str(&report::header(&page));
-    report::modal_lines(&page, &mut out);
-    report::console_lines(&page, &m, &mut out);
-    Ok(Out::text(out))
+    })
 }
 
-#[derive(Deserialize)]
-struct ConsoleArgs {
-    level: Option<String>,
+choice!(impl Level as "level" ["error", "warning", "info", "debug"] parse with Level::parse);
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ConsoleArgs {
+    /// Minimum level (default info)
+    level: Option<Level>,
+    /// Include earlier pages of this tab
     all: Option<bool>,
 }
 
-pub async fn console_messages(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ConsoleArgs = super::parse(args)?;
-    let min = match a.level.as_deref() {
-        None => Level::Info,
-        Some(l) => Level::parse(l).ok_or_else(|| {
-            Error::bad_request(format!(
-                "unknown level {l:?}: use error, warning, info or debug"
-            ))
-        })?,
-    };
+pub const CONSOLE_MESSAGES: ToolDef = tool!(
+    "browser_console_messages",
+    "Console messages",
+    Read,
+    ConsoleArgs,
+    console_messages,
+    "Console messages and uncaught errors of the current tab."
+);
+
+async fn console_messages(ctx: &Ctx<'_>, a: ConsoleArgs) -> Result<Out> {
+    let min = a.level.unwrap_or(Level::Info);
     let page = ctx.browser.page().await?;
     let s = page.state();
     let nav = s.nav;
@@ -243,15 +292,25 @@ pub async fn console_messages(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     Ok(Out::text(report::cut(out.trim_end(), 60_000)))
 }
 
-#[derive(Deserialize)]
-struct NetworkArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct NetworkArgs {
+    /// Include images, fonts, scripts, styles
     #[serde(rename = "static")]
     include_static: Option<bool>,
+    /// Only URLs containing this
     filter: Option<String>,
 }
 
-pub async fn network_requests(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: NetworkArgs = super::parse(args)?;
+pub const NETWORK_REQUESTS: ToolDef = tool!(
+    "browser_network_requests",
+    "Network requests",
+    Read,
+    NetworkArgs,
+    network_requests,
+    "Network requests of the current page."
+);
+
+async fn network_requests(ctx: &Ctx<'_>, a: NetworkArgs) -> Result<Out> {
     let page = ctx.browser.page().await?;
     let s = page.state();
     let nav = s.nav;
@@ -298,22 +357,48 @@ pub async fn network_requests(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     Ok(Out::text(report::cut(out.trim_end(), 60_000)))
 }
 
-#[derive(Deserialize)]
+choice!(
+    /// An image format.
+    pub enum ImageType as "type" { Png = "png", Jpeg = "jpeg" } parse with image_type
+);
+
+fn image_type(s: &str) -> Option<ImageType> {
+    match s {
+        "jpg" => Some(ImageType::Jpeg),
+        s => ImageType::from_name(s),
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct ShotArgs {
+pub struct ShotArgs {
     #[serde(rename = "type")]
-    format: Option<String>,
+    format: Option<ImageType>,
+    /// jpeg quality 0-100
     quality: Option<i64>,
     full_page: Option<bool>,
+    #[schemars(with = "Option<Target>")]
     target: Option<String>,
+    #[schemars(with = "Option<Element>")]
+    #[allow(dead_code)]
+    element: Option<String>,
+    /// Also save to this new file (inside your MCP roots; relative to the first root; never overwrites)
     filename: Option<String>,
 }
 
+pub const SCREENSHOT: ToolDef = tool!(
+    "browser_take_screenshot",
+    "Take a screenshot",
+    Read,
+    ShotArgs,
+    screenshot,
+    "Screenshot of the viewport, the full page or an element. Use browser_snapshot to act."
+);
+
 const RECT_JS: &str = "function() { const r = this.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }";
 
-pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ShotArgs = super::parse(args)?;
-    let format = match a.format.as_deref() {
+async fn screenshot(ctx: &Ctx<'_>, a: ShotArgs) -> Result<Out> {
+    let format = match a.format {
         None => {
             if a.filename.as_deref().is_some_and(|f| {
                 let f = f.to_ascii_lowercase();
@@ -324,13 +409,7 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 "png"
             }
         }
-        Some("png") => "png",
-        Some("jpeg") | Some("jpg") => "jpeg",
-        Some(o) => {
-            return Err(Error::bad_request(format!(
-                "unknown type {o:?}: use png or jpeg"
-            )));
-        }
+        Some(t) => t.as_str(),
     };
     if a.quality.is_some_and(|q| !(0..=100).contains(&q)) {
         return Err(Error::bad_request("quality is 0 to 100"));
@@ -338,8 +417,21 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     if a.full_page == Some(true) && a.target.is_some() {
         return Err(Error::bad_request("fullPage and target cannot be combined"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
+    ctx.on_page(async |page| {
+        let (params, what) = capture_params(ctx, page, &a, format).await?;
+        let r: Value = page.call("Page.captureScreenshot", params).await?;
+        shot_answer(ctx, &r, format, &what, a.filename.as_deref()).await
+    })
+    .await
+}
+
+/// What `Page.captureScreenshot` is asked for, and what it shows (for the answer).
+async fn capture_params(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    a: &ShotArgs,
+    format: &str,
+) -> Result<(Value, String)> {
     if page.state().dialog.is_some() {
         return Err(Error::new(
             codes::NOT_ACTIONABLE,
@@ -352,9 +444,9 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     }
     let what;
     if let Some(t) = &a.target {
-        let el = ctx.browser.resolve(&page, t).await?;
-        let (px, py) = el.point(&page, Need::Hover).await?;
-        let r = el.call(&page, RECT_JS, &[]).await?;
+        let el = ctx.browser.resolve(page, t).await?;
+        let (px, py) = el.point(page, Need::Hover).await?;
+        let r = el.call(page, RECT_JS, &[]).await?;
         let v: Vec<f64> = r
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_f64).collect())
@@ -389,7 +481,17 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     } else {
         what = "the viewport".to_string();
     }
-    let r: Value = page.call("Page.captureScreenshot", params).await?;
+    Ok((params, what))
+}
+
+/// The answer to a screenshot: the image, and the file it was saved to if asked.
+async fn shot_answer(
+    ctx: &Ctx<'_>,
+    r: &Value,
+    format: &str,
+    what: &str,
+    filename: Option<&str>,
+) -> Result<Out> {
     let data = r["data"]
         .as_str()
         .ok_or_else(|| Error::new(codes::CDP_ERROR, "no image came back"))?
@@ -400,7 +502,7 @@ pub async fn screenshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         "image/jpeg"
     };
     let mut text = format!("Screenshot of {what}.");
-    if let Some(f) = &a.filename {
+    if let Some(f) = filename {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&data)
             .map_err(|e| Error::internal(format!("bad image data: {e}")))?;

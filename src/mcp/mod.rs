@@ -6,9 +6,11 @@ pub mod confine;
 pub mod guard;
 mod look;
 pub mod nav;
+mod page_tool;
 pub mod report;
-pub mod schema;
 mod tabs;
+pub mod tool;
+pub mod tools;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,6 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::browser::Browser;
@@ -51,16 +52,6 @@ pub struct Ctx<'a> {
     pub files: &'a confine::Files,
 }
 
-/// Parses a tool's arguments; a wrong shape is a clear `BAD_REQUEST`.
-pub fn parse<T: DeserializeOwned>(args: Value) -> Result<T> {
-    let args = if args.is_null() {
-        Value::Object(Default::default())
-    } else {
-        args
-    };
-    serde_json::from_value(args).map_err(|e| Error::bad_request(format!("bad arguments: {e}")))
-}
-
 type ClientNamed = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The tabmux MCP server of one client.
@@ -69,7 +60,6 @@ pub struct Server {
     tools: Arc<Vec<Tool>>,
     client_name: Mutex<Option<String>>,
     on_client_named: Option<ClientNamed>,
-    first_line: Mutex<Option<String>>,
     calls: AtomicU64,
     files: confine::Files,
 }
@@ -78,10 +68,9 @@ impl Server {
     pub fn new(browser: Arc<Browser>) -> Server {
         Server {
             browser,
-            tools: Arc::new(schema::tools()),
+            tools: Arc::new(tools::TOOLS.iter().map(|t| t.to_tool()).collect()),
             client_name: Mutex::new(None),
             on_client_named: None,
-            first_line: Mutex::new(None),
             calls: AtomicU64::new(0),
             files: confine::Files::new(false),
         }
@@ -99,11 +88,6 @@ impl Server {
         self
     }
 
-    /// A line put before the first tool answer of the session (which browser is in use).
-    pub fn set_first_line(&self, line: Option<String>) {
-        *self.first_line.lock().unwrap() = line;
-    }
-
     pub fn client_name(&self) -> Option<String> {
         self.client_name.lock().unwrap().clone()
     }
@@ -114,30 +98,9 @@ impl Server {
             trace,
             files: &self.files,
         };
-        match name {
-            "browser_navigate" => nav::navigate(&ctx, args).await,
-            "browser_navigate_back" => nav::back(&ctx, args).await,
-            "browser_navigate_forward" => nav::forward(&ctx, args).await,
-            "browser_reload" => nav::reload(&ctx, args).await,
-            "browser_wait_for" => nav::wait_for(&ctx, args).await,
-            "browser_snapshot" => look::snapshot(&ctx, args).await,
-            "browser_take_screenshot" => look::screenshot(&ctx, args).await,
-            "browser_evaluate" => look::evaluate(&ctx, args).await,
-            "browser_console_messages" => look::console_messages(&ctx, args).await,
-            "browser_network_requests" => look::network_requests(&ctx, args).await,
-            "browser_click" => act::click(&ctx, args).await,
-            "browser_hover" => act::hover(&ctx, args).await,
-            "browser_type" => act::type_text(&ctx, args).await,
-            "browser_select_option" => act::select_option(&ctx, args).await,
-            "browser_press_key" => act::press_key(&ctx, args).await,
-            "browser_fill_form" => act::fill_form(&ctx, args).await,
-            "browser_drag" => act::drag(&ctx, args).await,
-            "browser_file_upload" => act::file_upload(&ctx, args).await,
-            "browser_handle_dialog" => act::handle_dialog(&ctx, args).await,
-            "browser_tabs" => tabs::tabs(&ctx, args).await,
-            "browser_resize" => tabs::resize(&ctx, args).await,
-            "browser_close" => tabs::close(&ctx, args).await,
-            other => Err(Error::bad_request(format!("there is no tool {other:?}"))),
+        match tools::find(name) {
+            Some(t) => (t.call)(&ctx, args).await,
+            None => Err(Error::bad_request(format!("there is no tool {name:?}"))),
         }
     }
 
@@ -151,12 +114,7 @@ impl Server {
             .await;
         self.browser.adopt_opened().await;
         let ms = started.elapsed().as_millis();
-        let mut prefix = Vec::new();
-        if let Some(line) = self.first_line.lock().unwrap().take() {
-            prefix.push(line);
-        }
-        prefix.extend(self.browser.take_notes());
-        let notes = prefix.join("\n");
+        let notes = self.browser.take_notes().join("\n");
         let prefix = if notes.is_empty() {
             String::new()
         } else {

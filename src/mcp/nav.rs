@@ -2,14 +2,17 @@
 
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report::{self, Mark};
+use super::tool::{NoArgs, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::data_url;
 use crate::browser::page::Page;
 use crate::error::{Error, Result, codes};
+use crate::tool;
 
 /// Adds `https://` to a bare host, refuses what is not a URL.
 pub fn normalize_url(url: &str) -> Result<String> {
@@ -98,20 +101,27 @@ async fn answer_after_navigation(
     Ok(Out::text(out))
 }
 
-#[derive(Deserialize)]
-struct NavigateArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct NavigateArgs {
     url: String,
 }
 
-pub async fn navigate(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: NavigateArgs = super::parse(args)?;
+pub const NAVIGATE: ToolDef = tool!(
+    "browser_navigate",
+    "Navigate to a URL",
+    Act,
+    NavigateArgs,
+    navigate,
+    "Open a URL in the current tab. Returns the page snapshot. Browser and extension pages (chrome://, chrome-extension://, about: other than about:blank) are refused; file:// only inside your roots."
+);
+
+async fn navigate(ctx: &Ctx<'_>, a: NavigateArgs) -> Result<Out> {
     let url = normalize_url(&a.url)?;
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    navigate_page(ctx, &page, &url).await
+    ctx.on_page(async |page| navigate_page(ctx, page, &url).await)
+        .await
 }
 
-/// Navigates a page (its op lock held by the caller) and answers with its snapshot.
+/// Navigates a page (its op lock held: see [`Ctx::on`]) and answers with its snapshot.
 pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out> {
     ctx.files.check_url(url).await?;
     let m = report::mark(page);
@@ -157,8 +167,12 @@ pub async fn navigate_page(ctx: &Ctx<'_>, page: &Page, url: &str) -> Result<Out>
 }
 
 async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
+    ctx.on_page(async |page| history_step(ctx, page, step).await)
+        .await
+}
+
+/// Moves `step` entries through the page's history and answers with the page.
+async fn history_step(ctx: &Ctx<'_>, page: &Page, step: i64) -> Result<Out> {
     let h: Value = page.call("Page.getNavigationHistory", json!({})).await?;
     let cur = h["currentIndex"].as_i64().unwrap_or(0);
     let entries = h["entries"].as_array().cloned().unwrap_or_default();
@@ -178,7 +192,7 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
         "loading {}",
         entry["url"].as_str().unwrap_or("the page")
     ));
-    let m = report::mark(&page);
+    let m = report::mark(page);
     let url_before = page.state().url.clone();
     page.call::<Value>(
         "Page.navigateToHistoryEntry",
@@ -192,35 +206,74 @@ async fn history(ctx: &Ctx<'_>, step: i64) -> Result<Out> {
             || (s.nav == m.nav && s.url != url_before)
     })
     .await;
-    answer_after_navigation(ctx, &page, m, None).await
+    answer_after_navigation(ctx, page, m, None).await
 }
 
-pub async fn back(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const BACK: ToolDef = tool!(
+    "browser_navigate_back",
+    "Go back",
+    Act,
+    NoArgs,
+    back,
+    "Go back in history."
+);
+
+async fn back(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     history(ctx, -1).await
 }
 
-pub async fn forward(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const FORWARD: ToolDef = tool!(
+    "browser_navigate_forward",
+    "Go forward",
+    Act,
+    NoArgs,
+    forward,
+    "Go forward in history."
+);
+
+async fn forward(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     history(ctx, 1).await
 }
 
-pub async fn reload(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    crate::progress::set("reloading the page");
-    page.call::<Value>("Page.reload", json!({})).await?;
-    let note = wait_loaded(ctx, &page, m, None).await;
-    answer_after_navigation(ctx, &page, m, note).await
+pub const RELOAD: ToolDef = tool!(
+    "browser_reload",
+    "Reload the page",
+    Act,
+    NoArgs,
+    reload,
+    "Reload the page."
+);
+
+async fn reload(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
+    ctx.on_page(async |page| {
+        let m = report::mark(page);
+        crate::progress::set("reloading the page");
+        page.call::<Value>("Page.reload", json!({})).await?;
+        let note = wait_loaded(ctx, page, m, None).await;
+        answer_after_navigation(ctx, page, m, note).await
+    })
+    .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct WaitArgs {
-    time: Option<f64>,
+pub struct WaitArgs {
     text: Option<String>,
     text_gone: Option<String>,
+    /// Seconds to wait
+    time: Option<f64>,
+    /// Seconds before giving up (default 10)
     timeout: Option<f64>,
 }
+
+pub const WAIT_FOR: ToolDef = tool!(
+    "browser_wait_for",
+    "Wait for text or time",
+    Read,
+    WaitArgs,
+    wait_for,
+    "Wait for text to appear or disappear, or for a time."
+);
 
 const HAS_TEXT_JS: &str = r#"(t) => {
   const norm = s => (s || '').replace(/\s+/g, ' ').toLowerCase();
@@ -240,79 +293,86 @@ const HAS_TEXT_JS: &str = r#"(t) => {
   return norm(parts.join(' ')).includes(norm(t));
 }"#;
 
-pub async fn wait_for(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: WaitArgs = super::parse(args)?;
+async fn wait_for(ctx: &Ctx<'_>, a: WaitArgs) -> Result<Out> {
     if a.time.is_none() && a.text.is_none() && a.text_gone.is_none() {
         return Err(Error::bad_request("give text, textGone or time (seconds)"));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    let m = report::mark(&page);
-    if let Some(t) = a.time {
-        if !(0.0..=300.0).contains(&t) || t.is_nan() {
-            return Err(Error::bad_request("time is in seconds, from 0 to 300"));
+    ctx.act([], async |page, []| {
+        if let Some(t) = a.time {
+            if !(0.0..=300.0).contains(&t) || t.is_nan() {
+                return Err(Error::bad_request("time is in seconds, from 0 to 300"));
+            }
+            crate::progress::set(format!("waiting {t} s"));
+            tokio::time::sleep(Duration::from_secs_f64(t)).await;
         }
-        crate::progress::set(format!("waiting {t} s"));
-        tokio::time::sleep(Duration::from_secs_f64(t)).await;
-    }
-    let limit = a.timeout.unwrap_or(10.0);
-    if !(0.0..=300.0).contains(&limit) || limit.is_nan() {
-        return Err(Error::bad_request("timeout is in seconds, from 0 to 300"));
-    }
-    let deadline = Instant::now() + Duration::from_secs_f64(limit);
-    let mut lead = String::new();
-    for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
-        let Some(text) = text else { continue };
-        crate::progress::set(if want {
-            format!("waiting for the text {text:?} to appear (up to {limit} s)")
-        } else {
-            format!("waiting for the text {text:?} to go (up to {limit} s)")
-        });
-        loop {
-            let expr = format!(
-                "({HAS_TEXT_JS})({})",
-                serde_json::to_string(text).unwrap_or_default()
-            );
-            let r: Option<Value> = page
-                .call_or_dialog(
-                    None,
-                    "Runtime.evaluate",
-                    json!({"expression": expr, "returnByValue": true}),
-                )
-                .await?;
-            let Some(r) = r else {
-                lead = "A dialog opened while waiting.".into();
-                break;
-            };
-            if r["result"]["value"].as_bool() == Some(want) {
-                lead = if want {
-                    format!("Found {text:?}.")
+        let limit = a.timeout.unwrap_or(10.0);
+        if !(0.0..=300.0).contains(&limit) || limit.is_nan() {
+            return Err(Error::bad_request("timeout is in seconds, from 0 to 300"));
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(limit);
+        let mut lead = String::new();
+        for (text, want) in [(&a.text, true), (&a.text_gone, false)] {
+            if let Some(text) = text {
+                crate::progress::set(if want {
+                    format!("waiting for the text {text:?} to appear (up to {limit} s)")
                 } else {
-                    format!("{text:?} is gone.")
-                };
-                break;
+                    format!("waiting for the text {text:?} to go (up to {limit} s)")
+                });
+                lead = wait_text(page, text, want, deadline, limit).await?;
             }
-            if Instant::now() >= deadline {
-                return Err(Error::timeout(format!(
-                    "waited {limit} s but {text:?} {}; raise timeout, or check the page with browser_snapshot",
-                    if want {
-                        "did not appear"
-                    } else {
-                        "is still there"
-                    }
-                )));
-            }
-            // Either the page changes (events) or 100 ms pass.
-            page.wait_until(Instant::now() + Duration::from_millis(100), |_| false)
-                .await;
         }
+        if lead.is_empty() {
+            lead = format!("Waited {} s.", a.time.unwrap_or(0.0));
+        }
+        Ok(lead)
+    })
+    .await
+}
+
+/// Waits until `text` is on the page (`want`) or gone (`!want`); answers with the lead.
+async fn wait_text(
+    page: &Page,
+    text: &str,
+    want: bool,
+    deadline: Instant,
+    limit: f64,
+) -> Result<String> {
+    loop {
+        let expr = format!(
+            "({HAS_TEXT_JS})({})",
+            serde_json::to_string(text).unwrap_or_default()
+        );
+        let r: Option<Value> = page
+            .call_or_dialog(
+                None,
+                "Runtime.evaluate",
+                json!({"expression": expr, "returnByValue": true}),
+            )
+            .await?;
+        let Some(r) = r else {
+            return Ok("A dialog opened while waiting.".into());
+        };
+        if r["result"]["value"].as_bool() == Some(want) {
+            return Ok(if want {
+                format!("Found {text:?}.")
+            } else {
+                format!("{text:?} is gone.")
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::timeout(format!(
+                "waited {limit} s but {text:?} {}; raise timeout, or check the page with browser_snapshot",
+                if want {
+                    "did not appear"
+                } else {
+                    "is still there"
+                }
+            )));
+        }
+        // Either the page changes (events) or 100 ms pass.
+        page.wait_until(Instant::now() + Duration::from_millis(100), |_| false)
+            .await;
     }
-    if lead.is_empty() {
-        lead = format!("Waited {} s.", a.time.unwrap_or(0.0));
-    }
-    Ok(Out::text(
-        report::after_action(ctx.browser, &page, m, &lead).await?,
-    ))
 }
 
 #[cfg(test)]

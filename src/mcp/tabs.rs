@@ -1,14 +1,18 @@
 //! Tab tools: browser_tabs (list/new/select/close/claim/release), resize, close.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::report;
+use super::tool::{NoArgs, ToolDef};
 use super::{Ctx, Out};
 use crate::browser::page::Page;
 use crate::error::{Error, Result};
+use crate::{choice, tool};
 
 async fn title_of(page: &Page) -> String {
     if page.state().dialog.is_none()
@@ -48,16 +52,41 @@ async fn own_list(ctx: &Ctx<'_>) -> String {
     out
 }
 
-#[derive(Deserialize)]
+choice!(
+    /// What `browser_tabs` does.
+    pub enum Action as "action" {
+        List = "list",
+        New = "new",
+        Select = "select",
+        Close = "close",
+        Claim = "claim",
+        Release = "release",
+    }
+);
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct TabsArgs {
-    action: String,
+pub struct TabsArgs {
+    action: Action,
     index: Option<i64>,
+    /// For new
     url: Option<String>,
     all: Option<bool>,
+    /// For claim
+    #[schemars(with = "Option<String>")]
     tab_id: Option<Value>,
+    /// Claim wait in seconds (default 30)
     timeout: Option<f64>,
 }
+
+pub const TABS: ToolDef = tool!(
+    "browser_tabs",
+    "Manage tabs",
+    Destroy,
+    TabsArgs,
+    tabs,
+    "Your tabs: list, new, select, close (by index). Shared browser: list with all=true shows every tab and its holder; claim takes one by tabId (waits in line while another client holds it; a tab the user opened also waits for the user to click Allow in the browser, so give it time); release gives one back."
+);
 
 fn index(i: Option<i64>, action: &str) -> Result<Option<usize>> {
     match i {
@@ -69,22 +98,23 @@ fn index(i: Option<i64>, action: &str) -> Result<Option<usize>> {
     }
 }
 
-async fn show_current(ctx: &Ctx<'_>, page: &Page, lead: &str) -> Result<Out> {
-    let _op = page.op.lock().await;
-    let m = report::mark(page);
-    let mut out = format!("{lead}\n");
-    title_of(page).await;
-    out.push_str(&report::header(page));
-    report::modal_lines(page, &mut out);
-    report::console_lines(page, &m, &mut out);
-    report::page_changes(ctx.browser, page, &mut out, true).await?;
-    Ok(Out::text(out))
+async fn show_current(ctx: &Ctx<'_>, page: &Arc<Page>, lead: &str) -> Result<Out> {
+    ctx.on(page, async |page| {
+        let m = report::mark(page);
+        let mut out = format!("{lead}\n");
+        title_of(page).await;
+        out.push_str(&report::header(page));
+        report::modal_lines(page, &mut out);
+        report::console_lines(page, &m, &mut out);
+        report::page_changes(ctx.browser, page, &mut out, true).await?;
+        Ok(Out::text(out))
+    })
+    .await
 }
 
-pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: TabsArgs = super::parse(args)?;
-    match a.action.as_str() {
-        "list" if a.all == Some(true) => {
+async fn tabs(ctx: &Ctx<'_>, a: TabsArgs) -> Result<Out> {
+    match a.action {
+        Action::List if a.all == Some(true) => {
             let all = ctx.browser.list_all().await?;
             let mine: Vec<(usize, String)> = ctx
                 .browser
@@ -119,8 +149,8 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             out.push_str("\nTake one with browser_tabs {action: \"claim\", tabId}.");
             Ok(Out::text(out))
         }
-        "list" => Ok(Out::text(own_list(ctx).await)),
-        "new" => {
+        Action::List => Ok(Out::text(own_list(ctx).await)),
+        Action::New => {
             // A URL that would be refused opens no tab.
             let url = match a.url.as_deref().filter(|u| !u.is_empty()) {
                 Some(u) => Some(super::nav::normalize_url(u)?),
@@ -132,8 +162,11 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             let (i, page) = ctx.browser.new_tab().await?;
             match url {
                 Some(url) => {
-                    let _op = page.op.lock().await;
-                    let mut r = super::nav::navigate_page(ctx, &page, &url).await?;
+                    let mut r = ctx
+                        .on(&page, async |page| {
+                            super::nav::navigate_page(ctx, page, &url).await
+                        })
+                        .await?;
                     r.text = format!("Opened tab {i}.\n{}", r.text);
                     Ok(r)
                 }
@@ -142,13 +175,13 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 ))),
             }
         }
-        "select" => {
+        Action::Select => {
             let i = index(a.index, "select")?
                 .ok_or_else(|| Error::bad_request("select needs index (see browser_tabs list)"))?;
             let page = ctx.browser.select(i)?;
             show_current(ctx, &page, &format!("Tab {i} is now the current tab.")).await
         }
-        "close" => {
+        Action::Close => {
             let i = index(a.index, "close")?;
             ctx.browser.close_tab(i).await?;
             Ok(Out::text(format!(
@@ -156,7 +189,7 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 own_list(ctx).await
             )))
         }
-        "claim" => {
+        Action::Claim => {
             let id = match &a.tab_id {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -181,7 +214,7 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
             )
             .await
         }
-        "release" => {
+        Action::Release => {
             let i = index(a.index, "release")?
                 .ok_or_else(|| Error::bad_request("release needs index (see browser_tabs list)"))?;
             ctx.browser.release(i).await?;
@@ -190,31 +223,37 @@ pub async fn tabs(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
                 own_list(ctx).await
             )))
         }
-        other => Err(Error::bad_request(format!(
-            "unknown action {other:?}: use list, new, select, close, claim or release"
-        ))),
     }
 }
 
-#[derive(Deserialize)]
-struct ResizeArgs {
+#[derive(Deserialize, JsonSchema)]
+pub struct ResizeArgs {
     width: i64,
     height: i64,
 }
 
-pub async fn resize(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
-    let a: ResizeArgs = super::parse(args)?;
+pub const RESIZE: ToolDef = tool!(
+    "browser_resize",
+    "Resize the viewport",
+    Act,
+    ResizeArgs,
+    resize,
+    "Resize the viewport."
+);
+
+async fn resize(ctx: &Ctx<'_>, a: ResizeArgs) -> Result<Out> {
     if !(100..=10_000).contains(&a.width) || !(100..=10_000).contains(&a.height) {
         return Err(Error::bad_request(
             "width and height are 100 to 10000 pixels",
         ));
     }
-    let page = ctx.browser.page().await?;
-    let _op = page.op.lock().await;
-    page.call::<Value>(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": a.width, "height": a.height, "deviceScaleFactor": 0, "mobile": false}),
-    )
+    ctx.on_page(async |page| {
+        page.call::<Value>(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": a.width, "height": a.height, "deviceScaleFactor": 0, "mobile": false}),
+        )
+        .await
+    })
     .await?;
     Ok(Out::text(format!(
         "Viewport is now {}×{}.",
@@ -222,7 +261,16 @@ pub async fn resize(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
     )))
 }
 
-pub async fn close(ctx: &Ctx<'_>, _args: Value) -> Result<Out> {
+pub const CLOSE: ToolDef = tool!(
+    "browser_close",
+    "Close the browser",
+    Destroy,
+    NoArgs,
+    close,
+    "Close the browser (or, in a shared browser, your tabs)."
+);
+
+async fn close(ctx: &Ctx<'_>, _: NoArgs) -> Result<Out> {
     ctx.browser.close().await?;
     Ok(Out::text(
         "Closed. The next browser tool call starts again with a fresh tab.",

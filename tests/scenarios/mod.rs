@@ -3,6 +3,8 @@
 //! did.
 
 #![allow(dead_code)]
+// Scenarios print what they measured (test output is captured).
+#![allow(clippy::print_stdout)]
 
 use serde_json::json;
 
