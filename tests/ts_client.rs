@@ -155,7 +155,6 @@ async fn the_typescript_sdk_client_lists_navigates_gets_progress_and_cancels() {
 
 /// Every tool has a title (`title`, or `annotations.title`) that clients show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tool titles are added with the one-definition-per-tool change; enable this test with it"]
 async fn the_typescript_sdk_client_sees_a_title_for_every_tool() {
     let r = run_client().await;
     let untitled: Vec<&str> = r["tools"]
