@@ -218,12 +218,12 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
         if i > 0 && parent.is_none() {
             // A frame without a known host element cannot be placed; leave it out.
             frames.push(Frame {
-                nodes: Vec::new(),
                 parent: Some((0, -1)),
+                ..Frame::default()
             });
             continue;
         }
-        frames.push(Frame { nodes, parent });
+        frames.push(snapshot::ax::frame_from_ax(&nodes, parent));
     }
 
     let only = if req.viewport {
