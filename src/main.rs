@@ -76,8 +76,19 @@ struct Cli {
     /// Deadline of a navigation, in seconds.
     #[arg(long, default_value_t = 30)]
     navigation_timeout: u64,
+    /// Where page snapshots come from: `collector` (a script of tabmux in every frame, fast)
+    /// or `ax` (the browser's accessibility tree, exact and slower on big pages).
+    #[arg(long, value_enum, default_value_t = SnapshotSource::Collector)]
+    snapshot_source: SnapshotSource,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Where snapshots come from (`--snapshot-source`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SnapshotSource {
+    Collector,
+    Ax,
 }
 
 /// What an instance may do with the user's own tabs (`--user-tabs`).
@@ -305,6 +316,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         extension_wait: Duration::from_secs_f64(cli.extension_wait.clamp(0.0, 600.0)),
         command_timeout: Duration::from_secs(cli.command_timeout.max(1)),
         navigation_timeout: Duration::from_secs(cli.navigation_timeout.max(1)),
+        snapshot_source: match cli.snapshot_source {
+            SnapshotSource::Collector => tabmux::browser::snap::Source::Collector,
+            SnapshotSource::Ax => tabmux::browser::snap::Source::Ax,
+        },
     }));
     let mut server = Server::new(browser.clone());
     if let Some((bridge, reg)) = &registration {

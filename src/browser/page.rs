@@ -128,6 +128,8 @@ pub struct PageState {
     pub close_reported: bool,
     /// The last rendered snapshot of this document, for "what changed" answers.
     pub last_snapshot: Option<(u64, String)>,
+    /// Snapshot worlds and the last collected snapshot.
+    pub snap: super::snap::PageCache,
 }
 
 impl PageState {

@@ -4,6 +4,15 @@
 
 use std::collections::HashMap;
 
+/// How a ref names its element within its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKey {
+    /// A backend DOM node id (snapshots from the accessibility tree).
+    Backend(i64),
+    /// The in-page collector's id of the element.
+    Collected(i64),
+}
+
 /// What a ref points at.
 #[derive(Debug, Clone)]
 pub struct RefTarget {
@@ -11,7 +20,7 @@ pub struct RefTarget {
     pub frame: String,
     pub loader: String,
     pub session: Option<String>,
-    pub backend: i64,
+    pub node: NodeKey,
     pub role: String,
     pub name: String,
 }
@@ -21,7 +30,7 @@ pub struct RefTarget {
 #[derive(Default)]
 pub struct RefTable {
     next: u64,
-    by_key: HashMap<(String, String, String, i64), u64>,
+    by_key: HashMap<(String, String, String, NodeKey), u64>,
     by_ref: HashMap<u64, RefTarget>,
 }
 
@@ -42,14 +51,9 @@ impl RefTable {
         frame: &str,
         loader: &str,
         session: Option<&str>,
-        backend: i64,
+        node: NodeKey,
     ) -> u64 {
-        let key = (
-            tab.to_string(),
-            frame.to_string(),
-            loader.to_string(),
-            backend,
-        );
+        let key = (tab.to_string(), frame.to_string(), loader.to_string(), node);
         if let Some(r) = self.by_key.get(&key) {
             return *r;
         }
@@ -66,7 +70,7 @@ impl RefTable {
                 frame: frame.to_string(),
                 loader: loader.to_string(),
                 session: session.map(str::to_string),
-                backend,
+                node,
                 role: String::new(),
                 name: String::new(),
             },
@@ -105,7 +109,7 @@ impl RefTable {
         ids.sort_unstable();
         for id in ids.into_iter().take(n) {
             if let Some(t) = self.by_ref.remove(&id) {
-                self.by_key.remove(&(t.tab, t.frame, t.loader, t.backend));
+                self.by_key.remove(&(t.tab, t.frame, t.loader, t.node));
             }
         }
     }
@@ -141,12 +145,15 @@ mod tests {
     #[test]
     fn same_element_same_ref() {
         let mut t = RefTable::default();
-        let a = t.ref_for("tab1", "f", "l1", None, 10);
-        let b = t.ref_for("tab1", "f", "l1", None, 11);
+        let k = NodeKey::Collected;
+        let a = t.ref_for("tab1", "f", "l1", None, k(10));
+        let b = t.ref_for("tab1", "f", "l1", None, k(11));
         assert_ne!(a, b);
-        assert_eq!(t.ref_for("tab1", "f", "l1", None, 10), a);
+        assert_eq!(t.ref_for("tab1", "f", "l1", None, k(10)), a);
+        // The same number from the other source is another element.
+        assert_ne!(t.ref_for("tab1", "f", "l1", None, NodeKey::Backend(10)), a);
         // A new document: a new ref, and the old one still points at the old document.
-        let c = t.ref_for("tab1", "f", "l2", None, 10);
+        let c = t.ref_for("tab1", "f", "l2", None, k(10));
         assert_ne!(c, a);
         match t.lookup(a) {
             Lookup::Found(x) => assert_eq!(x.loader, "l1"),

@@ -18,6 +18,7 @@ struct SnapshotArgs {
     find: Option<String>,
     max_chars: Option<i64>,
     viewport: Option<bool>,
+    source: Option<String>,
 }
 
 pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
@@ -26,6 +27,14 @@ pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         None => report::SNAPSHOT_DEFAULT,
         Some(n) if n < 0 => return Err(Error::bad_request("maxChars cannot be negative")),
         Some(n) => n as usize,
+    };
+    let source = match a.source.as_deref() {
+        None => None,
+        Some(s) => Some(snap::Source::parse(s).ok_or_else(|| {
+            Error::bad_request(format!(
+                "source {s:?} is unknown; use \"collector\" (default) or \"ax\" (the accessibility tree, exact)"
+            ))
+        })?),
     };
     let page = ctx.browser.page().await?;
     let _op = page.op.lock().await;
@@ -36,12 +45,13 @@ pub async fn snapshot(ctx: &Ctx<'_>, args: Value) -> Result<Out> {
         return Ok(Out::text(out));
     }
     let viewport = a.viewport == Some(true);
-    let plain = a.target.is_none() && a.find.is_none() && !viewport;
+    let plain = a.target.is_none() && a.find.is_none() && !viewport && source.is_none();
     let req = snap::Request {
         max_chars: if plain { 0 } else { budget },
         root: a.target.clone(),
         find: a.find.clone(),
         viewport,
+        source,
     };
     let s = snap::take(ctx.browser, &page, &req).await?;
     out.push('\n');

@@ -75,7 +75,8 @@ pub fn tools() -> Vec<Tool> {
                 "target": {"type": "string", "description": "Only this ref's subtree"},
                 "find": {"type": "string", "description": "Only lines containing this text, with their path"},
                 "viewport": {"type": "boolean", "description": "Only what is on screen"},
-                "maxChars": {"type": "integer", "description": "Character budget (default 50000; 0 = no limit)"}
+                "maxChars": {"type": "integer", "description": "Character budget (default 50000; 0 = no limit)"},
+                "source": {"type": "string", "enum": ["collector", "ax"], "description": "ax: from the browser's accessibility tree (exact, slower); default collector"}
             }),
             &[],
         ),

@@ -12,7 +12,7 @@
 // keeps its id), `role` uses the accessibility tree's words, `flags` the bits of
 // `snapshot::flags` (src/snapshot/mod.rs).
 //
-// Called as `(SCRIPT)(opts)` with opts {gen, viewport} (collect), {op: "id", el} (the id
+// Called as `(SCRIPT)(opts)` with opts {gen, viewport, track} (collect), {op: "id", el} (the id
 // of an element, made on first sight) or {op: "el", id} (the element of an id, or null
 // once it left the document).
 (opts) => {
@@ -140,6 +140,10 @@
       'toolbar', 'tree', 'list', 'navigation', 'main', 'complementary', 'banner', 'contentinfo', 'search',
       'article', 'meter', 'progressbar', 'Video', 'Audio', 'Canvas', 'math', 'status', 'alert', 'log',
       'document', 'note', 'graphics-document', 'Details']);
+    // Roles whose content does not go into an ancestor's name.
+    const CONTAINERS = new Set(['group', 'tree', 'treegrid', 'list', 'listbox', 'menu', 'menubar',
+      'grid', 'table', 'tablist', 'toolbar', 'dialog', 'alertdialog', 'radiogroup', 'region',
+      'navigation']);
     const SKIP = new Set(['script', 'style', 'template', 'noscript', 'head', 'meta', 'link', 'title',
       'base', 'param', 'source', 'track', 'datalist']);
     const LEAF_TAGS = new Set(['iframe', 'frame', 'input', 'textarea', 'select', 'img', 'video',
@@ -276,7 +280,9 @@
       const st = getComputedStyle(el);
       const block = !st.display.startsWith('inline') && st.display !== 'contents';
       const sp = block ? ' ' : '';
-      const role = explicitRole(el) || implicitRole(el, tag);
+      const explicit = explicitRole(el);
+      if (CONTAINERS.has(explicit)) return '';
+      const role = explicit || implicitRole(el, tag);
       let t;
       const label = el.getAttribute('aria-label');
       const lb = byIds(el, 'aria-labelledby');
@@ -336,11 +342,6 @@
         case 'table': {
           const cap = el.querySelector(':scope > caption');
           t = cap ? contentText(cap, 0, visited) : '';
-          break;
-        }
-        case 'figure': {
-          const fc = el.querySelector(':scope > figcaption');
-          t = fc ? contentText(fc, 0, visited) : '';
           break;
         }
         case 'svg': {
@@ -441,13 +442,12 @@
             const o = el.selectedOptions[0];
             return o ? norm(o.label || o.textContent) : '';
           }
-          if (el.isContentEditable) return '';
-          return '';
+          return role === 'textbox' || role === 'searchbox' ? el.innerText : '';
         }
         case 'button':
           if (tag === 'input' && el.type === 'file') {
             controls.push([el, controlState(el)]);
-            return el.files && el.files.length ? Array.from(el.files).map((f) => f.name).join(', ') : '';
+            return el.files && el.files.length ? Array.from(el.files).map((f) => f.name).join(', ') : 'No file chosen';
           }
           return '';
         case 'listbox':
@@ -458,8 +458,6 @@
     }
     function clickable(el, tag, st, ptr) {
       if (el.getAttribute('draggable') === 'true') return true;
-      const ti = el.getAttribute('tabindex');
-      if (ti !== null && +ti >= 0) return true;
       for (const h of INLINE_HANDLERS) if (el.hasAttribute(h)) return true;
       const c = st.cursor;
       if ((c === 'pointer' || c === 'grab' || c === 'move') && !ptr) return true;
@@ -578,7 +576,9 @@
     }
 
     function collect(o) {
-      if (o.gen === gen && o.viewport === viewport && unchanged()) return [gen];
+      if (o.gen === gen && unchanged()) return [gen];
+      // Only the walks whose answer is kept for reuse set what `unchanged` compares with.
+      const saved = [controls, active, hoverRules, hovered];
       out = [];
       controls = [];
       active = deepActive();
@@ -597,6 +597,7 @@
       doc[0] = out.length - 1;
       const items = out;
       out = null;
+      if (!o.track) [controls, active, hoverRules, hovered] = saved;
       return [gen, String(location.href), items];
     }
     return { collect, idOf, el: elOf };
