@@ -219,15 +219,19 @@
       }
     }
     function generated(el, which) {
-      const c = getComputedStyle(el, which).content;
+      const ps = getComputedStyle(el, which);
+      const c = ps.content;
       if (!c || c === 'none' || c === 'normal') return '';
-      // Only quoted strings (icon fonts and counters are left out, as the alternative text
-      // after '/' would name them).
-      const alt = c.match(/\/\s*"((?:[^"\\]|\\.)*)"\s*$/);
-      if (alt) return alt[1];
+      // Quoted strings and attr(); images and counters are left out, and an alternative
+      // text after '/' replaces the rest.
+      const slash = c.match(/\/\s*((?:"(?:[^"\\]|\\.)*"\s*)+)$/);
+      const src = slash ? slash[1] : c.replace(/url\((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^)]*)\)/g, '');
       let out = '';
-      for (const m of c.matchAll(/"((?:[^"\\]|\\.)*)"/g)) out += m[1].replace(/\\(.)/g, '$1');
-      return out;
+      for (const m of src.matchAll(/"((?:[^"\\]|\\.)*)"|attr\(\s*([\w-]+)\s*\)/g)) {
+        out += m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (el.getAttribute(m[2]) || '');
+      }
+      if (!out) return '';
+      return ps.display.startsWith('inline') && ps.display !== 'inline-block' ? out : ' ' + out + ' ';
     }
     function byIds(el, attr) {
       const v = el.getAttribute(attr);
@@ -292,6 +296,7 @@
       else if (tag === 'input' && (el.type === 'submit' || el.type === 'reset' || el.type === 'button')) t = el.value || (el.type === 'submit' ? 'Submit' : el.type === 'reset' ? 'Reset' : '');
       else if (tag === 'input' && el.type === 'image') t = el.alt || el.value || 'Submit';
       else if (tag === 'br') t = '\n';
+      else if (tag === 'wbr') t = ' ';
       else {
         const v = controlValue(el, role);
         if (v !== null && !(tag === 'input' && (el.type === 'checkbox' || el.type === 'radio'))) t = v;
