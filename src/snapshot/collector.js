@@ -244,8 +244,9 @@
       }
       return out.length ? out : null;
     }
-    function isHidden(el) {
+    function isHidden(el, st) {
       if (el.getAttribute('aria-hidden') === 'true') return true;
+      if (st.display === 'contents') return false;
       return !el.checkVisibility({ visibilityProperty: true });
     }
     function controlValue(el, role) {
@@ -279,9 +280,9 @@
     function nameOfChild(el, depth, visited) {
       const tag = el.localName;
       if (SKIP.has(tag) || visited.has(el) || depth > 30) return '';
-      if (isHidden(el)) return '';
-      visited.add(el);
       const st = getComputedStyle(el);
+      if (isHidden(el, st)) return '';
+      visited.add(el);
       const block = !st.display.startsWith('inline') && st.display !== 'contents';
       const sp = block ? ' ' : '';
       const explicit = explicitRole(el);
@@ -310,7 +311,7 @@
       const labels = el.labels;
       if (!labels || !labels.length) return '';
       const visited = new Set([el]);
-      return Array.from(labels).map((l) => norm(contentText(l, 0, visited))).join(' ');
+      return Array.from(labels).map((l) => norm(ownContent(l, visited))).join(' ');
     }
     function nameOf(el, tag, role) {
       const lb = byIds(el, 'aria-labelledby');
@@ -408,8 +409,11 @@
         f |= el.parentElement.open ? F.EXPANDED : F.COLLAPSED;
       } else if (exp === 'true') f |= F.EXPANDED;
       else if (exp === 'false') f |= F.COLLAPSED;
-      if (el.disabled === true || (typeof el.matches === 'function' && WIDGET.has(role) && el.matches(':disabled')) || a('aria-disabled') === 'true') f |= F.DISABLED;
-      if (el.required === true || a('aria-required') === 'true') f |= F.REQUIRED;
+      if ((WIDGET.has(role) && (el.disabled === true || el.matches(':disabled'))) || a('aria-disabled') === 'true') f |= F.DISABLED;
+      if (tag === 'input' && el.type === 'checkbox' && el.required) {
+        // As the accessibility tree has it: an unchecked required box is invalid.
+        if (!el.checked) f |= F.INVALID;
+      } else if (el.required === true || a('aria-required') === 'true') f |= F.REQUIRED;
       if ((el.readOnly === true && (tag === 'input' || tag === 'textarea')) || a('aria-readonly') === 'true') f |= F.READONLY;
       const inv = a('aria-invalid');
       if (inv && inv !== 'false') f |= F.INVALID;
@@ -461,11 +465,12 @@
         default: return '';
       }
     }
-    function clickable(el, tag, st, ptr) {
+    function clickable(el, tag, st, pcur) {
       if (el.getAttribute('draggable') === 'true') return true;
       for (const h of INLINE_HANDLERS) if (el.hasAttribute(h)) return true;
       const c = st.cursor;
-      if ((c === 'pointer' || c === 'grab' || c === 'move') && !ptr) return true;
+      // A cursor of its own (the same as the parent's is inherited).
+      if ((c === 'pointer' || c === 'grab' || c === 'move') && c !== pcur) return true;
       return false;
     }
     function inView(el) {
@@ -480,26 +485,28 @@
       if (st.textTransform !== 'none') t = transform(t, st.textTransform);
       out.push(t);
     }
-    // Emits `el` (and its subtree) unless it is hidden. `ctx`: {ptr: an ancestor has a
-    // pointer cursor and a ref, vis: the parent's style shows text}.
-    function walk(el, ptr, depth) {
+    // Emits `el` (and its subtree) unless it is hidden. `pcur`: the parent's cursor.
+    function walk(el, pcur, depth) {
       const tag = el.localName;
       if (SKIP.has(tag)) return;
       if (el.getAttribute('aria-hidden') === 'true' || el.inert) return;
       if (modal && el !== modal && !el.contains(modal) && !modal.contains(el) && el.getRootNode() === document) return;
       const st = getComputedStyle(el);
       if (st.display === 'none') return;
-      if (tag === 'slot') { walkKids(el, st, ptr, depth); return; }
+      if (tag === 'slot') { walkKids(el, st, pcur, depth); return; }
       const shown = st.visibility === 'visible';
       let role = explicitRole(el) || implicitRole(el, tag);
       if (role === '' ) return; // <input type=hidden>
-      const focusable = el.tabIndex >= 0 && !el.disabled;
+      // Focusable: in the tab order, or (tabindex=-1) by script in a widget, like a grid
+      // cell of a roving focus.
+      const ti = el.tabIndex;
+      const focusable = !el.disabled && (ti >= 0 || (ti === -1 && el.hasAttribute('tabindex') && role !== 'generic' && role !== 'none' && role !== 'presentation' && role !== 'Section' && role !== 'paragraph'));
       if ((role === 'none' || role === 'presentation') && (focusable || el.hasAttribute('aria-label'))) {
         role = implicitRole(el, tag);
       }
       if (!shown) {
         // Invisible itself, its visible descendants still show.
-        walkKids(el, st, ptr, depth);
+        walkKids(el, st, st.cursor, depth);
         return;
       }
       let flags = states(el, tag, role, st);
@@ -507,11 +514,11 @@
       const widget = WIDGET.has(role);
       let click = false;
       if (!widget && !(flags & F.EDITABLE)) {
-        click = clickable(el, tag, st, ptr);
+        click = clickable(el, tag, st, pcur);
         if (click) flags |= F.CLICKABLE;
       }
       const refd = widget || click || (flags & (F.EDITABLE | F.FOCUSABLE)) !== 0;
-      const childPtr = refd ? (ptr || st.cursor === 'pointer') : ptr && st.cursor === 'pointer';
+      const childPtr = st.cursor;
       const plain = (role === 'generic' || role === 'none' || role === 'presentation') && !refd;
       if (plain && !el.hasAttribute('aria-label') && depth > 0) {
         const inline = st.display.startsWith('inline') || st.display === 'contents';
@@ -550,8 +557,17 @@
         out.push([0, 0, 'ListMarker', `${n}.`, 0]);
       }
       if (tag === 'select') {
-        for (const o of el.options) {
-          out.push([0, idOf(o), o.parentElement && o.parentElement.localName === 'optgroup' ? 'option' : 'option', norm(o.label || o.textContent), (o.selected ? F.SELECTED : 0) | (o.disabled ? F.DISABLED : 0)]);
+        const option = (o) => out.push([0, idOf(o), 'option', norm(o.label || o.textContent),
+          (o.selected ? F.SELECTED : 0) | (o.disabled ? F.DISABLED : 0)]);
+        for (const c of el.children) {
+          if (c.localName === 'option') option(c);
+          else if (c.localName === 'optgroup') {
+            const g = [0, idOf(c), 'group', norm(c.label), 0];
+            const gat = out.length;
+            out.push(g);
+            for (const o of c.children) if (o.localName === 'option') option(o);
+            g[0] = out.length - gat - 1;
+          }
         }
       } else if (!(role === 'image' && tag === 'img') && !LEAF_TAGS.has(tag)) {
         if (tag === 'details' && !el.open) {
