@@ -536,6 +536,7 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
             .await?;
             let Some(frames) = frames else {
                 // Nothing changed: the same text (and refs) as last time.
+                tracing::debug!(frames = metas.len(), "snapshot: no frame changed, reused");
                 let (gens, text) = last.unwrap_or_default();
                 let snap = Snapshot {
                     total_lines: text.lines().count(),
@@ -547,6 +548,11 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
                 page.state().snap.last = Some((gens, text));
                 return Ok(snap);
             };
+            tracing::debug!(
+                frames = frames.len(),
+                nodes = frames.iter().map(|f| f.nodes.len()).sum::<usize>(),
+                "snapshot: collected"
+            );
             let only = req.viewport.then(|| in_view(&frames));
             if plain {
                 let gens = metas

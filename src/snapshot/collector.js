@@ -37,8 +37,9 @@
       observer.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
     };
     observe(document);
-    for (const t of ['input', 'change', 'focusin', 'focusout', 'toggle', 'close', 'resize',
-      'hashchange', 'popstate', 'fullscreenchange']) {
+    // Events that change what a snapshot shows without changing the DOM. (Scrolling and
+    // following an in-page link do not: they leave the snapshot as it was.)
+    for (const t of ['input', 'change', 'toggle', 'close', 'resize', 'fullscreenchange']) {
       window.addEventListener(t, bump, true);
     }
     // State a walk saw, to tell whether a script changed it without an event since.
@@ -62,10 +63,19 @@
       if (!el) byId.delete(id);
       return el && el.isConnected ? el : null;
     }
+    // The focused field, where typed keys go. (The focus of a clicked link or button is
+    // not shown: it would make every click a change.)
+    const NOT_TYPED = new Set(['checkbox', 'radio', 'button', 'submit', 'reset', 'image', 'file',
+      'range', 'color']);
     function deepActive() {
       let a = document.activeElement;
       while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
-      return a;
+      if (!a || a === document.body || a === document.documentElement) return null;
+      const t = a.localName;
+      const field = a.isContentEditable || t === 'textarea' || t === 'select'
+        || (t === 'input' && !NOT_TYPED.has(a.type))
+        || /^(textbox|searchbox|combobox|spinbutton)$/.test(a.getAttribute('role') || '');
+      return field ? a : null;
     }
     const controlState = (el) => (el.type === 'checkbox' || el.type === 'radio')
       ? el.checked + '' + el.indeterminate : el.value + '|' + (el.selectedIndex === undefined ? '' : el.selectedIndex);
@@ -89,9 +99,7 @@
       return false;
     }
     function unchanged() {
-      let a = deepActive();
-      if (a === document.body || a === document.documentElement) a = null;
-      if (a !== active) return false;
+      if (deepActive() !== active) return false;
       for (const [el, s] of controls) {
         if (!el.isConnected || controlState(el) !== s) return false;
       }
@@ -603,7 +611,6 @@
       out = [];
       controls = [];
       active = deepActive();
-      if (active === document.body || active === document.documentElement) active = null;
       numbers = new Map();
       viewport = !!o.viewport;
       vw = window.innerWidth;
