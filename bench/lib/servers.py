@@ -98,7 +98,9 @@ class Tabmux(Adapter):
 
     async def snapshot(self, full=True):
         # The default answer is bounded by a 50,000-character budget; `full` asks for all.
-        r, dt = await self.call("browser_snapshot", {"maxChars": 0} if full else {})
+        # Naming the source makes tabmux walk the page again even when nothing changed
+        # (a plain snapshot of an unchanged page reuses the last one): the full cost.
+        r, dt = await self.call("browser_snapshot", {"maxChars": 0, "source": "collector"} if full else {})
         return text_of(r), dt
 
     async def navigate_snapshot(self, url):

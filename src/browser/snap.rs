@@ -507,12 +507,40 @@ fn in_view(frames: &[Frame]) -> std::collections::HashSet<(usize, i64)> {
 
 /// Collects and renders the tab's snapshot.
 pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snapshot> {
+    let mut nodes = 0;
+    let r = take_counted(browser, page, req, &mut nodes).await;
+    if nodes >= BIG_PAGE_NODES {
+        release_memory();
+    }
+    r
+}
+
+/// A page this big leaves megabytes of freed heap behind.
+const BIG_PAGE_NODES: usize = 20_000;
+
+/// Gives the heap freed after a big snapshot back to the system: glibc keeps freed pages
+/// in each thread's arena otherwise, and the process would stay at its peak.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+async fn take_counted(
+    browser: &Browser,
+    page: &Page,
+    req: &Request,
+    nodes: &mut usize,
+) -> Result<Snapshot> {
     let source = req.source.unwrap_or(browser.config().snapshot_source);
     let (metas, sessions) = discover(page).await?;
     let plain = req.root.is_none() && req.find.is_none() && !req.viewport && req.max_chars == 0;
     let (frames, only) = match source {
         Source::Ax => {
             let frames = ax_frames(page, &metas).await?;
+            *nodes = frames.iter().map(|f| f.nodes.len()).sum();
             let only = if req.viewport {
                 let parents: Vec<Option<(usize, i64)>> = frames.iter().map(|f| f.parent).collect();
                 Some(visible_nodes(page, &metas, &parents, &sessions).await?)
@@ -548,11 +576,8 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
                 page.state().snap.last = Some((gens, text));
                 return Ok(snap);
             };
-            tracing::debug!(
-                frames = frames.len(),
-                nodes = frames.iter().map(|f| f.nodes.len()).sum::<usize>(),
-                "snapshot: collected"
-            );
+            *nodes = frames.iter().map(|f| f.nodes.len()).sum();
+            tracing::debug!(frames = frames.len(), nodes = *nodes, "snapshot: collected");
             let only = req.viewport.then(|| in_view(&frames));
             if plain {
                 let gens = metas
