@@ -59,6 +59,8 @@ pub struct PageCache {
     /// The last full collector snapshot: each frame's (id, loader, change counter), and
     /// its text.
     last: Option<(Vec<Generation>, String)>,
+    /// Nodes of the last snapshot walked (kept when it is reused).
+    nodes: usize,
 }
 
 /// A frame's (id, loader id, change counter) when it was collected.
@@ -509,7 +511,10 @@ fn in_view(frames: &[Frame]) -> std::collections::HashSet<(usize, i64)> {
 pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snapshot> {
     let mut nodes = 0;
     let r = take_counted(browser, page, req, &mut nodes).await;
-    if nodes >= BIG_PAGE_NODES {
+    // Trimmed after a big page, and once more after the page that follows it (the big
+    // page's last answer was freed meanwhile).
+    let before = std::mem::replace(&mut page.state().snap.nodes, nodes);
+    if nodes >= BIG_PAGE_NODES || before >= BIG_PAGE_NODES {
         release_memory();
     }
     r
@@ -536,7 +541,11 @@ async fn take_counted(
 ) -> Result<Snapshot> {
     let source = req.source.unwrap_or(browser.config().snapshot_source);
     let (metas, sessions) = discover(page).await?;
-    let plain = req.root.is_none() && req.find.is_none() && !req.viewport && req.max_chars == 0;
+    let plain = req.root.is_none()
+        && req.find.is_none()
+        && !req.viewport
+        && req.max_chars == 0
+        && req.source.is_none();
     let (frames, only) = match source {
         Source::Ax => {
             let frames = ax_frames(page, &metas).await?;
@@ -565,6 +574,7 @@ async fn take_counted(
             let Some(frames) = frames else {
                 // Nothing changed: the same text (and refs) as last time.
                 tracing::debug!(frames = metas.len(), "snapshot: no frame changed, reused");
+                *nodes = page.state().snap.nodes;
                 let (gens, text) = last.unwrap_or_default();
                 let snap = Snapshot {
                     total_lines: text.lines().count(),

@@ -156,9 +156,9 @@
       'base', 'param', 'source', 'track', 'datalist']);
     const LEAF_TAGS = new Set(['iframe', 'frame', 'input', 'textarea', 'select', 'img', 'video',
       'audio', 'canvas', 'object', 'embed', 'progress', 'meter']);
-    const INLINE_HANDLERS = ['onclick', 'ondblclick', 'onmousedown', 'onmouseup', 'onpointerdown',
-      'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup', 'onchange',
-      'oninput', 'oncontextmenu'];
+    const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
+      'onpointerdown', 'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup',
+      'onchange', 'oninput', 'oncontextmenu']);
 
     function explicitRole(el) {
       const r = el.getAttribute('role');
@@ -226,7 +226,41 @@
         default: return text;
       }
     }
+    // Selectors of the rules that give ::before/::after text, to skip computing pseudo
+    // styles for the elements no such rule matches ('*' when a sheet cannot be read).
+    let pseudoSel = '*';
+    let inShadow = 0;
+    function pseudoRules() {
+      const sels = [];
+      const visit = (rules) => {
+        for (const r of rules) {
+          if (r.cssRules && !r.selectorText) { visit(r.cssRules); continue; }
+          const sel = r.selectorText;
+          if (!sel || !/:(before|after)/.test(sel)) continue;
+          const c = (r.style.content || '').replace(/url\((?:"[^"]*"|'[^']*'|[^)]*)\)/g, '');
+          if (!/"[^"]|'[^']|attr\(/.test(c)) continue;
+          for (const one of sel.split(',')) {
+            if (/:(before|after)/.test(one)) {
+              const base = one.replace(/::?(before|after)\b.*$/, '').trim();
+              sels.push(base || '*');
+            }
+          }
+          if (r.cssRules && r.cssRules.length) visit(r.cssRules);
+        }
+      };
+      try {
+        for (const sheet of document.styleSheets) visit(sheet.cssRules);
+        for (const sheet of document.adoptedStyleSheets || []) visit(sheet.cssRules);
+      } catch (e) {
+        return '*';
+      }
+      if (!sels.length) return '';
+      const all = sels.join(',');
+      try { document.body && document.body.matches(all); } catch (e) { return '*'; }
+      return all;
+    }
     function generated(el, which) {
+      if (!inShadow && pseudoSel !== '*' && (!pseudoSel || !el.matches(pseudoSel))) return '';
       const ps = getComputedStyle(el, which);
       const c = ps.content;
       if (!c || c === 'none' || c === 'normal') return '';
@@ -252,11 +286,6 @@
       }
       return out.length ? out : null;
     }
-    function isHidden(el, st) {
-      if (el.getAttribute('aria-hidden') === 'true') return true;
-      if (st.display === 'contents') return false;
-      return !el.checkVisibility({ visibilityProperty: true });
-    }
     function controlValue(el, role) {
       switch (role) {
         case 'textbox': case 'searchbox': case 'spinbutton': case 'slider':
@@ -272,13 +301,16 @@
       }
     }
     // The text of a node's content for a name (accname 2E-2G, simplified).
-    function contentText(node, depth, visited) {
+    // `tt`: the node's text-transform (looked up when not given).
+    function contentText(node, depth, visited, tt) {
       let out = '';
       for (const c of kidsOf(node)) {
         if (c.nodeType === 3) {
-          const p = c.parentElement;
-          const tt = p ? getComputedStyle(p).textTransform : 'none';
-          out += transform(c.data, tt);
+          if (tt === undefined) {
+            const p = c.parentElement;
+            tt = p ? getComputedStyle(p).textTransform : 'none';
+          }
+          out += tt === 'none' ? c.data : transform(c.data, tt);
         } else if (c.nodeType === 1) {
           out += nameOfChild(c, depth + 1, visited);
         }
@@ -288,9 +320,16 @@
     function nameOfChild(el, depth, visited) {
       const tag = el.localName;
       if (SKIP.has(tag) || visited.has(el) || depth > 30) return '';
+      if (el.getAttribute('aria-hidden') === 'true') return '';
       const st = getComputedStyle(el);
-      if (isHidden(el, st)) return '';
+      if (st.display === 'none') return '';
       visited.add(el);
+      if (st.visibility !== 'visible') {
+        // Its own text is hidden; visible descendants still count.
+        let t = '';
+        for (const c of kidsOf(el)) if (c.nodeType === 1) t += nameOfChild(c, depth + 1, visited);
+        return t;
+      }
       const block = !st.display.startsWith('inline') && st.display !== 'contents';
       const sp = block ? ' ' : '';
       const explicit = explicitRole(el);
@@ -310,7 +349,7 @@
         const v = controlValue(el, role);
         if (v !== null && !(tag === 'input' && (el.type === 'checkbox' || el.type === 'radio'))) t = v;
         else if (tag === 'select') t = '';
-        else t = generated(el, '::before') + contentText(el, depth, visited) + generated(el, '::after');
+        else t = generated(el, '::before') + contentText(el, depth, visited, st.textTransform) + generated(el, '::after');
         if (!norm(t) && el.title) t = el.title;
       }
       return sp + t + sp;
@@ -321,7 +360,7 @@
       const visited = new Set([el]);
       return Array.from(labels).map((l) => norm(ownContent(l, visited))).join(' ');
     }
-    function nameOf(el, tag, role) {
+    function nameOf(el, tag, role, tt) {
       const lb = byIds(el, 'aria-labelledby');
       const visited = new Set([el]);
       if (lb) {
@@ -366,7 +405,7 @@
         case 'optgroup': t = el.label; break;
         case 'option': t = el.label || ''; break;
         default:
-          if (FROM_CONTENT.has(role)) t = ownContent(el, visited);
+          if (FROM_CONTENT.has(role)) t = ownContent(el, visited, tt);
       }
       t = norm(t);
       if (!t && (WIDGET.has(role) || role === 'heading')) {
@@ -376,8 +415,8 @@
       if (!t && el.title) t = norm(el.title);
       return t;
     }
-    function ownContent(el, visited) {
-      return generated(el, '::before') + contentText(el, 0, visited) + generated(el, '::after');
+    function ownContent(el, visited, tt) {
+      return generated(el, '::before') + contentText(el, 0, visited, tt) + generated(el, '::after');
     }
 
     // ---- the walk ----
@@ -396,7 +435,10 @@
     let modal;
     let numbers;
 
+    const NATIVE_STATE = new Set(['input', 'option', 'summary', 'select', 'textarea', 'dialog',
+      'button', 'fieldset', 'optgroup']);
     function states(el, tag, role, st) {
+      if (el.attributes.length === 0 && el !== active && !NATIVE_STATE.has(tag)) return 0;
       let f = 0;
       const a = (n) => el.getAttribute(n);
       const checked = a('aria-checked');
@@ -475,7 +517,11 @@
     }
     function clickable(el, tag, st, pcur) {
       if (el.getAttribute('draggable') === 'true') return true;
-      for (const h of INLINE_HANDLERS) if (el.hasAttribute(h)) return true;
+      const attrs = el.attributes;
+      for (let i = 0; i < attrs.length; i++) {
+        const n = attrs[i].name;
+        if (n.charCodeAt(0) === 111 && n.charCodeAt(1) === 110 && INLINE_HANDLERS.has(n)) return true;
+      }
       const c = st.cursor;
       // A cursor of its own (the same as the parent's is inherited).
       if ((c === 'pointer' || c === 'grab' || c === 'move') && c !== pcur) return true;
@@ -485,12 +531,10 @@
       const r = el.getBoundingClientRect();
       return r.right > 0 && r.bottom > 0 && r.left < vw && r.top < vh && (r.width > 0 || r.height > 0);
     }
-    function pushText(data, st) {
-      let t = st.whiteSpace.startsWith('pre') || st.whiteSpace === 'break-spaces'
-        ? data.replace(/\r\n?/g, '\n')
-        : data.replace(/\s+/g, ' ');
+    function pushText(data, pre, tt) {
+      let t = pre ? data.replace(/\r\n?/g, '\n') : data.replace(/\s+/g, ' ');
       if (!t) return;
-      if (st.textTransform !== 'none') t = transform(t, st.textTransform);
+      if (tt !== 'none') t = transform(t, tt);
       out.push(t);
     }
     // Emits `el` (and its subtree) unless it is hidden. `pcur`: the parent's cursor.
@@ -543,7 +587,7 @@
       const at = out.length;
       const id = idOf(el);
       if (viewport && inView(el)) flags |= F.IN_VIEW;
-      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || FROM_CONTENT.has(role) || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role) : '');
+      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || FROM_CONTENT.has(role) || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
       const value = valueOf(el, tag, role);
       let level = 0;
       if (role === 'heading') {
@@ -592,16 +636,27 @@
       item[0] = out.length - at - 1;
     }
     function walkKids(el, st, ptr, depth) {
-      if (el.shadowRoot) observe(el.shadowRoot);
-      if (depth > 1000) return;
-      const shown = st.visibility === 'visible';
-      for (const c of kidsOf(el)) {
-        if (c.nodeType === 3) {
-          if (shown) pushText(c.data, st);
-        } else if (c.nodeType === 1) {
-          walk(c, ptr, depth);
+      const shadow = el.shadowRoot;
+      if (shadow) { observe(shadow); inShadow++; }
+      if (depth <= 1000) {
+        const shown = st.visibility === 'visible';
+        let pre = null;
+        let tt = null;
+        for (const c of kidsOf(el)) {
+          if (c.nodeType === 3) {
+            if (!shown) continue;
+            if (pre === null) {
+              const ws = st.whiteSpace;
+              pre = ws.startsWith('pre') || ws === 'break-spaces';
+              tt = st.textTransform;
+            }
+            pushText(c.data, pre, tt);
+          } else if (c.nodeType === 1) {
+            walk(c, ptr, depth);
+          }
         }
       }
+      if (shadow) inShadow--;
     }
 
     function collect(o) {
@@ -617,6 +672,7 @@
       vh = window.innerHeight;
       modal = document.querySelector('dialog:modal');
       hoverRules = findHoverRules();
+      pseudoSel = pseudoRules();
       hovered = hoverChain();
       const root = document.documentElement;
       const doc = [0, 0, 'RootWebArea', norm(document.title), 0, '', 0, String(location.href)];
