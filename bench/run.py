@@ -157,7 +157,12 @@ class Bench:
             Tabmux("tabmux (extension)", ext_args, {"TABMUX_STATE_DIR": self.state_dir}),
             Playwright(self.workdir),
             DevtoolsMcp(),
-        ]
+        ] + ([
+            # The accessibility tree as the snapshot source: how tabmux worked before its
+            # in-page collector.
+            Tabmux("tabmux ax (direct)", ("--launch",), source="ax"),
+            Tabmux("tabmux ax (extension)", ext_args, {"TABMUX_STATE_DIR": self.state_dir}, source="ax"),
+        ] if self.args.ax else [])
 
     # --- setup ---------------------------------------------------------------------
 
@@ -483,7 +488,8 @@ class Bench:
 
     async def main(self):
         fixtures.build_pages()
-        fixtures.build_docs(log)
+        if any(p[0] == "docs" for p in self.pages()):
+            fixtures.build_docs(log)
         if not self.args.no_build:
             setup.build_tabmux()
         self.srv = fixtures.Server()
@@ -539,6 +545,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the existing release build")
     ap.add_argument("--no-report", action="store_true", help="write results.json only")
     ap.add_argument("--pages", help="comma-separated page keys of the page set, e.g. 'big,vec,book'")
+    ap.add_argument("--ax", action="store_true", help="also run tabmux with --snapshot-source ax")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     asyncio.run(Bench(args).main())

@@ -7,12 +7,12 @@
 //
 // An item is a string (a text run; "\n" is a line break) or an array
 //   [size, id, role, name, flags, value, level, url]
-// (trailing parts left out when empty): `size` is the number of items in the element's
+// (trailing parts left out when empty; `url` only when asked for): `size` is the number of items in the element's
 // subtree, `id` the element's id in this document (kept in a WeakMap, so the same element
 // keeps its id), `role` uses the accessibility tree's words, `flags` the bits of
 // `snapshot::flags` (src/snapshot/mod.rs).
 //
-// Called as `(SCRIPT)(opts)` with opts {gen, viewport, track} (collect), {op: "id", el} (the id
+// Called as `(SCRIPT)(opts)` with opts {gen, viewport, track, urls} (collect), {op: "id", el} (the id
 // of an element, made on first sight) or {op: "el", id} (the element of an id, or null
 // once it left the document).
 (opts) => {
@@ -434,6 +434,7 @@
     let vh;
     let modal;
     let numbers;
+    let urls;
 
     const NATIVE_STATE = new Set(['input', 'option', 'summary', 'select', 'textarea', 'dialog',
       'button', 'fieldset', 'optgroup']);
@@ -585,7 +586,9 @@
       }
       if (tag === 'svg' && !el.getAttribute('aria-label') && !el.querySelector(':scope > title') && !refd) return;
       const at = out.length;
-      const id = idOf(el);
+      // Wrappers need no id (nothing refers to them), but in a viewport walk, where the
+      // text under them is placed by them.
+      const id = plain && !viewport ? 0 : idOf(el);
       if (viewport && inView(el)) flags |= F.IN_VIEW;
       const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || FROM_CONTENT.has(role) || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
       const value = valueOf(el, tag, role);
@@ -594,8 +597,11 @@
         const l = +el.getAttribute('aria-level');
         level = l > 0 ? l : (/^h[1-6]$/.test(tag) ? +tag[1] : 2);
       }
-      const url = role === 'link' && el.href ? String(el.href) : '';
-      const item = [0, id, role, name, flags];
+      const url = urls && role === 'link' && el.href ? String(el.href) : '';
+      // Trailing parts that are empty are left out.
+      const item = [0, id, role];
+      if (name || flags || value || level || url) item.push(name);
+      if (flags || value || level || url) item.push(flags);
       if (value || level || url) item.push(value);
       if (level || url) item.push(level);
       if (url) item.push(url);
@@ -668,6 +674,7 @@
       active = deepActive();
       numbers = new Map();
       viewport = !!o.viewport;
+      urls = !!o.urls;
       vw = window.innerWidth;
       vh = window.innerHeight;
       modal = document.querySelector('dialog:modal');

@@ -72,6 +72,11 @@
 //!
 //! # Collecting the frames (checked with Chromium 156)
 //!
+//! The collector (default) runs in an isolated world of each frame (`browser::snap`,
+//! `docs/SNAPSHOTS.md`): frames are found as below, and a child frame's host is the
+//! collector's id of the element `DOM.getFrameOwner` names, resolved into the parent's
+//! world. The rest of this section is about the accessibility tree (exact mode).
+//!
 //! - `Accessibility.getFullAXTree {}` on the tab's session returns the main frame's
 //!   document only; its `Iframe` nodes have no children. `Accessibility.enable` is not
 //!   needed, and node ids stay the same between calls.
