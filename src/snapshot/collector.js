@@ -154,6 +154,8 @@
       'navigation']);
     const SKIP = new Set(['script', 'style', 'template', 'noscript', 'head', 'meta', 'link', 'title',
       'base', 'param', 'source', 'track', 'datalist']);
+    const INLINE_ROLES = new Set(['code', 'strong', 'emphasis', 'mark', 'time', 'Abbr', 'subscript',
+      'superscript', 'insertion', 'deletion']);
     const LEAF_TAGS = new Set(['iframe', 'frame', 'input', 'textarea', 'select', 'img', 'video',
       'audio', 'canvas', 'object', 'embed', 'progress', 'meter']);
     const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
@@ -573,8 +575,9 @@
       const refd = widget || click || (flags & (F.EDITABLE | F.FOCUSABLE)) !== 0;
       const childPtr = st.cursor;
       const plain = (role === 'generic' || role === 'none' || role === 'presentation') && !refd;
-      if (plain && !el.hasAttribute('aria-label') && depth > 0) {
-        const inline = st.display.startsWith('inline') || st.display === 'contents';
+      if ((plain || (INLINE_ROLES.has(role) && !refd)) && !el.hasAttribute('aria-label') && depth > 0) {
+        // Inline text semantics and inline wrappers: their text flows into the parent's.
+        const inline = INLINE_ROLES.has(role) || st.display.startsWith('inline') || st.display === 'contents';
         if (inline) {
           const b = generated(el, '::before');
           if (b) out.push(b);
