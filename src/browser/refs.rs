@@ -32,6 +32,8 @@ pub struct RefTable {
     next: u64,
     by_key: HashMap<(String, String, String, NodeKey), u64>,
     by_ref: HashMap<u64, RefTarget>,
+    /// The documents (frame id, loader id) each tab's refs were last made in.
+    docs: HashMap<String, Vec<(String, String)>>,
 }
 
 pub enum Lookup<'a> {
@@ -102,6 +104,33 @@ impl RefTable {
     pub fn forget_tab(&mut self, tab: &str) {
         self.by_ref.retain(|_, t| t.tab != tab);
         self.by_key.retain(|k, _| k.0 != tab);
+        self.docs.remove(tab);
+    }
+
+    /// Tells which documents a tab shows now (frame id, loader id): the refs of the
+    /// documents it no longer shows are forgotten (they read as stale), so a tab that
+    /// navigates through big pages does not keep every page's refs.
+    pub fn documents(&mut self, tab: &str, now: &[(&str, &str)]) {
+        let same = self.docs.get(tab).is_some_and(|d| {
+            d.len() == now.len() && d.iter().zip(now).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        });
+        if same {
+            return;
+        }
+        let shown = |frame: &str, loader: &str| now.iter().any(|d| d.0 == frame && d.1 == loader);
+        self.by_ref
+            .retain(|_, t| t.tab != tab || shown(&t.frame, &t.loader));
+        self.by_key.retain(|k, _| k.0 != tab || shown(&k.1, &k.2));
+        if self.by_ref.capacity() > 4 * self.by_ref.len() + 1024 {
+            self.by_ref.shrink_to_fit();
+            self.by_key.shrink_to_fit();
+        }
+        self.docs.insert(
+            tab.to_string(),
+            now.iter()
+                .map(|d| (d.0.to_string(), d.1.to_string()))
+                .collect(),
+        );
     }
 
     fn forget_oldest(&mut self, n: usize) {
@@ -160,8 +189,12 @@ mod tests {
             _ => panic!("lost"),
         }
         assert!(matches!(t.lookup(999), Lookup::Unknown));
-        t.forget_tab("tab1");
+        // The tab shows the second document now: the first one's refs are forgotten.
+        t.documents("tab1", &[("f", "l2")]);
         assert!(matches!(t.lookup(a), Lookup::Forgotten));
+        assert!(matches!(t.lookup(c), Lookup::Found(_)));
+        t.forget_tab("tab1");
+        assert!(matches!(t.lookup(c), Lookup::Forgotten));
     }
 
     #[test]

@@ -617,6 +617,11 @@ fn render(
 ) -> Result<Snapshot> {
     let tab = page.key.clone();
     let mut table = browser.refs.lock().unwrap();
+    let docs: Vec<(&str, &str)> = metas
+        .iter()
+        .map(|m| (m.id.as_str(), m.loader.as_str()))
+        .collect();
+    table.documents(&tab, &docs);
     let root = match &req.root {
         None => None,
         Some(r) => Some(root_of(&table, &tab, metas, r, source)?),
