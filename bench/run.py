@@ -39,7 +39,10 @@ PAGES = [
     ("frames", "iframes (same-site + cross-site)", "frames.html",
      ["frames.html", "frame-address.html", "@localhost/frame-payment.html", "@localhost/frame-help.html"]),
     ("docs", "rustdoc page (clap Command)", "doc/" + fixtures.DOC_PAGE, ["doc/" + fixtures.DOC_PAGE]),
+    ("vec", "std Vec rustdoc page", "rust/std/vec/struct.Vec.html", ["rust/std/vec/struct.Vec.html"]),
+    ("book", "Rust book print page", "rust/book/print.html", ["rust/book/print.html"]),
 ]
+HEAVY = ("big", "docs", "vec", "book")
 
 
 def med(xs):
@@ -154,13 +157,18 @@ class Bench:
             Tabmux("tabmux (extension)", ext_args, {"TABMUX_STATE_DIR": self.state_dir}),
             Playwright(self.workdir),
             DevtoolsMcp(),
-        ]
+        ] + ([
+            # The accessibility tree as the snapshot source: how tabmux worked before its
+            # in-page collector.
+            Tabmux("tabmux ax (direct)", ("--launch",), source="ax"),
+            Tabmux("tabmux ax (extension)", ext_args, {"TABMUX_STATE_DIR": self.state_dir}, source="ax"),
+        ] if self.args.ax else [])
 
     # --- setup ---------------------------------------------------------------------
 
     async def take_inventory(self, browser):
         js = open(os.path.join(fixtures.BENCH, "lib", "inventory.js")).read()
-        for key, _, _, docs in PAGES:
+        for key, _, _, docs in self.pages():
             items = []
             text_len = 0
             for d in docs:
@@ -262,8 +270,8 @@ class Bench:
         snapdir = os.path.join(OUT, "snapshots", ad.label.replace(" ", "_").replace("(", "").replace(")", ""))
         os.makedirs(snapdir, exist_ok=True)
         r["pages"] = {}
-        for key, _, path, _ in PAGES:
-            heavy = key in ("big", "docs")
+        for key, _, path, _ in self.pages():
+            heavy = key in HEAVY
             n = 3 if heavy else 5
             if self.args.quick:
                 n = 2 if heavy else 3
@@ -297,6 +305,10 @@ class Bench:
             p["found"], p["total"] = c["found"], c["total"]
             log(f"  {key}: {p['chars']} chars, snapshot {ms(p['snapshot_s'])} ms, found {c['found']}/{c['total']}")
             r["pages"][key] = p
+
+    def pages(self):
+        keep = set(self.args.pages.split(",")) if self.args.pages else None
+        return [p for p in PAGES if not keep or p[0] in keep]
 
     async def evaluate_loop(self, ad, r):
         n = self.args.evals if ad.kind == "tabmux" else max(50, self.args.evals // 5)
@@ -476,7 +488,8 @@ class Bench:
 
     async def main(self):
         fixtures.build_pages()
-        fixtures.build_docs(log)
+        if any(p[0] == "docs" for p in self.pages()):
+            fixtures.build_docs(log)
         if not self.args.no_build:
             setup.build_tabmux()
         self.srv = fixtures.Server()
@@ -531,6 +544,8 @@ def main():
     ap.add_argument("--evals", type=int, default=1000, help="browser_evaluate round trips per tabmux link")
     ap.add_argument("--no-build", action="store_true", help="use the existing release build")
     ap.add_argument("--no-report", action="store_true", help="write results.json only")
+    ap.add_argument("--pages", help="comma-separated page keys of the page set, e.g. 'big,vec,book'")
+    ap.add_argument("--ax", action="store_true", help="also run tabmux with --snapshot-source ax")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     asyncio.run(Bench(args).main())

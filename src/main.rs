@@ -92,8 +92,19 @@ struct Cli {
     /// still never overwrite a file.
     #[arg(long)]
     allow_unrestricted_file_access: bool,
+    /// Where page snapshots come from: `collector` (a script of tabmux in every frame, fast)
+    /// or `ax` (the browser's accessibility tree, exact and slower on big pages).
+    #[arg(long, value_enum, default_value_t = SnapshotSource::Collector)]
+    snapshot_source: SnapshotSource,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Where snapshots come from (`--snapshot-source`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum SnapshotSource {
+    Collector,
+    Ax,
 }
 
 /// What an instance may do with the user's own tabs (`--user-tabs`).
@@ -412,6 +423,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         extension_wait: Duration::from_secs_f64(extension_wait),
         command_timeout: Duration::from_secs(cli.command_timeout.max(1)),
         navigation_timeout: Duration::from_secs(cli.navigation_timeout.max(1)),
+        snapshot_source: match cli.snapshot_source {
+            SnapshotSource::Collector => tabmux::browser::snap::Source::Collector,
+            SnapshotSource::Ax => tabmux::browser::snap::Source::Ax,
+        },
     }));
     let mut server =
         Server::new(browser.clone()).unrestricted_files(cli.allow_unrestricted_file_access);

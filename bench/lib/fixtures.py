@@ -1,7 +1,8 @@
 """The bench's pages, generated into bench/out/pages, and a local HTTP server for them.
 
 The server listens on 127.0.0.1; `localhost` reaches it too, which makes a second site
-for cross-site (out-of-process) iframes. `/doc/` serves rustdoc output."""
+for cross-site (out-of-process) iframes. `/doc/` serves rustdoc output, `/rust/` the
+toolchain's own documentation (std, the book)."""
 
 import functools
 import html
@@ -19,6 +20,10 @@ PAGES = os.path.join(OUT, "pages")
 DOC_TARGET = os.path.join(OUT, "doc-target")
 DOC_CRATE = "clap_builder"
 DOC_PAGE = "clap_builder/builder/struct.Command.html"
+# The Rust documentation of the toolchain in use (std and the book), served under /rust/.
+RUST_DOCS = os.path.join(
+    subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip() or "/nonexistent",
+    "share", "doc", "rust", "html")
 
 WORDS = (
     "river stone light garden window paper market silver harbor meadow engine signal "
@@ -222,6 +227,8 @@ class _Handler(SimpleHTTPRequestHandler):
         path = path.split("?", 1)[0].split("#", 1)[0]
         if path.startswith("/doc/"):
             base, rel = os.path.join(DOC_TARGET, "doc"), path[len("/doc/"):]
+        elif path.startswith("/rust/"):
+            base, rel = RUST_DOCS, path[len("/rust/"):]
         else:
             base, rel = PAGES, path.lstrip("/")
         full = os.path.normpath(os.path.join(base, rel))

@@ -16,6 +16,8 @@ PAGE_TITLES = {
     "article": "long article",
     "frames": "iframes (same-site + cross-site)",
     "docs": "rustdoc page (clap `Command`)",
+    "vec": "std `Vec` rustdoc page",
+    "book": "Rust book print page",
 }
 
 

@@ -84,11 +84,12 @@ class Tabmux(Adapter):
     kind = "tabmux"
     REF = re.compile(r"\[(e\d+)\]")
 
-    def __init__(self, label="tabmux (direct)", args=("--launch",), env=None):
+    def __init__(self, label="tabmux (direct)", args=("--launch",), env=None, source="collector"):
         super().__init__()
         self.label = label
-        self.args = list(args)
+        self.args = [*args, "--snapshot-source", source]
         self._env = env or {}
+        self.source = source
 
     def argv(self):
         return [TABMUX, *self.args]
@@ -98,7 +99,9 @@ class Tabmux(Adapter):
 
     async def snapshot(self, full=True):
         # The default answer is bounded by a 50,000-character budget; `full` asks for all.
-        r, dt = await self.call("browser_snapshot", {"maxChars": 0} if full else {})
+        # Naming the source makes tabmux walk the page again even when nothing changed
+        # (a plain snapshot of an unchanged page reuses the last one): the full cost.
+        r, dt = await self.call("browser_snapshot", {"maxChars": 0, "source": self.source} if full else {})
         return text_of(r), dt
 
     async def navigate_snapshot(self, url):

@@ -10,6 +10,7 @@
 
 export const CDP_METHODS = Object.freeze([
   'Accessibility.getFullAXTree',
+  'DOM.describeNode',
   'DOM.getBoxModel',
   'DOM.getContentQuads',
   'DOM.getFrameOwner',
@@ -40,6 +41,7 @@ export const CDP_METHODS = Object.freeze([
   'Runtime.callFunctionOn',
   'Runtime.enable',
   'Runtime.evaluate',
+  'Runtime.releaseObject',
   'Runtime.runIfWaitingForDebugger',
   'Target.setAutoAttach',
 ]);

@@ -73,6 +73,8 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Deadline of a navigation.
     pub navigation_timeout: Duration,
+    /// Where snapshots come from unless a call says otherwise.
+    pub snapshot_source: snap::Source,
 }
 
 /// "waiting for tab 123 held by "Cursor", 2nd in line", as far as the browser's list
@@ -650,11 +652,18 @@ impl Browser {
                 }
             }
         }
+        let gone = || {
+            Error::new(
+                codes::STALE_REF,
+                format!("{label} is no longer in the page (it was removed); take a new snapshot"),
+            )
+        };
+        let backend = snap::backend_of(page, &t).await?.ok_or_else(gone)?;
         let r: Value = page
             .call_in(
                 t.session.as_deref(),
                 "DOM.resolveNode",
-                json!({"backendNodeId": t.backend}),
+                json!({"backendNodeId": backend}),
             )
             .await
             .map_err(|e| {

@@ -132,6 +132,8 @@ pub struct PageState {
     pub last_snapshot: Option<(u64, String)>,
     /// The isolated world that watches the DOM for settling: (loader, context id).
     pub quiet_world: Option<(String, i64)>,
+    /// Snapshot worlds and the last collected snapshot.
+    pub snap: super::snap::PageCache,
 }
 
 impl PageState {

@@ -4,6 +4,15 @@
 
 use std::collections::HashMap;
 
+/// How a ref names its element within its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKey {
+    /// A backend DOM node id (snapshots from the accessibility tree).
+    Backend(i64),
+    /// The in-page collector's id of the element.
+    Collected(i64),
+}
+
 /// What a ref points at.
 #[derive(Debug, Clone)]
 pub struct RefTarget {
@@ -11,7 +20,7 @@ pub struct RefTarget {
     pub frame: String,
     pub loader: String,
     pub session: Option<String>,
-    pub backend: i64,
+    pub node: NodeKey,
     pub role: String,
     pub name: String,
 }
@@ -21,8 +30,10 @@ pub struct RefTarget {
 #[derive(Default)]
 pub struct RefTable {
     next: u64,
-    by_key: HashMap<(String, String, String, i64), u64>,
+    by_key: HashMap<(String, String, String, NodeKey), u64>,
     by_ref: HashMap<u64, RefTarget>,
+    /// The documents (frame id, loader id) each tab's refs were last made in.
+    docs: HashMap<String, Vec<(String, String)>>,
 }
 
 pub enum Lookup<'a> {
@@ -42,14 +53,9 @@ impl RefTable {
         frame: &str,
         loader: &str,
         session: Option<&str>,
-        backend: i64,
+        node: NodeKey,
     ) -> u64 {
-        let key = (
-            tab.to_string(),
-            frame.to_string(),
-            loader.to_string(),
-            backend,
-        );
+        let key = (tab.to_string(), frame.to_string(), loader.to_string(), node);
         if let Some(r) = self.by_key.get(&key) {
             return *r;
         }
@@ -66,7 +72,7 @@ impl RefTable {
                 frame: frame.to_string(),
                 loader: loader.to_string(),
                 session: session.map(str::to_string),
-                backend,
+                node,
                 role: String::new(),
                 name: String::new(),
             },
@@ -98,6 +104,33 @@ impl RefTable {
     pub fn forget_tab(&mut self, tab: &str) {
         self.by_ref.retain(|_, t| t.tab != tab);
         self.by_key.retain(|k, _| k.0 != tab);
+        self.docs.remove(tab);
+    }
+
+    /// Tells which documents a tab shows now (frame id, loader id): the refs of the
+    /// documents it no longer shows are forgotten (they read as stale), so a tab that
+    /// navigates through big pages does not keep every page's refs.
+    pub fn documents(&mut self, tab: &str, now: &[(&str, &str)]) {
+        let same = self.docs.get(tab).is_some_and(|d| {
+            d.len() == now.len() && d.iter().zip(now).all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+        });
+        if same {
+            return;
+        }
+        let shown = |frame: &str, loader: &str| now.iter().any(|d| d.0 == frame && d.1 == loader);
+        self.by_ref
+            .retain(|_, t| t.tab != tab || shown(&t.frame, &t.loader));
+        self.by_key.retain(|k, _| k.0 != tab || shown(&k.1, &k.2));
+        if self.by_ref.capacity() > 4 * self.by_ref.len() + 1024 {
+            self.by_ref.shrink_to_fit();
+            self.by_key.shrink_to_fit();
+        }
+        self.docs.insert(
+            tab.to_string(),
+            now.iter()
+                .map(|d| (d.0.to_string(), d.1.to_string()))
+                .collect(),
+        );
     }
 
     fn forget_oldest(&mut self, n: usize) {
@@ -105,7 +138,7 @@ impl RefTable {
         ids.sort_unstable();
         for id in ids.into_iter().take(n) {
             if let Some(t) = self.by_ref.remove(&id) {
-                self.by_key.remove(&(t.tab, t.frame, t.loader, t.backend));
+                self.by_key.remove(&(t.tab, t.frame, t.loader, t.node));
             }
         }
     }
@@ -141,20 +174,27 @@ mod tests {
     #[test]
     fn same_element_same_ref() {
         let mut t = RefTable::default();
-        let a = t.ref_for("tab1", "f", "l1", None, 10);
-        let b = t.ref_for("tab1", "f", "l1", None, 11);
+        let k = NodeKey::Collected;
+        let a = t.ref_for("tab1", "f", "l1", None, k(10));
+        let b = t.ref_for("tab1", "f", "l1", None, k(11));
         assert_ne!(a, b);
-        assert_eq!(t.ref_for("tab1", "f", "l1", None, 10), a);
+        assert_eq!(t.ref_for("tab1", "f", "l1", None, k(10)), a);
+        // The same number from the other source is another element.
+        assert_ne!(t.ref_for("tab1", "f", "l1", None, NodeKey::Backend(10)), a);
         // A new document: a new ref, and the old one still points at the old document.
-        let c = t.ref_for("tab1", "f", "l2", None, 10);
+        let c = t.ref_for("tab1", "f", "l2", None, k(10));
         assert_ne!(c, a);
         match t.lookup(a) {
             Lookup::Found(x) => assert_eq!(x.loader, "l1"),
             _ => panic!("lost"),
         }
         assert!(matches!(t.lookup(999), Lookup::Unknown));
-        t.forget_tab("tab1");
+        // The tab shows the second document now: the first one's refs are forgotten.
+        t.documents("tab1", &[("f", "l2")]);
         assert!(matches!(t.lookup(a), Lookup::Forgotten));
+        assert!(matches!(t.lookup(c), Lookup::Found(_)));
+        t.forget_tab("tab1");
+        assert!(matches!(t.lookup(c), Lookup::Forgotten));
     }
 
     #[test]

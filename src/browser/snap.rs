@@ -1,5 +1,11 @@
-//! Collecting a tab's accessibility trees (every frame, in- and out-of-process) and
-//! rendering them with refs.
+//! Collecting a tab's snapshot (every frame, in- and out-of-process) and rendering it with
+//! refs.
+//!
+//! Two sources: the in-page collector (default; `snapshot/collector.js`, run in an
+//! isolated world of every frame, through the frame's own session for out-of-process
+//! frames) and the accessibility tree (`Accessibility.getFullAXTree`, the exact mode).
+//! The collector keeps a change counter per document; when no frame changed since the
+//! last full snapshot, the last text is reused without walking the page again.
 
 use std::collections::HashMap;
 
@@ -8,9 +14,29 @@ use serde_json::{Value, json};
 
 use super::Browser;
 use super::page::Page;
-use super::refs::{self, Lookup, RefTable};
+use super::refs::{self, Lookup, NodeKey, RefTable, RefTarget};
 use crate::error::{Error, Result, codes};
-use crate::snapshot::{self, AxNode, Frame, Options, Snapshot};
+use crate::snapshot::{self, AxNode, Frame, Options, Snapshot, collect::Collected, flags};
+
+/// Where snapshot nodes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The in-page collector.
+    #[default]
+    Collector,
+    /// `Accessibility.getFullAXTree`: exact, slower and heavier on big pages.
+    Ax,
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "collector" | "dom" => Some(Source::Collector),
+            "ax" | "exact" => Some(Source::Ax),
+            _ => None,
+        }
+    }
+}
 
 /// What the model asked for.
 #[derive(Debug, Clone, Default)]
@@ -21,29 +47,61 @@ pub struct Request {
     pub find: Option<String>,
     /// Only what is inside the viewport.
     pub viewport: bool,
+    /// None: the instance's default (`--snapshot-source`).
+    pub source: Option<Source>,
 }
+
+/// What a tab keeps between snapshots.
+#[derive(Debug, Default)]
+pub struct PageCache {
+    /// The isolated world of each document: (frame id, loader id) -> execution context id.
+    worlds: HashMap<(String, String), i64>,
+    /// The last full collector snapshot: each frame's (id, loader, change counter), and
+    /// its text.
+    last: Option<(Vec<Generation>, String)>,
+    /// Nodes of the last snapshot walked (kept when it is reused).
+    nodes: usize,
+}
+
+/// A frame's (id, loader id, change counter) when it was collected.
+type Generation = (String, String, u64);
+
+/// Name of the isolated world the collector runs in.
+const WORLD: &str = "tabmux";
+/// Bound of the worlds remembered per tab.
+const MAX_WORLDS: usize = 256;
 
 struct FrameMeta {
     id: String,
     loader: String,
     session: Option<String>,
+    /// Index of the parent frame in the list.
+    parent: Option<usize>,
 }
 
 struct TableRefs<'a> {
     table: &'a mut RefTable,
     tab: &'a str,
     frames: &'a [FrameMeta],
+    source: Source,
+}
+
+fn key(source: Source, id: i64) -> NodeKey {
+    match source {
+        Source::Collector => NodeKey::Collected(id),
+        Source::Ax => NodeKey::Backend(id),
+    }
 }
 
 impl snapshot::Refs for TableRefs<'_> {
-    fn ref_for(&mut self, frame: usize, backend_node_id: i64) -> String {
+    fn ref_for(&mut self, frame: usize, node: i64) -> String {
         let m = &self.frames[frame];
         let n = self.table.ref_for(
             self.tab,
             &m.id,
             &m.loader,
             m.session.as_deref(),
-            backend_node_id,
+            key(self.source, node),
         );
         format!("e{n}")
     }
@@ -80,8 +138,9 @@ fn walk_tree(node: &Value, parent: Option<String>, session: &Option<String>, out
     }
 }
 
-/// Collects and renders the tab's snapshot.
-pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snapshot> {
+/// Every frame of the tab, parents before children, the main frame first; and every
+/// session.
+async fn discover(page: &Page) -> Result<(Vec<FrameMeta>, Vec<Option<String>>)> {
     // Every session's frame tree: the tab's own and each out-of-process iframe's.
     let children: Vec<String> = page.state().child_sessions.keys().cloned().collect();
     let mut sessions: Vec<Option<String>> = vec![None];
@@ -147,7 +206,12 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
             }
         }
     }
-    let metas: Vec<FrameMeta> = order
+    let index: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let metas = order
         .iter()
         .map(|id| {
             let f = &by_id[id];
@@ -155,15 +219,15 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
                 id: id.clone(),
                 loader: f.loader.clone(),
                 session: f.session.clone(),
+                parent: f.parent.as_deref().and_then(|p| index.get(p)).copied(),
             }
         })
         .collect();
-    let index: HashMap<&str, usize> = order
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
+    Ok((metas, sessions))
+}
 
+/// The accessibility trees of every frame, converted.
+async fn ax_frames(page: &Page, metas: &[FrameMeta]) -> Result<Vec<Frame>> {
     let ax_calls = metas.iter().map(|m| {
         page.call_in::<AxTree>(
             m.session.as_deref(),
@@ -172,18 +236,16 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
         )
     });
     // The <iframe> element that hosts each child frame, asked of the parent's session.
-    let owner_calls = order.iter().skip(1).map(|id| {
-        let parent = by_id[id].parent.clone().unwrap_or_default();
-        let parent_session = by_id.get(&parent).and_then(|p| p.session.clone());
-        let id = id.clone();
-        async move {
-            page.call_in::<Value>(
+    let owner_calls = metas.iter().skip(1).map(|m| async move {
+        let parent_session = m.parent.and_then(|p| metas[p].session.clone());
+        let o = page
+            .call_in::<Value>(
                 parent_session.as_deref(),
                 "DOM.getFrameOwner",
-                json!({"frameId": id}),
+                json!({"frameId": m.id}),
             )
-            .await
-        }
+            .await;
+        o.ok().and_then(|o| o["backendNodeId"].as_i64())
     });
     let (trees, owners) = futures_util::future::join(
         futures_util::future::join_all(ax_calls),
@@ -197,77 +259,372 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
             Err(e) if i == 0 => return Err(e),
             Err(_) => Vec::new(),
         };
-        let parent = if i == 0 {
-            None
-        } else {
-            let id = &order[i];
-            let p = by_id[id]
-                .parent
-                .as_deref()
-                .and_then(|p| index.get(p))
-                .copied();
-            let owner = owners[i - 1]
-                .as_ref()
-                .ok()
-                .and_then(|o| o["backendNodeId"].as_i64());
-            match (p, owner) {
-                (Some(p), Some(o)) => Some((p, o)),
-                _ => None,
-            }
+        let parent = match (i, metas[i].parent) {
+            (0, _) => None,
+            (_, Some(p)) => owners[i - 1].map(|o| (p, o)),
+            _ => None,
         };
-        if i > 0 && parent.is_none() {
-            // A frame without a known host element cannot be placed; leave it out.
-            frames.push(Frame {
-                nodes: Vec::new(),
-                parent: Some((0, -1)),
-            });
+        frames.push(place(snapshot::ax::frame_from_ax(&nodes, parent), i));
+    }
+    Ok(frames)
+}
+
+/// A child frame without a known host element cannot be placed: it is left out.
+fn place(frame: Frame, i: usize) -> Frame {
+    if i > 0 && frame.parent.is_none() {
+        return Frame {
+            parent: Some((0, -1)),
+            ..Frame::default()
+        };
+    }
+    frame
+}
+
+#[derive(Deserialize)]
+struct Evaluated<T> {
+    result: Option<EvalResult<T>>,
+    #[serde(rename = "exceptionDetails")]
+    exception: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EvalResult<T> {
+    value: Option<T>,
+    #[serde(rename = "objectId")]
+    object_id: Option<String>,
+}
+
+fn script_error(what: &str, ex: &Value) -> Error {
+    Error::new(
+        codes::CDP_ERROR,
+        format!(
+            "the snapshot collector failed in {what}: {}",
+            super::page::exception_text(ex)
+        ),
+    )
+}
+
+/// The execution context of the collector's world in a frame's document, made on first
+/// use (worlds are per document: a new document gets a new one).
+async fn world(page: &Page, m: &FrameMeta, fresh: bool) -> Result<i64> {
+    let k = (m.id.clone(), m.loader.clone());
+    if !fresh && let Some(&ctx) = page.state().snap.worlds.get(&k) {
+        return Ok(ctx);
+    }
+    let r: Value = page
+        .call_in(
+            m.session.as_deref(),
+            "Page.createIsolatedWorld",
+            json!({"frameId": m.id, "worldName": WORLD, "grantUniveralAccess": false}),
+        )
+        .await?;
+    let ctx = r["executionContextId"]
+        .as_i64()
+        .ok_or_else(|| Error::new(codes::CDP_ERROR, "no isolated world for the snapshot"))?;
+    let mut s = page.state();
+    let worlds = &mut s.snap.worlds;
+    if worlds.len() >= MAX_WORLDS {
+        worlds.clear();
+    }
+    worlds.insert(k, ctx);
+    Ok(ctx)
+}
+
+/// Runs `(collector)(opts)` in a frame's world; one retry in a fresh world when the
+/// remembered one is gone.
+async fn run<T: serde::de::DeserializeOwned>(
+    page: &Page,
+    m: &FrameMeta,
+    opts: &Value,
+    by_value: bool,
+) -> Result<Evaluated<T>> {
+    let expression = format!("({})({})", snapshot::collect::SCRIPT, opts);
+    let mut fresh = false;
+    loop {
+        let ctx = world(page, m, fresh).await?;
+        let r = page
+            .call_in::<Evaluated<T>>(
+                m.session.as_deref(),
+                "Runtime.evaluate",
+                json!({"expression": expression, "contextId": ctx, "returnByValue": by_value}),
+            )
+            .await;
+        match r {
+            Err(e) if !fresh && e.message.contains("context") => fresh = true,
+            r => return r,
+        }
+    }
+}
+
+/// Collects one frame: its nodes, or None when it did not change since `generation`.
+async fn collect_frame(
+    page: &Page,
+    m: &FrameMeta,
+    generation: Option<u64>,
+    viewport: bool,
+) -> Result<Collected> {
+    let opts = json!({
+        "gen": generation.map_or(-1, |g| g as i64),
+        "viewport": viewport,
+        "track": generation.is_some() || !viewport,
+    });
+    let r = run::<Collected>(page, m, &opts, true).await?;
+    if let Some(ex) = &r.exception {
+        return Err(script_error("a frame", ex));
+    }
+    r.result
+        .and_then(|r| r.value)
+        .ok_or_else(|| Error::new(codes::CDP_ERROR, "the snapshot collector gave no answer"))
+}
+
+/// The collector's id of the `<iframe>` element that hosts frame `m`, in its parent's
+/// document.
+async fn owner_id(page: &Page, metas: &[FrameMeta], m: &FrameMeta) -> Option<i64> {
+    let parent = &metas[m.parent?];
+    let ps = parent.session.as_deref();
+    let o: Value = page
+        .call_in(ps, "DOM.getFrameOwner", json!({"frameId": m.id}))
+        .await
+        .ok()?;
+    let backend = o["backendNodeId"].as_i64()?;
+    let ctx = world(page, parent, false).await.ok()?;
+    let r: Value = page
+        .call_in(
+            ps,
+            "DOM.resolveNode",
+            json!({"backendNodeId": backend, "executionContextId": ctx}),
+        )
+        .await
+        .ok()?;
+    let object = r["object"]["objectId"].as_str()?.to_string();
+    let f = format!(
+        "function() {{ return ({})({{op: 'id', el: this}}); }}",
+        snapshot::collect::SCRIPT
+    );
+    let id: Value = page
+        .call_in(
+            ps,
+            "Runtime.callFunctionOn",
+            json!({"functionDeclaration": f, "objectId": object, "returnByValue": true}),
+        )
+        .await
+        .ok()?;
+    let _ = page
+        .call_in::<Value>(ps, "Runtime.releaseObject", json!({"objectId": object}))
+        .await;
+    id["result"]["value"].as_i64()
+}
+
+/// The collector's frames, or None when nothing changed since `last` (the generations
+/// of the last full snapshot, frame by frame).
+async fn collected_frames(
+    page: &Page,
+    metas: &[FrameMeta],
+    last: Option<&[Generation]>,
+    viewport: bool,
+) -> Result<(Option<Vec<Frame>>, Vec<u64>)> {
+    let same_frames = last.is_some_and(|l| {
+        l.len() == metas.len()
+            && l.iter()
+                .zip(metas)
+                .all(|(a, m)| a.0 == m.id && a.1 == m.loader)
+    });
+    let gens: Vec<Option<u64>> = metas
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            if same_frames {
+                last.map(|l| l[i].2)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let calls = metas
+        .iter()
+        .zip(&gens)
+        .map(|(m, g)| collect_frame(page, m, *g, viewport));
+    let owners = metas.iter().skip(1).map(|m| owner_id(page, metas, m));
+    let (answers, owners) = futures_util::future::join(
+        futures_util::future::join_all(calls),
+        futures_util::future::join_all(owners),
+    )
+    .await;
+    let mut collected: Vec<Collected> = Vec::with_capacity(metas.len());
+    for (i, a) in answers.into_iter().enumerate() {
+        match a {
+            Ok(c) => collected.push(c),
+            Err(e) if i == 0 => return Err(e),
+            // A frame that went away meanwhile: left out.
+            Err(_) => collected.push(Collected {
+                generation: 0,
+                frame: Some(Frame::default()),
+            }),
+        }
+    }
+    let generations: Vec<u64> = collected.iter().map(|c| c.generation).collect();
+    if collected.iter().all(|c| c.frame.is_none()) {
+        return Ok((None, generations));
+    }
+    // Some frames changed: the unchanged ones are read again in full.
+    let mut frames = Vec::with_capacity(metas.len());
+    for (i, c) in collected.into_iter().enumerate() {
+        let mut frame = match c.frame {
+            Some(f) => f,
+            None => collect_frame(page, &metas[i], None, viewport)
+                .await?
+                .frame
+                .unwrap_or_default(),
+        };
+        frame.parent = match (i, metas[i].parent) {
+            (0, _) => None,
+            (_, Some(p)) => owners[i - 1].map(|o| (p, o)),
+            _ => None,
+        };
+        frames.push(place(frame, i));
+    }
+    Ok((Some(frames), generations))
+}
+
+/// The nodes the collector saw inside the viewport, as [`Options::only`] wants them; a
+/// child frame counts only when its `<iframe>` is in view.
+fn in_view(frames: &[Frame]) -> std::collections::HashSet<(usize, i64)> {
+    let mut out = std::collections::HashSet::new();
+    for (fi, f) in frames.iter().enumerate() {
+        if let Some((p, host)) = f.parent
+            && !out.contains(&(p, host))
+        {
             continue;
         }
-        frames.push(Frame { nodes, parent });
-    }
-
-    let only = if req.viewport {
-        let parents: Vec<Option<(usize, i64)>> = frames.iter().map(|f| f.parent).collect();
-        Some(visible_nodes(page, &metas, &parents, &sessions).await?)
-    } else {
-        None
-    };
-    let tab = page.key.clone();
-    let mut table = browser.refs.lock().unwrap();
-    let root = match &req.root {
-        None => None,
-        Some(r) => {
-            let n = refs::parse_ref(r).ok_or_else(|| {
-                Error::bad_request(format!(
-                    "{r:?} is not a ref; pass a ref like e12 from a snapshot"
-                ))
-            })?;
-            match table.lookup(n) {
-                Lookup::Found(t) if t.tab == tab => {
-                    let idx = metas
-                        .iter()
-                        .position(|m| m.id == t.frame && m.loader == t.loader)
-                        .ok_or_else(|| {
-                            Error::new(
-                                codes::STALE_REF,
-                                format!("ref {r} is from a document that has been replaced; take a full snapshot"),
-                            )
-                        })?;
-                    Some((idx, t.backend))
-                }
-                Lookup::Found(_) => {
-                    return Err(Error::bad_request(format!(
-                        "ref {r} belongs to another tab; select that tab first"
-                    )));
-                }
-                _ => {
-                    return Err(Error::new(
-                        codes::STALE_REF,
-                        format!("ref {r} is unknown or stale; take a full snapshot"),
-                    ));
-                }
+        for n in &f.nodes {
+            if let Some(id) = n.id
+                && n.has(flags::IN_VIEW)
+            {
+                out.insert((fi, id));
             }
         }
+    }
+    out
+}
+
+/// Collects and renders the tab's snapshot.
+pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snapshot> {
+    let mut nodes = 0;
+    let r = take_counted(browser, page, req, &mut nodes).await;
+    // Trimmed after a big page, and once more after the page that follows it (the big
+    // page's last answer was freed meanwhile).
+    let before = std::mem::replace(&mut page.state().snap.nodes, nodes);
+    if nodes >= BIG_PAGE_NODES || before >= BIG_PAGE_NODES {
+        release_memory();
+    }
+    r
+}
+
+/// A page this big leaves megabytes of freed heap behind.
+const BIG_PAGE_NODES: usize = 20_000;
+
+/// Gives the heap freed after a big snapshot back to the system: glibc keeps freed pages
+/// in each thread's arena otherwise, and the process would stay at its peak.
+fn release_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+async fn take_counted(
+    browser: &Browser,
+    page: &Page,
+    req: &Request,
+    nodes: &mut usize,
+) -> Result<Snapshot> {
+    let source = req.source.unwrap_or(browser.config().snapshot_source);
+    let (metas, sessions) = discover(page).await?;
+    let plain = req.root.is_none()
+        && req.find.is_none()
+        && !req.viewport
+        && req.max_chars == 0
+        && req.source.is_none();
+    let (frames, only) = match source {
+        Source::Ax => {
+            let frames = ax_frames(page, &metas).await?;
+            *nodes = frames.iter().map(|f| f.nodes.len()).sum();
+            let only = if req.viewport {
+                let parents: Vec<Option<(usize, i64)>> = frames.iter().map(|f| f.parent).collect();
+                Some(visible_nodes(page, &metas, &parents, &sessions).await?)
+            } else {
+                None
+            };
+            (frames, only)
+        }
+        Source::Collector => {
+            let last = if plain {
+                page.state().snap.last.take()
+            } else {
+                None
+            };
+            let (frames, generations) = collected_frames(
+                page,
+                &metas,
+                last.as_ref().map(|l| l.0.as_slice()),
+                req.viewport,
+            )
+            .await?;
+            let Some(frames) = frames else {
+                // Nothing changed: the same text (and refs) as last time.
+                tracing::debug!(frames = metas.len(), "snapshot: no frame changed, reused");
+                *nodes = page.state().snap.nodes;
+                let (gens, text) = last.unwrap_or_default();
+                let snap = Snapshot {
+                    total_lines: text.lines().count(),
+                    shown_lines: text.lines().count(),
+                    text: text.clone(),
+                    root_found: true,
+                    ..Snapshot::default()
+                };
+                page.state().snap.last = Some((gens, text));
+                return Ok(snap);
+            };
+            *nodes = frames.iter().map(|f| f.nodes.len()).sum();
+            tracing::debug!(frames = frames.len(), nodes = *nodes, "snapshot: collected");
+            let only = req.viewport.then(|| in_view(&frames));
+            if plain {
+                let gens = metas
+                    .iter()
+                    .zip(generations)
+                    .map(|(m, g)| (m.id.clone(), m.loader.clone(), g))
+                    .collect();
+                let snap = render(browser, page, &metas, &frames, None, req, source)?;
+                page.state().snap.last = Some((gens, snap.text.clone()));
+                return Ok(snap);
+            }
+            (frames, only)
+        }
+    };
+    render(browser, page, &metas, &frames, only, req, source)
+}
+
+/// Renders collected frames with the instance's ref table.
+fn render(
+    browser: &Browser,
+    page: &Page,
+    metas: &[FrameMeta],
+    frames: &[Frame],
+    only: Option<std::collections::HashSet<(usize, i64)>>,
+    req: &Request,
+    source: Source,
+) -> Result<Snapshot> {
+    let tab = page.key.clone();
+    let mut table = browser.refs.lock().unwrap();
+    let docs: Vec<(&str, &str)> = metas
+        .iter()
+        .map(|m| (m.id.as_str(), m.loader.as_str()))
+        .collect();
+    table.documents(&tab, &docs);
+    let root = match &req.root {
+        None => None,
+        Some(r) => Some(root_of(&table, &tab, metas, r, source)?),
     };
     let opts = Options {
         max_chars: req.max_chars,
@@ -280,15 +637,97 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
     let mut refs = TableRefs {
         table: &mut table,
         tab: &tab,
-        frames: &metas,
+        frames: metas,
+        source,
     };
-    let snap = snapshot::render(&frames, &mut refs, &opts);
+    let snap = snapshot::render(frames, &mut refs, &opts);
     for r in &snap.refs {
         if let Some(n) = refs::parse_ref(&r.r#ref) {
             table.describe(n, &r.role, &r.name);
         }
     }
     Ok(snap)
+}
+
+/// The (frame index, node id) of a ref given as the root of a subtree.
+fn root_of(
+    table: &RefTable,
+    tab: &str,
+    metas: &[FrameMeta],
+    r: &str,
+    source: Source,
+) -> Result<(usize, i64)> {
+    let n = refs::parse_ref(r).ok_or_else(|| {
+        Error::bad_request(format!(
+            "{r:?} is not a ref; pass a ref like e12 from a snapshot"
+        ))
+    })?;
+    match table.lookup(n) {
+        Lookup::Found(t) if t.tab == tab => {
+            let idx = metas
+                .iter()
+                .position(|m| m.id == t.frame && m.loader == t.loader)
+                .ok_or_else(|| {
+                    Error::new(
+                        codes::STALE_REF,
+                        format!(
+                            "ref {r} is from a document that has been replaced; take a full snapshot"
+                        ),
+                    )
+                })?;
+            match (t.node, source) {
+                (NodeKey::Collected(id), Source::Collector)
+                | (NodeKey::Backend(id), Source::Ax) => Ok((idx, id)),
+                _ => Err(Error::bad_request(format!(
+                    "ref {r} comes from a snapshot of the other source; take a snapshot with the same source first"
+                ))),
+            }
+        }
+        Lookup::Found(_) => Err(Error::bad_request(format!(
+            "ref {r} belongs to another tab; select that tab first"
+        ))),
+        _ => Err(Error::new(
+            codes::STALE_REF,
+            format!("ref {r} is unknown or stale; take a full snapshot"),
+        )),
+    }
+}
+
+/// The backend node id of a ref's element, for the commands that act on it. A ref of the
+/// collector is looked up in its frame's world; None when the element left the document.
+pub async fn backend_of(page: &Page, t: &RefTarget) -> Result<Option<i64>> {
+    let id = match t.node {
+        NodeKey::Backend(b) => return Ok(Some(b)),
+        NodeKey::Collected(id) => id,
+    };
+    let m = FrameMeta {
+        id: t.frame.clone(),
+        loader: t.loader.clone(),
+        session: t.session.clone(),
+        parent: None,
+    };
+    let r = run::<Value>(page, &m, &json!({"op": "el", "id": id}), false).await?;
+    if let Some(ex) = &r.exception {
+        return Err(script_error("the element lookup", ex));
+    }
+    let Some(object) = r.result.and_then(|r| r.object_id) else {
+        return Ok(None);
+    };
+    let d: Value = page
+        .call_in(
+            t.session.as_deref(),
+            "DOM.describeNode",
+            json!({"objectId": object}),
+        )
+        .await?;
+    let _ = page
+        .call_in::<Value>(
+            t.session.as_deref(),
+            "Runtime.releaseObject",
+            json!({"objectId": object}),
+        )
+        .await;
+    Ok(d["node"]["backendNodeId"].as_i64())
 }
 
 /// A rectangle: x, y, width, height.

@@ -26,6 +26,8 @@ pub struct SnapshotArgs {
     viewport: Option<bool>,
     /// Character budget (default 50000; 0 = no limit)
     max_chars: Option<i64>,
+    /// "ax": from the browser's accessibility tree (exact, slower); default "collector"
+    source: Option<String>,
 }
 
 pub const SNAPSHOT: ToolDef = tool!(
@@ -43,12 +45,26 @@ async fn snapshot(ctx: &Ctx<'_>, a: SnapshotArgs) -> Result<Out> {
         Some(n) if n < 0 => return Err(Error::bad_request("maxChars cannot be negative")),
         Some(n) => n as usize,
     };
-    ctx.on_page(async |page| snapshot_of(ctx, page, &a, budget).await)
+    let source = match a.source.as_deref() {
+        None => None,
+        Some(s) => Some(snap::Source::parse(s).ok_or_else(|| {
+            Error::bad_request(format!(
+                "source {s:?} is unknown; use \"collector\" (default) or \"ax\" (the accessibility tree, exact)"
+            ))
+        })?),
+    };
+    ctx.on_page(async |page| snapshot_of(ctx, page, &a, budget, source).await)
         .await
 }
 
 /// The snapshot `a` asks for, of `page` (its op lock held).
-async fn snapshot_of(ctx: &Ctx<'_>, page: &Page, a: &SnapshotArgs, budget: usize) -> Result<Out> {
+async fn snapshot_of(
+    ctx: &Ctx<'_>,
+    page: &Page,
+    a: &SnapshotArgs,
+    budget: usize,
+    source: Option<snap::Source>,
+) -> Result<Out> {
     let mut out = report::header(page);
     report::modal_lines(page, &mut out);
     if page.state().dialog.is_some() {
@@ -56,12 +72,13 @@ async fn snapshot_of(ctx: &Ctx<'_>, page: &Page, a: &SnapshotArgs, budget: usize
         return Ok(Out::text(out));
     }
     let viewport = a.viewport == Some(true);
-    let plain = a.target.is_none() && a.find.is_none() && !viewport;
+    let plain = a.target.is_none() && a.find.is_none() && !viewport && source.is_none();
     let req = snap::Request {
         max_chars: if plain { 0 } else { budget },
         root: a.target.clone(),
         find: a.find.clone(),
         viewport,
+        source,
     };
     let s = snap::take(ctx.browser, page, &req).await?;
     out.push('\n');

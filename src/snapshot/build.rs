@@ -1,6 +1,6 @@
-//! From CDP accessibility nodes to a small tree of output nodes.
+//! From the frames' nodes to a small tree of output nodes.
 //!
-//! `build` walks the frames once, iteratively, in document order, and turns each AX node
+//! `build` walks the frames once, iteratively, in document order, and turns each node
 //! into one output node (an element line, a text run, or a transparent wrapper) or into
 //! nothing. `finalize` then runs once over that tree, children before parents, and removes
 //! the noise: it dissolves wrappers, merges text runs, drops text that repeats a name,
@@ -8,10 +8,8 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
-use super::ax::AxNode;
-use super::{Frame, Options};
+use super::{Frame, Node as Src, Options, flags};
 
 /// Deepest nesting of output nodes; deeper content is attached at this depth (nothing is
 /// lost, only indentation), so no pass over the tree can run out of stack.
@@ -316,11 +314,11 @@ fn role_word(role: &str) -> Cow<'_, str> {
     })
 }
 
-fn heading_word(ax: &AxNode) -> Cow<'static, str> {
-    match ax.prop("level").and_then(serde_json::Value::as_u64) {
-        Some(l @ 1..=6) => Cow::Borrowed(["h1", "h2", "h3", "h4", "h5", "h6"][l as usize - 1]),
-        Some(l) => Cow::Owned(format!("h{l}")),
-        None => Cow::Borrowed("heading"),
+fn heading_word(n: &Src) -> Cow<'static, str> {
+    match n.level {
+        l @ 1..=6 => Cow::Borrowed(["h1", "h2", "h3", "h4", "h5", "h6"][l as usize - 1]),
+        0 => Cow::Borrowed("heading"),
+        l => Cow::Owned(format!("h{l}")),
     }
 }
 
@@ -451,79 +449,49 @@ fn decoration(s: &str) -> bool {
     })
 }
 
-fn states(ax: &AxNode, role: &str) -> String {
+fn states(n: &Src, role: &str) -> String {
     let mut s = String::new();
-    let p = |n: &str| ax.prop_str(n);
-    match p("checked") {
-        "true" => s.push_str(" checked"),
-        "mixed" => s.push_str(" mixed"),
-        _ => {}
-    }
-    match p("pressed") {
-        "true" => s.push_str(" pressed"),
-        "mixed" => s.push_str(" pressed=mixed"),
-        _ => {}
-    }
-    if ax.prop_true("selected") {
-        s.push_str(" selected");
-    }
-    match ax.prop("expanded") {
-        Some(serde_json::Value::Bool(true)) => s.push_str(" expanded"),
-        Some(serde_json::Value::Bool(false)) if role != "combobox" => s.push_str(" collapsed"),
-        _ => {}
-    }
-    for (prop, word) in [
-        ("disabled", " disabled"),
-        ("required", " required"),
-        ("readonly", " readonly"),
-    ] {
-        if ax.prop_true(prop) {
+    let words: [(u32, &str); 8] = [
+        (flags::CHECKED, " checked"),
+        (flags::MIXED, " mixed"),
+        (flags::PRESSED, " pressed"),
+        (flags::PRESSED_MIXED, " pressed=mixed"),
+        (flags::SELECTED, " selected"),
+        (flags::EXPANDED, " expanded"),
+        (flags::COLLAPSED, " collapsed"),
+        (flags::DISABLED, " disabled"),
+    ];
+    for (bit, word) in words {
+        if n.has(bit) && !(bit == flags::COLLAPSED && role == "combobox") {
             s.push_str(word);
         }
     }
-    let invalid = p("invalid");
-    if !invalid.is_empty() && invalid != "false" {
-        s.push_str(" invalid");
+    for (bit, word) in [
+        (flags::REQUIRED, " required"),
+        (flags::READONLY, " readonly"),
+        (flags::INVALID, " invalid"),
+    ] {
+        if n.has(bit) {
+            s.push_str(word);
+        }
     }
-    if ax.prop_true("focused") && role != "RootWebArea" && role != "WebArea" {
+    if n.has(flags::FOCUSED) && role != "RootWebArea" && role != "WebArea" {
         s.push_str(" focused");
     }
-    for (prop, word) in [
-        ("modal", " modal"),
-        ("multiselectable", " multiselectable"),
-        ("busy", " busy"),
+    for (bit, word) in [
+        (flags::MODAL, " modal"),
+        (flags::MULTISELECTABLE, " multiselectable"),
+        (flags::BUSY, " busy"),
     ] {
-        if ax.prop_true(prop) {
+        if n.has(bit) {
             s.push_str(word);
         }
     }
     s
 }
 
-fn value<'a>(ax: &'a AxNode, role: &str) -> Cow<'a, str> {
-    let plain = || match ax.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_str()),
-        Some(serde_json::Value::Number(n)) => Cow::Owned(n.to_string()),
-        _ => Cow::Borrowed(""),
-    };
-    let mut v: Cow<'a, str> = match role {
-        "slider" | "spinbutton" | "progressbar" | "meter" | "scrollbar" => {
-            let t = ax.prop_str("valuetext");
-            let mut v = if t.is_empty() {
-                plain()
-            } else {
-                Cow::Borrowed(t)
-            };
-            if role == "slider" {
-                let (lo, hi) = (ax.prop_text("valuemin"), ax.prop_text("valuemax"));
-                if !lo.is_empty() && !hi.is_empty() {
-                    v.to_mut().push_str(&format!(" ({lo}..{hi})"));
-                }
-            }
-            v
-        }
-        _ => plain(),
-    };
+fn value(n: &Src) -> Cow<'_, str> {
+    let mut v = Cow::Borrowed(n.value.as_str());
     if v.contains(['\n', '\r']) {
         v = Cow::Owned(v.replace("\r\n", "\n").replace(['\n', '\r'], "\\n"));
     }
@@ -548,88 +516,6 @@ fn short_url(url: &str, base: &str) -> String {
     out.into_owned()
 }
 
-/// Hashes integer node ids with one multiplication.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_i64(&mut self, i: i64) {
-        self.0 = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Node id -> position in the frame's node list. CDP node ids are integers in a string;
-/// any other id falls back to a map keyed by the string.
-enum Index<'a> {
-    Numeric(HashMap<i64, u32, BuildHasherDefault<IdHasher>>),
-    Text(HashMap<&'a str, u32>),
-}
-
-impl<'a> Index<'a> {
-    fn new(nodes: &'a [AxNode]) -> Index<'a> {
-        let mut map = HashMap::with_capacity_and_hasher(nodes.len(), BuildHasherDefault::default());
-        for (i, n) in nodes.iter().enumerate() {
-            match n.node_id.parse::<i64>() {
-                Ok(id) => {
-                    map.insert(id, i as u32);
-                }
-                Err(_) => {
-                    return Index::Text(
-                        nodes
-                            .iter()
-                            .enumerate()
-                            .map(|(i, n)| (n.node_id.as_str(), i as u32))
-                            .collect(),
-                    );
-                }
-            }
-        }
-        Index::Numeric(map)
-    }
-
-    fn get(&self, id: &str) -> Option<u32> {
-        match self {
-            Index::Numeric(map) => map.get(&id.parse::<i64>().ok()?).copied(),
-            Index::Text(map) => map.get(id).copied(),
-        }
-    }
-}
-
-/// The children of every node, as positions in the frame's node list, found in two linear
-/// passes (walking the tree by id lookups would jump around memory for every node).
-struct Children {
-    start: Vec<u32>,
-    list: Vec<u32>,
-}
-
-impl Children {
-    fn new(nodes: &[AxNode]) -> Children {
-        let index = Index::new(nodes);
-        let mut start = Vec::with_capacity(nodes.len() + 1);
-        let mut list = Vec::with_capacity(nodes.len());
-        for n in nodes {
-            start.push(list.len() as u32);
-            list.extend(n.child_ids.iter().filter_map(|c| index.get(c)));
-        }
-        start.push(list.len() as u32);
-        Children { start, list }
-    }
-
-    fn of(&self, i: usize) -> &[u32] {
-        &self.list[self.start[i] as usize..self.start[i + 1] as usize]
-    }
-}
-
 struct Visit {
     frame: usize,
     idx: u32,
@@ -639,27 +525,12 @@ struct Visit {
 }
 
 fn frame_root(f: &Frame) -> Option<usize> {
-    if f.nodes.is_empty() {
-        return None;
-    }
-    Some(
-        f.nodes
-            .iter()
-            .position(|n| n.parent_id.is_none())
-            .unwrap_or(0),
-    )
-}
-
-fn document_url(f: &Frame) -> String {
-    frame_root(f)
-        .map(|i| f.nodes[i].prop_text("url"))
-        .unwrap_or_default()
+    (!f.nodes.is_empty()).then_some(0)
 }
 
 /// Builds the output tree; None when there is nothing to render (no frames, or `root` is
 /// not in the tree).
 pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>> {
-    let kids: Vec<Children> = frames.iter().map(|f| Children::new(&f.nodes)).collect();
     let mut hosted: HashMap<(usize, i64), Vec<usize>> = HashMap::new();
     for (i, f) in frames.iter().enumerate() {
         if let Some((p, owner)) = f.parent
@@ -670,17 +541,14 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
         }
     }
     let urls: Vec<String> = if opts.link_urls {
-        frames.iter().map(document_url).collect()
+        frames.iter().map(|f| f.url.clone()).collect()
     } else {
         Vec::new()
     };
     let (start_frame, start_idx) = match opts.root {
         Some((f, b)) => {
             let frame = frames.get(f)?;
-            let i = frame
-                .nodes
-                .iter()
-                .position(|n| n.backend_dom_node_id == Some(b))?;
+            let i = frame.nodes.iter().position(|n| n.id == Some(b))?;
             (f, i)
         }
         None => (0, frame_root(frames.first()?)?),
@@ -694,7 +562,6 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
 
     let mut nodes = Vec::with_capacity(frames.iter().map(|f| f.nodes.len()).sum::<usize>() + 1);
     nodes.push(Node::new(Kind::Pass, 0, 0));
-    let mut seen: Vec<Vec<bool>> = frames.iter().map(|f| vec![false; f.nodes.len()]).collect();
     let mut frame_entered = vec![false; frames.len()];
     frame_entered[start_frame] = true;
     let mut stack = vec![Visit {
@@ -707,13 +574,10 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
     while let Some(v) = stack.pop() {
         let fi = v.frame;
         let i = v.idx as usize;
-        if seen[fi][i] {
-            continue;
-        }
-        seen[fi][i] = true;
         let ax = &frames[fi].nodes[i];
-        let role = ax.role();
-        let backend = ax.backend_dom_node_id;
+        let role: &str = &ax.role;
+        let backend = ax.id;
+        let ignored = ax.has(flags::IGNORED);
 
         // Deep trees: attach at the depth cap instead of nesting further.
         let mut parent = v.parent;
@@ -722,12 +586,12 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
         }
         let depth = nodes[parent as usize].depth + 1;
 
-        let click = in_set(clickable, fi, backend);
+        let click = in_set(clickable, fi, backend) || ax.has(flags::CLICKABLE);
         let refable = backend.is_some()
-            && !ax.ignored
+            && !ignored
             && (interactive(role)
                 || click
-                || (ax.prop_true("focusable")
+                || (ax.has(flags::FOCUSABLE)
                     && !matches!(
                         role,
                         "RootWebArea"
@@ -737,7 +601,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                             | "StaticText"
                             | "InlineTextBox"
                     )));
-        let mut class = if ax.ignored {
+        let mut class = if ignored {
             match role {
                 "InlineTextBox" => Class::Drop,
                 "StaticText" | "LineBreak" => Class::Drop,
@@ -755,7 +619,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             class = Class::Element;
         }
         if class == Class::PassUnlessNamed {
-            class = if ax.name().trim().is_empty() {
+            class = if ax.name.trim().is_empty() {
                 Class::Pass
             } else {
                 Class::Element
@@ -769,7 +633,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             Class::Marker => {
                 let p = &mut nodes[parent as usize];
                 if p.kind == Kind::Item {
-                    let m = ax.name().trim();
+                    let m = ax.name.trim();
                     if m.chars().any(char::is_alphanumeric) {
                         p.prefix = Cow::Borrowed(m);
                     }
@@ -781,7 +645,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                 n.text = Cow::Borrowed(if class == Class::Break {
                     "\n"
                 } else {
-                    ax.name()
+                    &ax.name
                 });
                 n.from_dom = backend.is_some() && class == Class::Text;
                 n.sel = in_set(only, fi, backend) || in_set(only, fi, v.raw_parent);
@@ -813,7 +677,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                 } else if matches!(role, "generic" | "none" | "presentation" | "") {
                     Cow::Borrowed(if click {
                         "clickable"
-                    } else if ax.prop("editable").is_some() {
+                    } else if ax.has(flags::EDITABLE) {
                         "editable"
                     } else {
                         "generic"
@@ -821,20 +685,17 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                 } else {
                     role_word(role)
                 };
-                n.name = normalized(Cow::Borrowed(ax.name()));
+                n.name = normalized(Cow::Borrowed(&ax.name));
                 if n.name.contains('\n') {
                     n.name = Cow::Owned(n.name.replace('\n', " "));
                 }
                 shorten(&mut n.name, MAX_NAME);
                 n.states = states(ax, role);
-                if opts.link_urls && role == "link" {
-                    let url = ax.prop_text("url");
-                    if !url.is_empty() {
-                        n.states.push_str(" -> ");
-                        n.states.push_str(&short_url(&url, &urls[fi]));
-                    }
+                if opts.link_urls && role == "link" && !ax.url.is_empty() {
+                    n.states.push_str(" -> ");
+                    n.states.push_str(&short_url(&ax.url, &urls[fi]));
                 }
-                n.value = value(ax, role);
+                n.value = value(ax);
                 if n.value == n.name {
                     n.value = Cow::Borrowed("");
                 }
@@ -873,16 +734,16 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             continue;
         }
         let raw_parent = backend.or(v.raw_parent);
-        for &ci in kids[fi].of(i).iter().rev() {
-            if !seen[fi][ci as usize] {
-                stack.push(Visit {
-                    frame: fi,
-                    idx: ci,
-                    parent: container,
-                    raw_parent,
-                });
-            }
+        let first = stack.len();
+        for ci in frames[fi].children(i) {
+            stack.push(Visit {
+                frame: fi,
+                idx: ci as u32,
+                parent: container,
+                raw_parent,
+            });
         }
+        stack[first..].reverse();
     }
     Some(Tree {
         nodes,

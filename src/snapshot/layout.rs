@@ -322,7 +322,7 @@ impl Layout<'_, '_> {
             out.entries.push(RefEntry {
                 r#ref: r,
                 frame,
-                backend_node_id: backend,
+                node: backend,
                 role: node.ax_role.to_string(),
                 name: node.name.to_string(),
             });

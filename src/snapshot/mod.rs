@@ -1,11 +1,20 @@
-//! Page snapshots: the accessibility tree of every frame of a tab, as compact text for a model.
+//! Page snapshots: the content of every frame of a tab, as compact text for a model.
 //!
 //! # Input
 //!
-//! One [`Frame`] per document of the tab: the main frame first, then every child frame
-//! (same-process iframes via `Accessibility.getFullAXTree {frameId}`, out-of-process ones
-//! from their own CDP session), each knowing the `<iframe>` element of its parent frame that
-//! hosts it. A child frame's content is rendered under its `<iframe>` line.
+//! One [`Frame`] per document of the tab: the main frame first, then every child frame,
+//! each knowing the `<iframe>` element of its parent frame that hosts it. A child frame's
+//! content is rendered under its `<iframe>` line.
+//!
+//! A frame is a source-neutral tree of [`Node`]s in document order (pre-order, each node
+//! knowing where its subtree ends). Two sources fill it:
+//! - the in-page collector (`collector.js`, run by `browser::snap` in an isolated world of
+//!   every frame; [`collect`] parses its compact answer), the default;
+//! - the accessibility tree (`Accessibility.getFullAXTree`, [`ax::frame_from_ax`]), the
+//!   exact mode and the oracle the collector is tested against.
+//!
+//! Roles use the accessibility tree's words (`button`, `StaticText`, `LineBreak`,
+//! `ListMarker`, `RootWebArea`, …), whatever the source.
 //!
 //! # Output format
 //!
@@ -63,6 +72,11 @@
 //!
 //! # Collecting the frames (checked with Chromium 156)
 //!
+//! The collector (default) runs in an isolated world of each frame (`browser::snap`,
+//! `docs/SNAPSHOTS.md`): frames are found as below, and a child frame's host is the
+//! collector's id of the element `DOM.getFrameOwner` names, resolved into the parent's
+//! world. The rest of this section is about the accessibility tree (exact mode).
+//!
 //! - `Accessibility.getFullAXTree {}` on the tab's session returns the main frame's
 //!   document only; its `Iframe` nodes have no children. `Accessibility.enable` is not
 //!   needed, and node ids stay the same between calls.
@@ -87,33 +101,110 @@
 //! - For [`diff`], render before and after in full (`max_chars: 0`) with the same ref table,
 //!   and bound the diff instead.
 
-mod ax;
+pub mod ax;
 mod build;
+pub mod collect;
 mod diff;
 mod layout;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
-pub use ax::{AxNode, AxProperty, AxValue};
+pub use ax::{AxFrame, AxNode, AxProperty, AxValue};
 pub use diff::diff;
 
-/// The accessibility tree of one document of the tab.
+/// One document of the tab, as a tree of nodes.
 #[derive(Debug, Clone, Default)]
 pub struct Frame {
-    /// Every node `Accessibility.getFullAXTree` returned for this frame.
-    pub nodes: Vec<AxNode>,
-    /// For a child frame: (index of the parent frame in the slice, backendDOMNodeId of the
+    /// The nodes in document order; `nodes[0]` is the root (the document).
+    pub nodes: Vec<Node>,
+    /// For a child frame: (index of the parent frame in the slice, node id of the
     /// `<iframe>`/`<frame>` element in the parent that hosts this frame). None for the main
     /// frame (index 0).
     pub parent: Option<(usize, i64)>,
+    /// The document's URL.
+    pub url: String,
+}
+
+/// One node of a frame: an element, a text run (`StaticText`, its text in `name`) or a
+/// line break.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    /// Identifies the node within its frame (a backend DOM node id for the accessibility
+    /// tree, the collector's own element id otherwise). Refs and `Options::root`/`only`
+    /// name nodes by (frame index, id).
+    pub id: Option<i64>,
+    /// The role, in the accessibility tree's words.
+    pub role: Cow<'static, str>,
+    /// The accessible name (the text of a text run).
+    pub name: String,
+    /// The current value, ready to show (a slider's ends included).
+    pub value: String,
+    /// A link's target.
+    pub url: String,
+    /// A heading's level (0 = none).
+    pub level: u32,
+    /// `flags::*` bits.
+    pub flags: u32,
+    /// Index just past the last node of this node's subtree.
+    pub end: u32,
+}
+
+/// States and traits of a [`Node`], as bits of `Node::flags`.
+pub mod flags {
+    pub const IGNORED: u32 = 1;
+    pub const FOCUSABLE: u32 = 1 << 1;
+    pub const EDITABLE: u32 = 1 << 2;
+    pub const CHECKED: u32 = 1 << 3;
+    pub const MIXED: u32 = 1 << 4;
+    pub const PRESSED: u32 = 1 << 5;
+    pub const PRESSED_MIXED: u32 = 1 << 6;
+    pub const SELECTED: u32 = 1 << 7;
+    pub const EXPANDED: u32 = 1 << 8;
+    pub const COLLAPSED: u32 = 1 << 9;
+    pub const DISABLED: u32 = 1 << 10;
+    pub const REQUIRED: u32 = 1 << 11;
+    pub const READONLY: u32 = 1 << 12;
+    pub const INVALID: u32 = 1 << 13;
+    pub const FOCUSED: u32 = 1 << 14;
+    pub const MODAL: u32 = 1 << 15;
+    pub const MULTISELECTABLE: u32 = 1 << 16;
+    pub const BUSY: u32 = 1 << 17;
+    /// Acts on clicks although its role does not say so (a pointer cursor, an inline
+    /// handler, `draggable`): it gets a ref.
+    pub const CLICKABLE: u32 = 1 << 18;
+    /// Inside the viewport (collected with the viewport option).
+    pub const IN_VIEW: u32 = 1 << 19;
+}
+
+impl Node {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+impl Frame {
+    /// The positions of the children of node `i`, in document order.
+    pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let end = self.nodes.get(i).map_or(0, |n| n.end as usize);
+        let mut c = i + 1;
+        std::iter::from_fn(move || {
+            if c >= end || c >= self.nodes.len() {
+                return None;
+            }
+            let here = c;
+            c = (self.nodes[c].end as usize).max(c + 1);
+            Some(here)
+        })
+    }
 }
 
 /// Gives each actionable node a ref. tabmux implements it with a table that keeps the same
-/// ref for the same (frame, backendDOMNodeId) within a document; refs look like "e12".
+/// ref for the same (frame, node id) within a document; refs look like "e12".
 pub trait Refs {
-    fn ref_for(&mut self, frame: usize, backend_node_id: i64) -> String;
+    fn ref_for(&mut self, frame: usize, node: i64) -> String;
 }
 
 /// What to render.
@@ -122,7 +213,7 @@ pub struct Options {
     /// Character budget for `text`; 0 = unlimited. When cut, the text ends with a one-line
     /// marker that says how much was left out and how to see it.
     pub max_chars: usize,
-    /// Render only the subtree rooted at this (frame index, backendDOMNodeId).
+    /// Render only the subtree rooted at this (frame index, node id).
     pub root: Option<(usize, i64)>,
     /// Keep only nodes in this set (and their ancestors as context), e.g. what is inside the
     /// viewport. A text run is kept when its text node or its parent element is in the set.
@@ -132,8 +223,9 @@ pub struct Options {
     /// ancestor lines, instead of the whole tree. A matching element whose content is hidden
     /// ends with `…+N lines` and carries a ref to render it with `root`.
     pub find: Option<String>,
-    /// Elements that react to clicks although the accessibility tree does not say so (e.g.
-    /// `isClickable` of `DOMSnapshot.captureSnapshot`): they get a ref too.
+    /// Elements that react to clicks although their role does not say so (e.g.
+    /// `isClickable` of `DOMSnapshot.captureSnapshot`): they get a ref too (like nodes with
+    /// [`flags::CLICKABLE`]).
     pub clickable: Option<HashSet<(usize, i64)>>,
     /// Show link targets (`link "Docs" -> /docs [e3]`), relative to the frame's URL when
     /// they share its origin.
@@ -163,7 +255,8 @@ pub struct Snapshot {
 pub struct RefEntry {
     pub r#ref: String,
     pub frame: usize,
-    pub backend_node_id: i64,
+    /// The node's id in its frame ([`Node::id`]).
+    pub node: i64,
     /// The CDP role (`button`, `combobox`, `DisclosureTriangle`, …).
     pub role: String,
     /// The accessible name.

@@ -21,7 +21,12 @@ struct RecordedFrame {
     nodes: Vec<AxNode>,
 }
 
-fn load(page: &str) -> Vec<Frame> {
+/// Renders recorded accessibility trees (converted as tabmux converts them).
+fn render(frames: &[AxFrame], refs: &mut dyn Refs, opts: &Options) -> Snapshot {
+    super::render(&ax::frames_from_ax(frames), refs, opts)
+}
+
+fn load(page: &str) -> Vec<AxFrame> {
     let path = format!(
         "{}/src/snapshot/testdata/{page}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -30,7 +35,7 @@ fn load(page: &str) -> Vec<Frame> {
     let rec: Recording = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     rec.frames
         .into_iter()
-        .map(|f| Frame {
+        .map(|f| AxFrame {
             nodes: f.nodes,
             parent: f.parent,
         })
@@ -87,7 +92,7 @@ fn golden(name: &str, actual: &str) {
 /// date, time, color and range inputs are the browser's, not the page's: the input itself
 /// stands for them. The options of a closed `<select>` are named on its line instead (see
 /// `closed_select_options`).
-fn actionable(frames: &[Frame]) -> Vec<(usize, i64, String, String)> {
+fn actionable(frames: &[AxFrame]) -> Vec<(usize, i64, String, String)> {
     let mut out = Vec::new();
     for (fi, f) in frames.iter().enumerate() {
         let by_id: HashMap<&str, &AxNode> =
@@ -136,7 +141,7 @@ fn closed_select_of<'a>(n: &AxNode, by_id: &HashMap<&str, &'a AxNode>) -> Option
 }
 
 /// The options of a closed select, as (the select's name, the option's name).
-fn closed_select_options(frames: &[Frame]) -> Vec<(String, String)> {
+fn closed_select_options(frames: &[AxFrame]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for f in frames {
         let by_id: HashMap<&str, &AxNode> =
@@ -152,7 +157,7 @@ fn closed_select_options(frames: &[Frame]) -> Vec<(String, String)> {
     out
 }
 
-fn headings(frames: &[Frame]) -> Vec<String> {
+fn headings(frames: &[AxFrame]) -> Vec<String> {
     let mut out = Vec::new();
     for f in frames {
         for n in &f.nodes {
@@ -178,11 +183,8 @@ fn every_actionable_element_has_a_ref() {
     for page in PAGES {
         let frames = load(page);
         let s = render(&frames, &mut Table::default(), &Options::default());
-        let have: HashMap<(usize, i64), &RefEntry> = s
-            .refs
-            .iter()
-            .map(|r| ((r.frame, r.backend_node_id), r))
-            .collect();
+        let have: HashMap<(usize, i64), &RefEntry> =
+            s.refs.iter().map(|r| ((r.frame, r.node), r)).collect();
         let want = actionable(&frames);
         assert!(!want.is_empty());
         for (f, b, role, name) in &want {
@@ -309,11 +311,7 @@ fn same_tree_same_text_and_refs_in_document_order() {
         let b = render(&frames, &mut table, &Options::default());
         assert_eq!(a, b, "{page}");
         assert_eq!(calls, table.calls, "{page}");
-        let listed: Vec<(usize, i64)> = a
-            .refs
-            .iter()
-            .map(|r| (r.frame, r.backend_node_id))
-            .collect();
+        let listed: Vec<(usize, i64)> = a.refs.iter().map(|r| (r.frame, r.node)).collect();
         assert_eq!(calls, listed, "{page}: one call per ref, in document order");
         let in_text: Vec<&str> = a
             .text
@@ -356,7 +354,7 @@ fn budget_keeps_the_outline_and_ends_with_a_marker() {
     let part = snap(
         "content",
         &Options {
-            root: Some((main.frame, main.backend_node_id)),
+            root: Some((main.frame, main.node)),
             ..Default::default()
         },
     );
@@ -495,7 +493,7 @@ fn subtree_by_root() {
         &frames,
         &mut Table::default(),
         &Options {
-            root: Some((country.frame, country.backend_node_id)),
+            root: Some((country.frame, country.node)),
             ..Default::default()
         },
     );
@@ -674,7 +672,7 @@ fn link_urls_and_clickable_elements_on_request() {
 }
 
 /// The form page with some changes, as after an action.
-fn changed_form() -> Vec<Frame> {
+fn changed_form() -> Vec<AxFrame> {
     let mut frames = load("form");
     let nodes = &mut frames[0].nodes;
     for n in nodes.iter_mut() {
@@ -814,7 +812,7 @@ fn deep_trees_do_not_overflow() {
         parent_id: Some((depth - 1).to_string()),
         ..Default::default()
     });
-    let frames = [Frame {
+    let frames = [AxFrame {
         nodes,
         parent: None,
     }];
@@ -842,7 +840,7 @@ fn deep_trees_do_not_overflow() {
 
 /// The big page twice over (a second copy of its document under the first root):
 /// 6,000 controls, 32,000 AX nodes.
-fn doubled(frames: &[Frame]) -> Vec<Frame> {
+fn doubled(frames: &[AxFrame]) -> Vec<AxFrame> {
     let nodes = &frames[0].nodes;
     let shift = |id: &str| (id.parse::<i64>().unwrap() + 10_000_000).to_string();
     let mut copy: Vec<AxNode> = nodes[1..]
@@ -860,7 +858,7 @@ fn doubled(frames: &[Frame]) -> Vec<Frame> {
     let top = shift(&all[0].child_ids[0]);
     all[0].child_ids.push(top);
     all.append(&mut copy);
-    vec![Frame {
+    vec![AxFrame {
         nodes: all,
         parent: None,
     }]
@@ -908,8 +906,9 @@ fn profile_phases() {
     for _ in 0..rounds {
         let mut table = Table::default();
         let opts = Options::default();
+        let neutral = ax::frames_from_ax(&frames);
         let t = std::time::Instant::now();
-        let mut tree = build::build(&frames, &opts).unwrap();
+        let mut tree = build::build(&neutral, &opts).unwrap();
         let t1 = t.elapsed();
         tree.finalize();
         let t2 = t.elapsed();

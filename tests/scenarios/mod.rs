@@ -35,6 +35,7 @@ macro_rules! every_scenario {
             settling,
             cancellation,
             progress,
+            snapshot_reuse,
         );
     };
 }
@@ -1144,4 +1145,86 @@ pub async fn progress(c: &Client, fx: &Fixtures) {
         .call_with_progress("browser_tabs", json!({"action": "list"}))
         .await;
     assert!(quick.is_empty(), "{quick:?}");
+}
+
+/// How many times tabmux's log says it reused the last snapshot without walking the page.
+fn reuses(c: &Client) -> usize {
+    std::fs::read_to_string(&c.log)
+        .unwrap_or_default()
+        .matches("snapshot: no frame changed, reused")
+        .count()
+}
+
+/// Waits (with a deadline) until the log shows `n` reuses; returns the count seen.
+async fn wait_reuses(c: &Client, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let seen = reuses(c);
+        if seen >= n || std::time::Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// An action that changes nothing on the page (following an in-page link: it only
+/// scrolls) reuses the last snapshot instead of walking the page again; changes to the
+/// DOM, typed values and values set by scripts are all seen.
+pub async fn snapshot_reuse(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok("browser_navigate", json!({"url": fx.url("scroll.html")}))
+        .await;
+    let before = reuses(c);
+    let snap = c.ok("browser_snapshot", json!({})).await;
+    assert!(snap.text.contains("button \"Add item\""), "{}", snap.text);
+    assert_eq!(
+        wait_reuses(c, before + 1).await,
+        before + 1,
+        "nothing changed since the navigation"
+    );
+
+    let jump = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Jump to the end"])}),
+        )
+        .await;
+    assert!(
+        jump.text.contains("No change on the page."),
+        "{}",
+        jump.text
+    );
+    assert_eq!(
+        wait_reuses(c, before + 2).await,
+        before + 2,
+        "a click that only scrolls reuses the snapshot"
+    );
+    let y = c.eval("() => window.scrollY > 1000").await;
+    assert_eq!(y, "true", "the link scrolled the page");
+
+    let add = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Add item"])}),
+        )
+        .await;
+    assert!(
+        add.text.contains("+ ") && add.text.contains("Item 1"),
+        "{}",
+        add.text
+    );
+    let typed = c
+        .ok(
+            "browser_type",
+            json!({"target": nav.ref_of(&["Note"]), "text": "hello"}),
+        )
+        .await;
+    assert!(typed.text.contains("hello"), "{}", typed.text);
+    // A value set by a script, without any event: still seen.
+    c.eval("() => { document.getElementById('note').value = 'set by script'; return 1; }")
+        .await;
+    let snap = c.ok("browser_snapshot", json!({})).await;
+    assert!(snap.text.contains("set by script"), "{}", snap.text);
+    let n = reuses(c);
+    assert_eq!(n, before + 2, "changed pages are walked again");
 }

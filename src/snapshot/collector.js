@@ -1,0 +1,702 @@
+// The in-page snapshot collector. Runs in an isolated world of one frame (the page's own
+// scripts cannot see or change it) and answers with the frame's content as compact nodes
+// in document order:
+//
+//   [gen, url, items]        the document changed (or a full answer was asked for)
+//   [gen]                    nothing changed since generation `gen` (opts.gen)
+//
+// An item is a string (a text run; "\n" is a line break) or an array
+//   [size, id, role, name, flags, value, level, url]
+// (trailing parts left out when empty; `url` only when asked for): `size` is the number of items in the element's
+// subtree, `id` the element's id in this document (kept in a WeakMap, so the same element
+// keeps its id), `role` uses the accessibility tree's words, `flags` the bits of
+// `snapshot::flags` (src/snapshot/mod.rs).
+//
+// Called as `(SCRIPT)(opts)` with opts {gen, viewport, track, urls} (collect), {op: "id", el} (the id
+// of an element, made on first sight) or {op: "el", id} (the element of an id, or null
+// once it left the document).
+(opts) => {
+  const KEY = '__tabmuxSnapshot';
+  const T = globalThis[KEY] || (globalThis[KEY] = (() => {
+    const F = {
+      IGNORED: 1, FOCUSABLE: 2, EDITABLE: 4, CHECKED: 8, MIXED: 16, PRESSED: 32,
+      PRESSED_MIXED: 64, SELECTED: 128, EXPANDED: 256, COLLAPSED: 512, DISABLED: 1024,
+      REQUIRED: 2048, READONLY: 4096, INVALID: 8192, FOCUSED: 16384, MODAL: 32768,
+      MULTISELECTABLE: 65536, BUSY: 131072, CLICKABLE: 262144, IN_VIEW: 524288,
+    };
+    const ids = new WeakMap();
+    const byId = new Map();
+    let nextId = 1;
+    let gen = 1;
+    const bump = () => { gen += 1; };
+    const observer = new MutationObserver(bump);
+    const observed = new WeakSet();
+    const observe = (root) => {
+      if (observed.has(root)) return;
+      observed.add(root);
+      observer.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
+    };
+    observe(document);
+    // Events that change what a snapshot shows without changing the DOM. (Scrolling and
+    // following an in-page link do not: they leave the snapshot as it was.)
+    for (const t of ['input', 'change', 'toggle', 'close', 'resize', 'fullscreenchange']) {
+      window.addEventListener(t, bump, true);
+    }
+    // State a walk saw, to tell whether a script changed it without an event since.
+    let controls = [];
+    let active = null;
+    let hoverRules = false;
+    let hovered = [];
+
+    function idOf(el) {
+      let id = ids.get(el);
+      if (id === undefined) {
+        id = nextId++;
+        ids.set(el, id);
+        byId.set(id, new WeakRef(el));
+      }
+      return id;
+    }
+    function elOf(id) {
+      const r = byId.get(id);
+      const el = r && r.deref();
+      if (!el) byId.delete(id);
+      return el && el.isConnected ? el : null;
+    }
+    // The focused field, where typed keys go. (The focus of a clicked link or button is
+    // not shown: it would make every click a change.)
+    const NOT_TYPED = new Set(['checkbox', 'radio', 'button', 'submit', 'reset', 'image', 'file',
+      'range', 'color']);
+    function deepActive() {
+      let a = document.activeElement;
+      while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+      if (!a || a === document.body || a === document.documentElement) return null;
+      const t = a.localName;
+      const field = a.isContentEditable || t === 'textarea' || t === 'select'
+        || (t === 'input' && !NOT_TYPED.has(a.type))
+        || /^(textbox|searchbox|combobox|spinbutton)$/.test(a.getAttribute('role') || '');
+      return field ? a : null;
+    }
+    const controlState = (el) => (el.type === 'checkbox' || el.type === 'radio')
+      ? el.checked + '' + el.indeterminate : el.value + '|' + (el.selectedIndex === undefined ? '' : el.selectedIndex);
+    function hoverChain() {
+      return hoverRules ? Array.from(document.querySelectorAll(':hover')) : [];
+    }
+    function findHoverRules() {
+      // Only pages whose :hover rules show or hide things need the hovered chain watched.
+      try {
+        for (const sheet of document.styleSheets) {
+          let rules;
+          try { rules = sheet.cssRules; } catch (e) { return true; }
+          for (const r of rules) {
+            const sel = r.selectorText;
+            if (sel && sel.includes(':hover') && /display|visibility|opacity|height|content/.test(r.style.cssText)) {
+              return true;
+            }
+          }
+        }
+      } catch (e) { return true; }
+      return false;
+    }
+    function unchanged() {
+      if (deepActive() !== active) return false;
+      for (const [el, s] of controls) {
+        if (!el.isConnected || controlState(el) !== s) return false;
+      }
+      const h = hoverChain();
+      return h.length === hovered.length && h.every((x, i) => x === hovered[i]);
+    }
+
+    // ---- roles ----
+    const INPUT_ROLE = {
+      button: 'button', submit: 'button', reset: 'button', image: 'button', file: 'button',
+      checkbox: 'checkbox', radio: 'radio', range: 'slider', number: 'spinbutton',
+      search: 'searchbox', date: 'Date', 'datetime-local': 'DateTime', time: 'InputTime',
+      month: 'Date', week: 'Date', color: 'ColorWell', hidden: '',
+    };
+    const SIMPLE = {
+      article: 'article', aside: 'complementary', button: 'button', dd: 'definition',
+      details: 'Details', dialog: 'dialog', dl: 'DescriptionList', dt: 'term', fieldset: 'group',
+      figure: 'figure', figcaption: 'Figcaption', form: 'form', h1: 'heading', h2: 'heading',
+      h3: 'heading', h4: 'heading', h5: 'heading', h6: 'heading', hr: 'separator', iframe: 'Iframe',
+      frame: 'Iframe', li: 'listitem', main: 'main', menu: 'list', meter: 'meter', nav: 'navigation',
+      ol: 'list', ul: 'list', optgroup: 'group', option: 'option', output: 'status', p: 'paragraph',
+      progress: 'progressbar', summary: 'DisclosureTriangle', table: 'table', tbody: 'rowgroup',
+      thead: 'rowgroup', tfoot: 'rowgroup', tr: 'row', textarea: 'textbox', caption: 'caption',
+      legend: 'Legend', label: 'LabelText', blockquote: 'blockquote', code: 'code', strong: 'strong',
+      em: 'emphasis', mark: 'mark', time: 'time', abbr: 'Abbr', sub: 'subscript',
+      sup: 'superscript', ins: 'insertion', del: 'deletion', canvas: 'Canvas', video: 'Video',
+      audio: 'Audio', search: 'search', math: 'math', pre: 'Pre', address: 'group',
+    };
+    const ARIA_ROLES = new Set(('alert alertdialog application article banner blockquote button caption cell ' +
+      'checkbox code columnheader combobox complementary contentinfo definition deletion dialog directory ' +
+      'document emphasis feed figure form generic grid gridcell group heading img image insertion link list ' +
+      'listbox listitem log main mark marquee math menu menubar menuitem menuitemcheckbox menuitemradio meter ' +
+      'navigation none note option paragraph presentation progressbar radio radiogroup region row rowgroup ' +
+      'rowheader scrollbar search searchbox separator slider spinbutton status strong subscript superscript ' +
+      'switch tab table tablist tabpanel term textbox time timer toolbar tooltip tree treegrid treeitem').split(' '));
+    const LANDMARK_SCOPE = new Set(['article', 'aside', 'main', 'nav', 'section']);
+    const WIDGET = new Set(['button', 'link', 'textbox', 'searchbox', 'checkbox', 'radio', 'combobox',
+      'listbox', 'option', 'slider', 'spinbutton', 'switch', 'tab', 'menuitem', 'menuitemcheckbox',
+      'menuitemradio', 'treeitem', 'DisclosureTriangle', 'Date', 'DateTime', 'InputTime', 'ColorWell',
+      'scrollbar']);
+    const FROM_CONTENT = new Set(['button', 'link', 'heading', 'tab', 'menuitem', 'menuitemcheckbox',
+      'menuitemradio', 'option', 'treeitem', 'checkbox', 'radio', 'switch', 'DisclosureTriangle',
+      'tooltip', 'row', 'cell', 'gridcell', 'columnheader', 'rowheader']);
+    const NAMED_ALWAYS = new Set(['image', 'img', 'Iframe', 'table', 'grid', 'treegrid', 'group', 'figure',
+      'dialog', 'alertdialog', 'region', 'form', 'radiogroup', 'tablist', 'tabpanel', 'menu', 'menubar',
+      'toolbar', 'tree', 'list', 'navigation', 'main', 'complementary', 'banner', 'contentinfo', 'search',
+      'article', 'meter', 'progressbar', 'Video', 'Audio', 'Canvas', 'math', 'status', 'alert', 'log',
+      'document', 'note', 'graphics-document', 'Details']);
+    // Roles whose content does not go into an ancestor's name.
+    const CONTAINERS = new Set(['group', 'tree', 'treegrid', 'list', 'listbox', 'menu', 'menubar',
+      'grid', 'table', 'tablist', 'toolbar', 'dialog', 'alertdialog', 'radiogroup', 'region',
+      'navigation']);
+    const SKIP = new Set(['script', 'style', 'template', 'noscript', 'head', 'meta', 'link', 'title',
+      'base', 'param', 'source', 'track', 'datalist']);
+    const INLINE_ROLES = new Set(['code', 'strong', 'emphasis', 'mark', 'time', 'Abbr', 'subscript',
+      'superscript', 'insertion', 'deletion']);
+    const LEAF_TAGS = new Set(['iframe', 'frame', 'input', 'textarea', 'select', 'img', 'video',
+      'audio', 'canvas', 'object', 'embed', 'progress', 'meter']);
+    const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
+      'onpointerdown', 'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup',
+      'onchange', 'oninput', 'oncontextmenu']);
+
+    function explicitRole(el) {
+      const r = el.getAttribute('role');
+      if (!r) return '';
+      for (const t of r.trim().split(/\s+/)) {
+        const l = t.toLowerCase();
+        if (ARIA_ROLES.has(l)) return l === 'img' ? 'image' : l;
+      }
+      return '';
+    }
+    function scopedLandmark(el, role) {
+      for (let p = el.parentElement; p; p = p.parentElement) {
+        if (LANDMARK_SCOPE.has(p.localName)) return 'generic';
+        const r = p.getAttribute('role');
+        if (r && /^(article|complementary|main|navigation|region)$/.test(r)) return 'generic';
+      }
+      return role;
+    }
+    function implicitRole(el, tag) {
+      const s = SIMPLE[tag];
+      if (s) return s;
+      switch (tag) {
+        case 'a': case 'area': return el.hasAttribute('href') ? 'link' : 'generic';
+        case 'img': return el.getAttribute('alt') === '' && !el.title ? 'presentation' : 'image';
+        case 'input': {
+          const t = (el.getAttribute('type') || 'text').toLowerCase();
+          const r = INPUT_ROLE[t];
+          if (r !== undefined) return r;
+          return el.hasAttribute('list') ? 'combobox' : 'textbox';
+        }
+        case 'select': return el.multiple || el.size > 1 ? 'listbox' : 'combobox';
+        case 'header': return scopedLandmark(el, 'banner');
+        case 'footer': return scopedLandmark(el, 'contentinfo');
+        case 'section': return el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? 'region' : 'Section';
+        case 'td': return inGrid(el) ? 'gridcell' : 'cell';
+        case 'th': return thRole(el);
+        case 'br': return 'LineBreak';
+        case 'svg': return 'graphics-document';
+        default: return 'generic';
+      }
+    }
+    function inGrid(el) {
+      const t = el.closest('table');
+      const r = t && t.getAttribute('role');
+      return r === 'grid' || r === 'treegrid';
+    }
+    function thRole(el) {
+      const scope = (el.getAttribute('scope') || '').toLowerCase();
+      if (scope === 'row' || scope === 'rowgroup') return 'rowheader';
+      if (scope === 'col' || scope === 'colgroup') return 'columnheader';
+      const row = el.parentElement;
+      if (row && row.parentElement && row.parentElement.localName === 'thead') return 'columnheader';
+      // A header cell with data cells beside it in its row heads the row.
+      if (row) for (const c of row.children) if (c.localName === 'td') return 'rowheader';
+      return 'columnheader';
+    }
+
+    // ---- names ----
+    const norm = (s) => s.replace(/\s+/g, ' ').trim();
+    function transform(text, tt) {
+      switch (tt) {
+        case 'uppercase': return text.toUpperCase();
+        case 'lowercase': return text.toLowerCase();
+        case 'capitalize': return text.replace(/(^|[^\p{L}\p{N}'’])(\p{L})/gu, (m, a, b) => a + b.toUpperCase());
+        default: return text;
+      }
+    }
+    // Selectors of the rules that give ::before/::after text, to skip computing pseudo
+    // styles for the elements no such rule matches ('*' when a sheet cannot be read).
+    let pseudoSel = '*';
+    let inShadow = 0;
+    function pseudoRules() {
+      const sels = [];
+      const visit = (rules) => {
+        for (const r of rules) {
+          if (r.cssRules && !r.selectorText) { visit(r.cssRules); continue; }
+          const sel = r.selectorText;
+          if (!sel || !/:(before|after)/.test(sel)) continue;
+          const c = (r.style.content || '').replace(/url\((?:"[^"]*"|'[^']*'|[^)]*)\)/g, '');
+          if (!/"[^"]|'[^']|attr\(/.test(c)) continue;
+          for (const one of sel.split(',')) {
+            if (/:(before|after)/.test(one)) {
+              const base = one.replace(/::?(before|after)\b.*$/, '').trim();
+              sels.push(base || '*');
+            }
+          }
+          if (r.cssRules && r.cssRules.length) visit(r.cssRules);
+        }
+      };
+      try {
+        for (const sheet of document.styleSheets) visit(sheet.cssRules);
+        for (const sheet of document.adoptedStyleSheets || []) visit(sheet.cssRules);
+      } catch (e) {
+        return '*';
+      }
+      if (!sels.length) return '';
+      const all = sels.join(',');
+      try { document.body && document.body.matches(all); } catch (e) { return '*'; }
+      return all;
+    }
+    function generated(el, which) {
+      if (!inShadow && pseudoSel !== '*' && (!pseudoSel || !el.matches(pseudoSel))) return '';
+      const ps = getComputedStyle(el, which);
+      const c = ps.content;
+      if (!c || c === 'none' || c === 'normal') return '';
+      // Quoted strings and attr(); images and counters are left out, and an alternative
+      // text after '/' replaces the rest.
+      const slash = c.match(/\/\s*((?:"(?:[^"\\]|\\.)*"\s*)+)$/);
+      const src = slash ? slash[1] : c.replace(/url\((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^)]*)\)/g, '');
+      let out = '';
+      for (const m of src.matchAll(/"((?:[^"\\]|\\.)*)"|attr\(\s*([\w-]+)\s*\)/g)) {
+        out += m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (el.getAttribute(m[2]) || '');
+      }
+      if (!out) return '';
+      return ps.display.startsWith('inline') && ps.display !== 'inline-block' ? out : ' ' + out + ' ';
+    }
+    function byIds(el, attr) {
+      const v = el.getAttribute(attr);
+      if (!v) return null;
+      const root = el.getRootNode();
+      const out = [];
+      for (const id of v.trim().split(/\s+/)) {
+        const t = root.getElementById ? root.getElementById(id) : document.getElementById(id);
+        if (t) out.push(t);
+      }
+      return out.length ? out : null;
+    }
+    function controlValue(el, role) {
+      switch (role) {
+        case 'textbox': case 'searchbox': case 'spinbutton': case 'slider':
+          return el.value !== undefined ? el.value : (el.getAttribute('aria-valuetext') || el.getAttribute('aria-valuenow') || el.textContent);
+        case 'combobox': case 'listbox': {
+          if (el.localName === 'select') {
+            const o = el.selectedOptions && el.selectedOptions[0];
+            return o ? o.label || o.textContent : '';
+          }
+          return el.value !== undefined ? el.value : '';
+        }
+        default: return null;
+      }
+    }
+    // The text of a node's content for a name (accname 2E-2G, simplified).
+    // `tt`: the node's text-transform (looked up when not given).
+    function contentText(node, depth, visited, tt) {
+      let out = '';
+      for (const c of kidsOf(node)) {
+        if (c.nodeType === 3) {
+          if (tt === undefined) {
+            const p = c.parentElement;
+            tt = p ? getComputedStyle(p).textTransform : 'none';
+          }
+          out += tt === 'none' ? c.data : transform(c.data, tt);
+        } else if (c.nodeType === 1) {
+          out += nameOfChild(c, depth + 1, visited);
+        }
+      }
+      return out;
+    }
+    function nameOfChild(el, depth, visited) {
+      const tag = el.localName;
+      if (SKIP.has(tag) || visited.has(el) || depth > 30) return '';
+      if (el.getAttribute('aria-hidden') === 'true') return '';
+      const st = getComputedStyle(el);
+      if (st.display === 'none') return '';
+      visited.add(el);
+      if (st.visibility !== 'visible') {
+        // Its own text is hidden; visible descendants still count.
+        let t = '';
+        for (const c of kidsOf(el)) if (c.nodeType === 1) t += nameOfChild(c, depth + 1, visited);
+        return t;
+      }
+      const block = !st.display.startsWith('inline') && st.display !== 'contents';
+      const sp = block ? ' ' : '';
+      const explicit = explicitRole(el);
+      if (CONTAINERS.has(explicit)) return '';
+      const role = explicit || implicitRole(el, tag);
+      let t;
+      const label = el.getAttribute('aria-label');
+      const lb = byIds(el, 'aria-labelledby');
+      if (lb) t = lb.map((x) => norm(contentText(x, depth, visited))).join(' ');
+      else if (label && label.trim()) t = label;
+      else if (role === 'image' && (tag === 'img' || tag === 'area')) t = el.getAttribute('alt') || el.title || '';
+      else if (tag === 'input' && (el.type === 'submit' || el.type === 'reset' || el.type === 'button')) t = el.value || (el.type === 'submit' ? 'Submit' : el.type === 'reset' ? 'Reset' : '');
+      else if (tag === 'input' && el.type === 'image') t = el.alt || el.value || 'Submit';
+      else if (tag === 'br') t = '\n';
+      else if (tag === 'wbr') t = ' ';
+      else {
+        const v = controlValue(el, role);
+        if (v !== null && !(tag === 'input' && (el.type === 'checkbox' || el.type === 'radio'))) t = v;
+        else if (tag === 'select') t = '';
+        else t = generated(el, '::before') + contentText(el, depth, visited, st.textTransform) + generated(el, '::after');
+        if (!norm(t) && el.title) t = el.title;
+      }
+      return sp + t + sp;
+    }
+    function labelsOf(el) {
+      const labels = el.labels;
+      if (!labels || !labels.length) return '';
+      const visited = new Set([el]);
+      return Array.from(labels).map((l) => norm(ownContent(l, visited))).join(' ');
+    }
+    function nameOf(el, tag, role, tt) {
+      const lb = byIds(el, 'aria-labelledby');
+      const visited = new Set([el]);
+      if (lb) {
+        const t = norm(lb.map((x) => x === el ? ownContent(el, visited) : contentText(x, 0, visited)).join(' '));
+        if (t) return t;
+      }
+      const label = el.getAttribute('aria-label');
+      if (label && label.trim()) return norm(label);
+      let t = '';
+      switch (tag) {
+        case 'input': {
+          const type = el.type;
+          if (type === 'submit' || type === 'reset' || type === 'button') {
+            t = el.value || (type === 'submit' ? 'Submit' : type === 'reset' ? 'Reset' : '');
+            if (!t) t = labelsOf(el);
+          } else if (type === 'image') {
+            t = el.alt || el.value || el.title || 'Submit';
+          } else {
+            t = labelsOf(el) || el.title || el.placeholder || '';
+            if (!t && (type === 'file')) t = '';
+          }
+          return norm(t);
+        }
+        case 'select': case 'textarea': case 'meter': case 'progress': case 'output':
+          return norm(labelsOf(el) || el.title || el.getAttribute('placeholder') || '');
+        case 'img': case 'area': return norm(el.getAttribute('alt') || el.title || '');
+        case 'fieldset': {
+          const lg = el.querySelector(':scope > legend');
+          t = lg ? contentText(lg, 0, visited) : '';
+          break;
+        }
+        case 'table': {
+          const cap = el.querySelector(':scope > caption');
+          t = cap ? contentText(cap, 0, visited) : '';
+          break;
+        }
+        case 'svg': {
+          const ti = el.querySelector(':scope > title');
+          t = ti ? ti.textContent : '';
+          break;
+        }
+        case 'optgroup': t = el.label; break;
+        case 'option': t = el.label || ''; break;
+        default:
+          if (FROM_CONTENT.has(role)) t = ownContent(el, visited, tt);
+      }
+      t = norm(t);
+      if (!t && (WIDGET.has(role) || role === 'heading')) {
+        // A control without a name is named by a label around it or for it.
+        if (el.labels && el.labels.length) t = labelsOf(el);
+      }
+      if (!t && el.title) t = norm(el.title);
+      return t;
+    }
+    function ownContent(el, visited, tt) {
+      return generated(el, '::before') + contentText(el, 0, visited, tt) + generated(el, '::after');
+    }
+
+    // ---- the walk ----
+    function kidsOf(node) {
+      if (node.shadowRoot) return node.shadowRoot.childNodes;
+      if (node.localName === 'slot') {
+        const a = node.assignedNodes({ flatten: true });
+        return a.length ? a : node.childNodes;
+      }
+      return node.childNodes;
+    }
+    let out;
+    let viewport;
+    let vw;
+    let vh;
+    let modal;
+    let numbers;
+    let urls;
+
+    const NATIVE_STATE = new Set(['input', 'option', 'summary', 'select', 'textarea', 'dialog',
+      'button', 'fieldset', 'optgroup']);
+    function states(el, tag, role, st) {
+      if (el.attributes.length === 0 && el !== active && !NATIVE_STATE.has(tag)) return 0;
+      let f = 0;
+      const a = (n) => el.getAttribute(n);
+      const checked = a('aria-checked');
+      if (tag === 'input' && (el.type === 'checkbox' || el.type === 'radio')) {
+        if (el.indeterminate) f |= F.MIXED;
+        else if (el.checked) f |= F.CHECKED;
+        controls.push([el, controlState(el)]);
+      } else if (checked === 'true') f |= F.CHECKED;
+      else if (checked === 'mixed') f |= F.MIXED;
+      const pressed = a('aria-pressed');
+      if (pressed === 'true') f |= F.PRESSED;
+      else if (pressed === 'mixed') f |= F.PRESSED_MIXED;
+      if (tag === 'option') {
+        if (el.selected) f |= F.SELECTED;
+      } else if (a('aria-selected') === 'true') f |= F.SELECTED;
+      const exp = a('aria-expanded');
+      if (tag === 'summary' && el.parentElement && el.parentElement.localName === 'details') {
+        f |= el.parentElement.open ? F.EXPANDED : F.COLLAPSED;
+      } else if (exp === 'true') f |= F.EXPANDED;
+      else if (exp === 'false') f |= F.COLLAPSED;
+      if ((WIDGET.has(role) && (el.disabled === true || el.matches(':disabled'))) || a('aria-disabled') === 'true') f |= F.DISABLED;
+      if (tag === 'input' && el.type === 'checkbox' && el.required) {
+        // As the accessibility tree has it: an unchecked required box is invalid.
+        if (!el.checked) f |= F.INVALID;
+      } else if (el.required === true || a('aria-required') === 'true') f |= F.REQUIRED;
+      if ((el.readOnly === true && (tag === 'input' || tag === 'textarea')) || a('aria-readonly') === 'true') f |= F.READONLY;
+      const inv = a('aria-invalid');
+      if (inv && inv !== 'false') f |= F.INVALID;
+      if (el === active) f |= F.FOCUSED;
+      if ((tag === 'dialog' && el.matches(':modal')) || a('aria-modal') === 'true') f |= F.MODAL;
+      if ((tag === 'select' && el.multiple) || a('aria-multiselectable') === 'true') f |= F.MULTISELECTABLE;
+      if (a('aria-busy') === 'true') f |= F.BUSY;
+      if (el.isContentEditable && (!el.parentElement || !el.parentElement.isContentEditable)) f |= F.EDITABLE | F.FOCUSABLE;
+      return f;
+    }
+    function valueOf(el, tag, role) {
+      const a = (n) => el.getAttribute(n);
+      switch (role) {
+        case 'slider': case 'spinbutton': case 'progressbar': case 'meter': case 'scrollbar': {
+          let v = a('aria-valuetext') || '';
+          if (!v) v = tag === 'input' || tag === 'progress' || tag === 'meter' ? String(el.value) : (a('aria-valuenow') || '');
+          if (tag === 'progress' && !el.hasAttribute('value')) v = '';
+          if (role === 'slider') {
+            const lo = tag === 'input' ? (el.min || '0') : a('aria-valuemin');
+            const hi = tag === 'input' ? (el.max || '100') : a('aria-valuemax');
+            if (lo && hi && v) v += ` (${lo}..${hi})`;
+          }
+          if (tag === 'input') controls.push([el, controlState(el)]);
+          return v;
+        }
+        case 'textbox': case 'searchbox': case 'Date': case 'DateTime': case 'InputTime':
+        case 'ColorWell': case 'combobox': {
+          if (tag === 'input' || tag === 'textarea') {
+            controls.push([el, controlState(el)]);
+            if (el.type === 'password') return el.value ? '•'.repeat(el.value.length) : '';
+            return el.value;
+          }
+          if (tag === 'select') {
+            controls.push([el, controlState(el)]);
+            const o = el.selectedOptions[0];
+            return o ? norm(o.label || o.textContent) : '';
+          }
+          return role === 'textbox' || role === 'searchbox' ? el.innerText : '';
+        }
+        case 'button':
+          if (tag === 'input' && el.type === 'file') {
+            controls.push([el, controlState(el)]);
+            return el.files && el.files.length ? Array.from(el.files).map((f) => f.name).join(', ') : 'No file chosen';
+          }
+          return '';
+        case 'listbox':
+          if (tag === 'select') controls.push([el, controlState(el)]);
+          return '';
+        default: return '';
+      }
+    }
+    function clickable(el, tag, st, pcur) {
+      if (el.getAttribute('draggable') === 'true') return true;
+      const attrs = el.attributes;
+      for (let i = 0; i < attrs.length; i++) {
+        const n = attrs[i].name;
+        if (n.charCodeAt(0) === 111 && n.charCodeAt(1) === 110 && INLINE_HANDLERS.has(n)) return true;
+      }
+      const c = st.cursor;
+      // A cursor of its own (the same as the parent's is inherited).
+      if ((c === 'pointer' || c === 'grab' || c === 'move') && c !== pcur) return true;
+      return false;
+    }
+    function inView(el) {
+      const r = el.getBoundingClientRect();
+      return r.right > 0 && r.bottom > 0 && r.left < vw && r.top < vh && (r.width > 0 || r.height > 0);
+    }
+    function pushText(data, pre, tt) {
+      let t = pre ? data.replace(/\r\n?/g, '\n') : data.replace(/\s+/g, ' ');
+      if (!t) return;
+      if (tt !== 'none') t = transform(t, tt);
+      out.push(t);
+    }
+    // Emits `el` (and its subtree) unless it is hidden. `pcur`: the parent's cursor.
+    function walk(el, pcur, depth) {
+      const tag = el.localName;
+      if (SKIP.has(tag)) return;
+      if (el.getAttribute('aria-hidden') === 'true' || el.inert) return;
+      if (modal && el !== modal && !el.contains(modal) && !modal.contains(el) && el.getRootNode() === document) return;
+      const st = getComputedStyle(el);
+      if (st.display === 'none') return;
+      if (tag === 'slot') { walkKids(el, st, pcur, depth); return; }
+      const shown = st.visibility === 'visible';
+      let role = explicitRole(el) || implicitRole(el, tag);
+      if (role === '' ) return; // <input type=hidden>
+      // Focusable: in the tab order, or (tabindex=-1) by script in a widget, like a grid
+      // cell of a roving focus.
+      const ti = el.tabIndex;
+      const focusable = !el.disabled && (ti >= 0 || (ti === -1 && el.hasAttribute('tabindex') && role !== 'generic' && role !== 'none' && role !== 'presentation' && role !== 'Section' && role !== 'paragraph'));
+      if ((role === 'none' || role === 'presentation') && (focusable || el.hasAttribute('aria-label'))) {
+        role = implicitRole(el, tag);
+      }
+      if (!shown) {
+        // Invisible itself, its visible descendants still show.
+        walkKids(el, st, st.cursor, depth);
+        return;
+      }
+      let flags = states(el, tag, role, st);
+      if (focusable && role !== 'Iframe') flags |= F.FOCUSABLE;
+      const widget = WIDGET.has(role);
+      let click = false;
+      if (!widget && !(flags & F.EDITABLE)) {
+        click = clickable(el, tag, st, pcur);
+        if (click) flags |= F.CLICKABLE;
+      }
+      const refd = widget || click || (flags & (F.EDITABLE | F.FOCUSABLE)) !== 0;
+      const childPtr = st.cursor;
+      const plain = (role === 'generic' || role === 'none' || role === 'presentation') && !refd;
+      if ((plain || (INLINE_ROLES.has(role) && !refd)) && !el.hasAttribute('aria-label') && depth > 0) {
+        // Inline text semantics and inline wrappers: their text flows into the parent's.
+        const inline = INLINE_ROLES.has(role) || st.display.startsWith('inline') || st.display === 'contents';
+        if (inline) {
+          const b = generated(el, '::before');
+          if (b) out.push(b);
+          walkKids(el, st, childPtr, depth);
+          const a = generated(el, '::after');
+          if (a) out.push(a);
+          return;
+        }
+      }
+      if (tag === 'svg' && !el.getAttribute('aria-label') && !el.querySelector(':scope > title') && !refd) return;
+      const at = out.length;
+      // Wrappers need no id (nothing refers to them), but in a viewport walk, where the
+      // text under them is placed by them.
+      const id = plain && !viewport ? 0 : idOf(el);
+      if (viewport && inView(el)) flags |= F.IN_VIEW;
+      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || FROM_CONTENT.has(role) || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
+      const value = valueOf(el, tag, role);
+      let level = 0;
+      if (role === 'heading') {
+        const l = +el.getAttribute('aria-level');
+        level = l > 0 ? l : (/^h[1-6]$/.test(tag) ? +tag[1] : 2);
+      }
+      const url = urls && role === 'link' && el.href ? String(el.href) : '';
+      // Trailing parts that are empty are left out.
+      const item = [0, id, role];
+      if (name || flags || value || level || url) item.push(name);
+      if (flags || value || level || url) item.push(flags);
+      if (value || level || url) item.push(value);
+      if (level || url) item.push(level);
+      if (url) item.push(url);
+      out.push(item);
+      const list = el.parentElement;
+      if (tag === 'li' && list && list.localName === 'ol' && st.display === 'list-item' && st.listStyleType === 'decimal') {
+        let n = numbers.get(list);
+        if (n === undefined) n = list.start;
+        if (el.hasAttribute('value')) n = el.value;
+        numbers.set(list, n + 1);
+        out.push([0, 0, 'ListMarker', `${n}.`, 0]);
+      }
+      if (tag === 'select') {
+        const option = (o) => out.push([0, idOf(o), 'option', norm(o.label || o.textContent),
+          (o.selected ? F.SELECTED : 0) | (o.disabled ? F.DISABLED : 0)]);
+        for (const c of el.children) {
+          if (c.localName === 'option') option(c);
+          else if (c.localName === 'optgroup') {
+            const g = [0, idOf(c), 'group', norm(c.label), 0];
+            const gat = out.length;
+            out.push(g);
+            for (const o of c.children) if (o.localName === 'option') option(o);
+            g[0] = out.length - gat - 1;
+          }
+        }
+      } else if (!(role === 'image' && tag === 'img') && !LEAF_TAGS.has(tag)) {
+        if (tag === 'details' && !el.open) {
+          const s = el.querySelector(':scope > summary');
+          if (s) walk(s, childPtr, depth + 1);
+        } else {
+          const b = generated(el, '::before');
+          if (b) out.push(b);
+          walkKids(el, st, childPtr, depth + 1);
+          const a = generated(el, '::after');
+          if (a) out.push(a);
+        }
+      }
+      item[0] = out.length - at - 1;
+    }
+    function walkKids(el, st, ptr, depth) {
+      const shadow = el.shadowRoot;
+      if (shadow) { observe(shadow); inShadow++; }
+      if (depth <= 1000) {
+        const shown = st.visibility === 'visible';
+        let pre = null;
+        let tt = null;
+        for (const c of kidsOf(el)) {
+          if (c.nodeType === 3) {
+            if (!shown) continue;
+            if (pre === null) {
+              const ws = st.whiteSpace;
+              pre = ws.startsWith('pre') || ws === 'break-spaces';
+              tt = st.textTransform;
+            }
+            pushText(c.data, pre, tt);
+          } else if (c.nodeType === 1) {
+            walk(c, ptr, depth);
+          }
+        }
+      }
+      if (shadow) inShadow--;
+    }
+
+    function collect(o) {
+      if (o.gen === gen && unchanged()) return [gen];
+      // Only the walks whose answer is kept for reuse set what `unchanged` compares with.
+      const saved = [controls, active, hoverRules, hovered];
+      out = [];
+      controls = [];
+      active = deepActive();
+      numbers = new Map();
+      viewport = !!o.viewport;
+      urls = !!o.urls;
+      vw = window.innerWidth;
+      vh = window.innerHeight;
+      modal = document.querySelector('dialog:modal');
+      hoverRules = findHoverRules();
+      pseudoSel = pseudoRules();
+      hovered = hoverChain();
+      const root = document.documentElement;
+      const doc = [0, 0, 'RootWebArea', norm(document.title), 0, '', 0, String(location.href)];
+      out.push(doc);
+      if (root && document.body) walk(document.body, false, 0);
+      doc[0] = out.length - 1;
+      const items = out;
+      out = null;
+      if (!o.track) [controls, active, hoverRules, hovered] = saved;
+      return [gen, String(location.href), items];
+    }
+    return { collect, idOf, el: elOf };
+  })());
+  if (opts.op === 'id') return T.idOf(opts.el);
+  if (opts.op === 'el') return T.el(opts.id);
+  return T.collect(opts);
+}
