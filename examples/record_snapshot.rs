@@ -238,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
         extension_wait: Duration::from_secs(0),
         command_timeout: Duration::from_secs(30),
         navigation_timeout: Duration::from_secs(30),
+        snapshot_source: Default::default(),
     }));
     let mut result = Ok(());
     for name in &pages {
