@@ -20,6 +20,7 @@ fn extension_unit_tests_pass() {
     let out = Command::new("node")
         .arg("--test")
         .env("TABMUX_E2E", "1")
+        .env("TABMUX_E2E_PORT", e2e_ports().to_string())
         .current_dir(&dir)
         .output()
         .expect("node runs");
@@ -38,4 +39,17 @@ fn extension_unit_tests_pass() {
         passed > 50,
         "the extension's unit tests ran ({passed} passed):\n{text}"
     );
+}
+
+/// The first of 12 free ports for the browser checks' mock instances, outside the
+/// blocks the other test files use (33000–52200), so runs side by side never meet.
+fn e2e_ports() -> u16 {
+    let seed = (std::process::id() % 500) as u16;
+    for attempt in 0..500u16 {
+        let first = 53000 + ((seed + attempt) % 500) * 16;
+        if (first..first + 12).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return first;
+        }
+    }
+    panic!("no free block of 12 ports for the extension's browser checks");
 }
