@@ -36,6 +36,7 @@ macro_rules! every_scenario {
             cancellation,
             progress,
             snapshot_reuse,
+            script_refs,
         );
     };
 }
@@ -1227,4 +1228,69 @@ pub async fn snapshot_reuse(c: &Client, fx: &Fixtures) {
     assert!(snap.text.contains("set by script"), "{}", snap.text);
     let n = reuses(c);
     assert_eq!(n, before + 2, "changed pages are walked again");
+}
+
+/// Elements that scripts make actionable get refs, and the refs drive them: a pointer
+/// cursor of its own (its bold child, which inherits it, gets none), an inline handler,
+/// `draggable`, list items with a pointer cursor, a `contenteditable` editor.
+pub async fn script_refs(c: &Client, fx: &Fixtures) {
+    let nav = c
+        .ok(
+            "browser_navigate",
+            json!({"url": fx.url("actionable.html")}),
+        )
+        .await;
+    let t = &nav.text;
+    for needle in [
+        "Filter",
+        "Run inline",
+        "Card one",
+        "Water the plants",
+        "Call Bob",
+        "Editor",
+    ] {
+        assert!(
+            crate::common::find_ref(t, &[needle]).is_some(),
+            "{needle} has no ref:\n{t}"
+        );
+    }
+    let chip = c
+        .ok("browser_click", json!({"target": nav.ref_of(&["Filter"])}))
+        .await;
+    assert!(chip.text.contains("Chip clicked."), "{}", chip.text);
+    let inline = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Run inline"])}),
+        )
+        .await;
+    assert!(
+        inline.text.contains("Inline handler ran."),
+        "{}",
+        inline.text
+    );
+    let item = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Call Bob"])}),
+        )
+        .await;
+    assert!(item.text.contains("Picked Call Bob."), "{}", item.text);
+    c.ok(
+        "browser_type",
+        json!({"target": nav.ref_of(&["Editor"]), "text": "Hello editor"}),
+    )
+    .await;
+    let typed = c
+        .eval("() => document.getElementById('editor').textContent")
+        .await;
+    assert_eq!(typed, "\"Hello editor\"");
+    let refs_on_chip = t
+        .lines()
+        .filter(|l| (l.contains("Filter") || l.contains("open")) && l.contains("[e"))
+        .count();
+    assert_eq!(
+        refs_on_chip, 1,
+        "one ref for the chip, none for its child:\n{t}"
+    );
 }
