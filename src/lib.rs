@@ -21,6 +21,4 @@ pub mod mcp;
 pub mod progress;
 pub mod registry;
 pub mod secure_fs;
-// The snapshot engine is exempt from the 120-line rule until its rewrite.
-#[allow(clippy::too_many_lines)]
 pub mod snapshot;

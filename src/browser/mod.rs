@@ -9,8 +9,6 @@ pub mod keys;
 pub mod page;
 pub mod refs;
 pub mod settle;
-// Exempt from the 120-line rule until the snapshot engine's rewrite.
-#[allow(clippy::too_many_lines)]
 pub mod snap;
 
 use std::sync::{Arc, Mutex};

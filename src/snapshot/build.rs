@@ -528,9 +528,8 @@ fn frame_root(f: &Frame) -> Option<usize> {
     (!f.nodes.is_empty()).then_some(0)
 }
 
-/// Builds the output tree; None when there is nothing to render (no frames, or `root` is
-/// not in the tree).
-pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>> {
+/// Frames by the element that hosts them: (parent frame, owner backend id) → child frames.
+fn hosted_frames(frames: &[Frame]) -> HashMap<(usize, i64), Vec<usize>> {
     let mut hosted: HashMap<(usize, i64), Vec<usize>> = HashMap::new();
     for (i, f) in frames.iter().enumerate() {
         if let Some((p, owner)) = f.parent
@@ -540,44 +539,196 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             hosted.entry((p, owner)).or_default().push(i);
         }
     }
-    let urls: Vec<String> = if opts.link_urls {
-        frames.iter().map(|f| f.url.clone()).collect()
-    } else {
-        Vec::new()
-    };
-    let (start_frame, start_idx) = match opts.root {
+    hosted
+}
+
+/// The frame and node index the walk starts at: `Options::root`, or the first frame's root.
+fn start_node(frames: &[Frame], opts: &Options) -> Option<(usize, usize)> {
+    Some(match opts.root {
         Some((f, b)) => {
             let frame = frames.get(f)?;
             let i = frame.nodes.iter().position(|n| n.id == Some(b))?;
             (f, i)
         }
         None => (0, frame_root(frames.first()?)?),
-    };
-    let only: Option<&HashSet<(usize, i64)>> = opts.only.as_ref();
-    let clickable: Option<&HashSet<(usize, i64)>> = opts.clickable.as_ref();
-    let in_set = |set: Option<&HashSet<(usize, i64)>>, f: usize, b: Option<i64>| match (set, b) {
+    })
+}
+
+fn in_set(set: Option<&HashSet<(usize, i64)>>, f: usize, b: Option<i64>) -> bool {
+    match (set, b) {
         (Some(set), Some(b)) => set.contains(&(f, b)),
         _ => false,
+    }
+}
+
+/// A node gets a ref when it has a backend id, is not ignored, and is interactive,
+/// clickable, or focusable (documents, frames and text excepted).
+fn is_refable(ax: &Src, role: &str, click: bool) -> bool {
+    ax.id.is_some()
+        && !ax.has(flags::IGNORED)
+        && (interactive(role)
+            || click
+            || (ax.has(flags::FOCUSABLE)
+                && !matches!(
+                    role,
+                    "RootWebArea"
+                        | "WebArea"
+                        | "Iframe"
+                        | "IframePresentational"
+                        | "StaticText"
+                        | "InlineTextBox"
+                )))
+}
+
+/// What the node becomes: ignored nodes are wrappers (their text is dropped), a node with
+/// a ref is an element, and a container is an element only when it has a name.
+fn node_class(ax: &Src, role: &str, refable: bool) -> Class {
+    let mut class = if ax.has(flags::IGNORED) {
+        match role {
+            "InlineTextBox" => Class::Drop,
+            "StaticText" | "LineBreak" => Class::Drop,
+            _ => Class::Pass,
+        }
+    } else {
+        classify(role)
     };
+    if refable
+        && !matches!(
+            class,
+            Class::Drop | Class::Marker | Class::Text | Class::Break
+        )
+    {
+        class = Class::Element;
+    }
+    if class == Class::PassUnlessNamed {
+        class = if ax.name.trim().is_empty() {
+            Class::Pass
+        } else {
+            Class::Element
+        };
+    }
+    class
+}
+
+/// The word, name, states and value of an element's line. `base` is the frame's URL when
+/// links show their targets.
+fn element_line<'a>(n: &mut Node<'a>, ax: &'a Src, click: bool, base: Option<&str>) {
+    let role: &'a str = &ax.role;
+    n.ax_role = role;
+    n.role = if role == "heading" {
+        heading_word(ax)
+    } else if matches!(role, "generic" | "none" | "presentation" | "") {
+        Cow::Borrowed(if click {
+            "clickable"
+        } else if ax.has(flags::EDITABLE) {
+            "editable"
+        } else {
+            "generic"
+        })
+    } else {
+        role_word(role)
+    };
+    n.name = normalized(Cow::Borrowed(&ax.name));
+    if n.name.contains('\n') {
+        n.name = Cow::Owned(n.name.replace('\n', " "));
+    }
+    shorten(&mut n.name, MAX_NAME);
+    n.states = states(ax, role);
+    if let Some(base) = base
+        && role == "link"
+        && !ax.url.is_empty()
+    {
+        n.states.push_str(" -> ");
+        n.states.push_str(&short_url(&ax.url, base));
+    }
+    n.value = value(ax);
+    if n.value == n.name {
+        n.value = Cow::Borrowed("");
+    }
+}
+
+/// The walk's pending nodes, and which frames it has entered.
+struct Walk<'a> {
+    frames: &'a [Frame],
+    hosted: HashMap<(usize, i64), Vec<usize>>,
+    frame_entered: Vec<bool>,
+    stack: Vec<Visit>,
+}
+
+impl Walk<'_> {
+    /// Queues what comes below the node `v` (output container `container`): the documents
+    /// of the frames it hosts, which replace its own children, or else its children unless
+    /// `leaf`. They go on the stack in reverse, so they come off in document order.
+    fn descend(&mut self, v: &Visit, container: u32, leaf: bool) {
+        let fi = v.frame;
+        let i = v.idx as usize;
+        let backend = self.frames[fi].nodes[i].id;
+        let hosts: &[usize] = match backend {
+            Some(b) if !self.hosted.is_empty() => {
+                self.hosted.get(&(fi, b)).map_or(&[], Vec::as_slice)
+            }
+            _ => &[],
+        };
+        let mut hosting = false;
+        for &cf in hosts.iter().rev() {
+            if self.frame_entered[cf] {
+                continue;
+            }
+            if let Some(r) = frame_root(&self.frames[cf]) {
+                self.frame_entered[cf] = true;
+                hosting = true;
+                self.stack.push(Visit {
+                    frame: cf,
+                    idx: r as u32,
+                    parent: container,
+                    raw_parent: None,
+                });
+            }
+        }
+        if hosting || leaf {
+            return;
+        }
+        let raw_parent = backend.or(v.raw_parent);
+        let first = self.stack.len();
+        for ci in self.frames[fi].children(i) {
+            self.stack.push(Visit {
+                frame: fi,
+                idx: ci as u32,
+                parent: container,
+                raw_parent,
+            });
+        }
+        self.stack[first..].reverse();
+    }
+}
+
+/// Builds the output tree; None when there is nothing to render (no frames, or `root` is
+/// not in the tree).
+pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>> {
+    let (start_frame, start_idx) = start_node(frames, opts)?;
+    let only: Option<&HashSet<(usize, i64)>> = opts.only.as_ref();
+    let clickable: Option<&HashSet<(usize, i64)>> = opts.clickable.as_ref();
 
     let mut nodes = Vec::with_capacity(frames.iter().map(|f| f.nodes.len()).sum::<usize>() + 1);
     nodes.push(Node::new(Kind::Pass, 0, 0));
-    let mut frame_entered = vec![false; frames.len()];
-    frame_entered[start_frame] = true;
-    let mut stack = vec![Visit {
-        frame: start_frame,
-        idx: start_idx as u32,
-        parent: 0,
-        raw_parent: None,
-    }];
+    let mut walk = Walk {
+        frames,
+        hosted: hosted_frames(frames),
+        frame_entered: vec![false; frames.len()],
+        stack: vec![Visit {
+            frame: start_frame,
+            idx: start_idx as u32,
+            parent: 0,
+            raw_parent: None,
+        }],
+    };
+    walk.frame_entered[start_frame] = true;
 
-    while let Some(v) = stack.pop() {
+    while let Some(v) = walk.stack.pop() {
         let fi = v.frame;
-        let i = v.idx as usize;
-        let ax = &frames[fi].nodes[i];
+        let ax = &frames[fi].nodes[v.idx as usize];
         let role: &str = &ax.role;
         let backend = ax.id;
-        let ignored = ax.has(flags::IGNORED);
 
         // Deep trees: attach at the depth cap instead of nesting further.
         let mut parent = v.parent;
@@ -587,44 +738,8 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
         let depth = nodes[parent as usize].depth + 1;
 
         let click = in_set(clickable, fi, backend) || ax.has(flags::CLICKABLE);
-        let refable = backend.is_some()
-            && !ignored
-            && (interactive(role)
-                || click
-                || (ax.has(flags::FOCUSABLE)
-                    && !matches!(
-                        role,
-                        "RootWebArea"
-                            | "WebArea"
-                            | "Iframe"
-                            | "IframePresentational"
-                            | "StaticText"
-                            | "InlineTextBox"
-                    )));
-        let mut class = if ignored {
-            match role {
-                "InlineTextBox" => Class::Drop,
-                "StaticText" | "LineBreak" => Class::Drop,
-                _ => Class::Pass,
-            }
-        } else {
-            classify(role)
-        };
-        if refable
-            && !matches!(
-                class,
-                Class::Drop | Class::Marker | Class::Text | Class::Break
-            )
-        {
-            class = Class::Element;
-        }
-        if class == Class::PassUnlessNamed {
-            class = if ax.name.trim().is_empty() {
-                Class::Pass
-            } else {
-                Class::Element
-            };
-        }
+        let refable = is_refable(ax, role, click);
+        let class = node_class(ax, role, refable);
 
         let me = nodes.len() as u32;
         let mut container = parent;
@@ -671,34 +786,8 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             }
             Class::Element => {
                 let mut n = Node::new(Kind::Line, parent, depth);
-                n.ax_role = role;
-                n.role = if role == "heading" {
-                    heading_word(ax)
-                } else if matches!(role, "generic" | "none" | "presentation" | "") {
-                    Cow::Borrowed(if click {
-                        "clickable"
-                    } else if ax.has(flags::EDITABLE) {
-                        "editable"
-                    } else {
-                        "generic"
-                    })
-                } else {
-                    role_word(role)
-                };
-                n.name = normalized(Cow::Borrowed(&ax.name));
-                if n.name.contains('\n') {
-                    n.name = Cow::Owned(n.name.replace('\n', " "));
-                }
-                shorten(&mut n.name, MAX_NAME);
-                n.states = states(ax, role);
-                if opts.link_urls && role == "link" && !ax.url.is_empty() {
-                    n.states.push_str(" -> ");
-                    n.states.push_str(&short_url(&ax.url, &urls[fi]));
-                }
-                n.value = value(ax);
-                if n.value == n.name {
-                    n.value = Cow::Borrowed("");
-                }
+                let base = opts.link_urls.then(|| frames[fi].url.as_str());
+                element_line(&mut n, ax, click, base);
                 n.src = backend.map(|b| (fi, b));
                 n.refable = refable;
                 n.sel = in_set(only, fi, backend);
@@ -708,42 +797,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
             }
         }
 
-        // The document of a hosted frame replaces the element's own children. Children go
-        // on the stack in reverse, so they come off in document order.
-        let hosts: &[usize] = match backend {
-            Some(b) if !hosted.is_empty() => hosted.get(&(fi, b)).map_or(&[], Vec::as_slice),
-            _ => &[],
-        };
-        let mut hosting = false;
-        for &cf in hosts.iter().rev() {
-            if frame_entered[cf] {
-                continue;
-            }
-            if let Some(r) = frame_root(&frames[cf]) {
-                frame_entered[cf] = true;
-                hosting = true;
-                stack.push(Visit {
-                    frame: cf,
-                    idx: r as u32,
-                    parent: container,
-                    raw_parent: None,
-                });
-            }
-        }
-        if hosting || (class == Class::Element && leaf(role)) {
-            continue;
-        }
-        let raw_parent = backend.or(v.raw_parent);
-        let first = stack.len();
-        for ci in frames[fi].children(i) {
-            stack.push(Visit {
-                frame: fi,
-                idx: ci as u32,
-                parent: container,
-                raw_parent,
-            });
-        }
-        stack[first..].reverse();
+        walk.descend(&v, container, class == Class::Element && leaf(role));
     }
     Some(Tree {
         nodes,
@@ -751,7 +805,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
     })
 }
 
-impl Tree<'_> {
+impl<'a> Tree<'a> {
     fn kind(&self, n: u32) -> Kind {
         self.nodes[n as usize].kind
     }
@@ -801,6 +855,47 @@ impl Tree<'_> {
         let is_row = kind == Kind::Line && ax_role == "row";
 
         // 1. Dissolve wrappers.
+        let eff = self.dissolve_wrappers(n, is_row);
+
+        // 2. Merge adjacent text runs; drop empty ones and decoration.
+        let mut kids = self.merge_text(eff);
+
+        // 3. Text that repeats a name: this element's, or a neighbouring field's (its label).
+        self.drop_repeated_names(n, kind, ax_role, &mut kids);
+
+        // 3b. A closed <select> lists its options on its own line, without refs: the
+        // options of a closed select cannot be clicked, and browser_select_option takes
+        // their labels. (A 1,000-row table with a select per row saves 2,000 lines.)
+        if kind == Kind::Line
+            && matches!(ax_role, "combobox" | "PopUpButton")
+            && self.is_closed_select(n, &kids)
+        {
+            self.fold_options(n, &mut kids);
+        }
+
+        // 4. Rows of plain cells become one line.
+        if is_row {
+            self.flatten_row(n, &mut kids);
+        }
+
+        // 5. A list item takes its first line (or text) after its bullet.
+        if kind == Kind::Item {
+            self.finish_item(n, ax_role, kids);
+            return;
+        }
+
+        // 6. An element that holds nothing but one text run shows it as its value.
+        if kind == Kind::Line {
+            self.lone_text_as_value(n, &mut kids);
+        }
+
+        // 7. Drop empty containers; hoist the lone child of an unnamed one.
+        self.settle(n, kind, ax_role, kids);
+    }
+
+    /// Step 1: the node's live children, with wrappers (and, outside a row, cells)
+    /// replaced by their own children.
+    fn dissolve_wrappers(&mut self, n: u32, is_row: bool) -> Vec<u32> {
         let kids = std::mem::take(&mut self.nodes[n as usize].children);
         let mut eff: Vec<u32> = Vec::with_capacity(kids.len());
         for c in kids {
@@ -811,8 +906,12 @@ impl Tree<'_> {
                 _ => eff.push(c),
             }
         }
+        eff
+    }
 
-        // 2. Merge adjacent text runs; drop empty ones and decoration.
+    /// Step 2: joins a description to its term, merges adjacent open text runs, then
+    /// normalizes the runs and drops empty ones and decoration.
+    fn merge_text(&mut self, eff: Vec<u32>) -> Vec<u32> {
         let mut kids: Vec<u32> = Vec::with_capacity(eff.len());
         for c in eff {
             if let Some(&last) = kids.last()
@@ -821,32 +920,14 @@ impl Tree<'_> {
                 && self.nodes[c as usize].sealed
                 && !self.nodes[c as usize].text.contains('\n')
             {
-                let (t, sel) = {
-                    let cn = &mut self.nodes[c as usize];
-                    (std::mem::take(&mut cn.text), cn.sel)
-                };
-                let ln = &mut self.nodes[last as usize];
-                let joined = ln.text.to_mut();
-                joined.push_str(": ");
-                joined.push_str(&t);
-                ln.sel |= sel;
-                ln.term = false;
-                self.kill(c);
+                self.join_description(last, c);
                 continue;
             }
             if self.open_text(c)
                 && let Some(&last) = kids.last()
                 && self.open_text(last)
             {
-                let (t, sel, dom) = {
-                    let cn = &mut self.nodes[c as usize];
-                    (std::mem::take(&mut cn.text), cn.sel, cn.from_dom)
-                };
-                let ln = &mut self.nodes[last as usize];
-                ln.text.to_mut().push_str(&t);
-                ln.sel |= sel;
-                ln.from_dom |= dom;
-                self.kill(c);
+                self.append_text(last, c);
                 continue;
             }
             kids.push(c);
@@ -867,8 +948,40 @@ impl Tree<'_> {
             }
             keep
         });
+        kids
+    }
 
-        // 3. Text that repeats a name: this element's, or a neighbouring field's (its label).
+    /// Appends the description run `c` to the term run `last` after ": ".
+    fn join_description(&mut self, last: u32, c: u32) {
+        let (t, sel) = {
+            let cn = &mut self.nodes[c as usize];
+            (std::mem::take(&mut cn.text), cn.sel)
+        };
+        let ln = &mut self.nodes[last as usize];
+        let joined = ln.text.to_mut();
+        joined.push_str(": ");
+        joined.push_str(&t);
+        ln.sel |= sel;
+        ln.term = false;
+        self.kill(c);
+    }
+
+    /// Appends the text run `c` to the run `last`.
+    fn append_text(&mut self, last: u32, c: u32) {
+        let (t, sel, dom) = {
+            let cn = &mut self.nodes[c as usize];
+            (std::mem::take(&mut cn.text), cn.sel, cn.from_dom)
+        };
+        let ln = &mut self.nodes[last as usize];
+        ln.text.to_mut().push_str(&t);
+        ln.sel |= sel;
+        ln.from_dom |= dom;
+        self.kill(c);
+    }
+
+    /// Step 3: removes text (and unnamed images) that repeat the element's name, text that
+    /// repeats a sibling field's name, and the text inside a value holder.
+    fn drop_repeated_names(&mut self, n: u32, kind: Kind, ax_role: &str, kids: &mut Vec<u32>) {
         let texts = kids.iter().any(|&c| self.kind(c) == Kind::Text);
         let leaves = kids.iter().any(|&c| {
             let cn = &self.nodes[c as usize];
@@ -929,13 +1042,11 @@ impl Tree<'_> {
         for c in removed {
             self.kill(c);
         }
+    }
 
-        // 3b. A closed <select> lists its options on its own line, without refs: the
-        // options of a closed select cannot be clicked, and browser_select_option takes
-        // their labels. (A 1,000-row table with a select per row saves 2,000 lines.)
-        if kind == Kind::Line
-            && matches!(ax_role, "combobox" | "PopUpButton")
-            && !kids.is_empty()
+    /// A select that is not expanded and holds nothing but plain options.
+    fn is_closed_select(&self, n: u32, kids: &[u32]) -> bool {
+        !kids.is_empty()
             && !self.nodes[n as usize].states.contains(" expanded")
             && kids.iter().all(|&c| {
                 let cn = &self.nodes[c as usize];
@@ -943,142 +1054,152 @@ impl Tree<'_> {
                     && matches!(cn.ax_role, "option" | "MenuListOption")
                     && cn.children.is_empty()
             })
-        {
-            let mut list = String::new();
+    }
+
+    /// Step 3b: a closed select's options become "(options: a | b)" in its value.
+    fn fold_options(&mut self, n: u32, kids: &mut Vec<u32>) {
+        let mut list = String::new();
+        let mut sel = false;
+        for (i, &c) in kids.iter().enumerate() {
+            let cn = &self.nodes[c as usize];
+            if i > 0 {
+                list.push_str(" | ");
+            }
+            list.push_str(&cn.name);
+            if cn.states.contains(" disabled") {
+                list.push_str(" (disabled)");
+            }
+            sel |= cn.sel;
+        }
+        for c in kids.drain(..) {
+            self.kill(c);
+        }
+        let node = &mut self.nodes[n as usize];
+        node.sel |= sel;
+        let v = node.value.to_mut();
+        if !v.is_empty() {
+            v.push(' ');
+        }
+        v.push_str("(options: ");
+        v.push_str(&list);
+        v.push(')');
+    }
+
+    /// Step 4: a row of plain cells becomes one line ("a | b"); any other row loses its
+    /// name and its cells dissolve.
+    fn flatten_row(&mut self, n: u32, kids: &mut Vec<u32>) {
+        let simple = kids.iter().all(|&c| {
+            let cn = &self.nodes[c as usize];
+            cn.kind == Kind::Cell
+                && (cn.children.is_empty()
+                    || (cn.children.len() == 1
+                        && self.kind(cn.children[0]) == Kind::Text
+                        && !self.nodes[cn.children[0] as usize].text.contains('\n')))
+        });
+        if simple {
+            let mut cells = Vec::with_capacity(kids.len());
             let mut sel = false;
-            for (i, &c) in kids.iter().enumerate() {
-                let cn = &self.nodes[c as usize];
-                if i > 0 {
-                    list.push_str(" | ");
-                }
-                list.push_str(&cn.name);
-                if cn.states.contains(" disabled") {
-                    list.push_str(" (disabled)");
-                }
-                sel |= cn.sel;
-            }
-            for c in kids.drain(..) {
+            for &c in kids.iter() {
+                let t = match self.nodes[c as usize].children.first() {
+                    Some(&t) => {
+                        sel |= self.nodes[t as usize].sel;
+                        self.kill(t);
+                        std::mem::take(&mut self.nodes[t as usize].text)
+                    }
+                    None => Cow::Borrowed(""),
+                };
+                sel |= self.nodes[c as usize].sel;
                 self.kill(c);
+                cells.push(t);
             }
+            kids.clear();
             let node = &mut self.nodes[n as usize];
             node.sel |= sel;
-            let v = node.value.to_mut();
-            if !v.is_empty() {
-                v.push(' ');
+            node.name = Cow::Borrowed("");
+            if cells.iter().any(|c| !c.is_empty()) {
+                node.value = Cow::Owned(cells.join(" | "));
             }
-            v.push_str("(options: ");
-            v.push_str(&list);
-            v.push(')');
+        } else {
+            let mut flat = Vec::with_capacity(kids.len());
+            for c in std::mem::take(kids) {
+                if self.kind(c) == Kind::Cell {
+                    self.splice(c, &mut flat);
+                } else {
+                    flat.push(c);
+                }
+            }
+            *kids = flat;
+            self.nodes[n as usize].name = Cow::Borrowed("");
         }
+    }
 
-        // 4. Rows of plain cells become one line.
-        if is_row {
-            let simple = kids.iter().all(|&c| {
-                let cn = &self.nodes[c as usize];
-                cn.kind == Kind::Cell
-                    && (cn.children.is_empty()
-                        || (cn.children.len() == 1
-                            && self.kind(cn.children[0]) == Kind::Text
-                            && !self.nodes[cn.children[0] as usize].text.contains('\n')))
-            });
-            if simple {
-                let mut cells = Vec::with_capacity(kids.len());
-                let mut sel = false;
-                for &c in &kids {
-                    let t = match self.nodes[c as usize].children.first() {
-                        Some(&t) => {
-                            sel |= self.nodes[t as usize].sel;
-                            self.kill(t);
-                            std::mem::take(&mut self.nodes[t as usize].text)
-                        }
-                        None => Cow::Borrowed(""),
-                    };
-                    sel |= self.nodes[c as usize].sel;
-                    self.kill(c);
-                    cells.push(t);
-                }
-                kids.clear();
-                let node = &mut self.nodes[n as usize];
-                node.sel |= sel;
-                node.name = Cow::Borrowed("");
-                if cells.iter().any(|c| !c.is_empty()) {
-                    node.value = Cow::Owned(cells.join(" | "));
-                }
-            } else {
-                let mut flat = Vec::with_capacity(kids.len());
-                for c in kids {
-                    if self.kind(c) == Kind::Cell {
-                        self.splice(c, &mut flat);
-                    } else {
-                        flat.push(c);
-                    }
-                }
-                kids = flat;
-                self.nodes[n as usize].name = Cow::Borrowed("");
-            }
-        }
-
-        // 5. A list item takes its first line (or text) after its bullet.
-        if kind == Kind::Item {
-            let Some(&first) = kids.first() else {
-                self.kill(n);
-                return;
-            };
-            let fk = self.kind(first);
-            let single = kids.len() == 1;
-            if fk == Kind::Text && !self.nodes[first as usize].text.contains('\n') {
-                let t = std::mem::take(&mut self.nodes[first as usize].text);
-                let sel = self.nodes[first as usize].sel;
-                self.kill(first);
-                kids.remove(0);
-                let node = &mut self.nodes[n as usize];
-                node.lead = t;
-                node.sel |= sel;
-            } else if fk == Kind::Line
-                && self.nodes[first as usize].prefix.is_empty()
-                && (single || self.nodes[first as usize].children.is_empty())
-            {
-                let f = &mut self.nodes[first as usize];
-                let taken = (
-                    std::mem::take(&mut f.role),
-                    std::mem::take(&mut f.ax_role),
-                    std::mem::take(&mut f.name),
-                    std::mem::take(&mut f.states),
-                    std::mem::take(&mut f.value),
-                    std::mem::take(&mut f.children),
-                    f.src,
-                    f.refable,
-                    f.sel,
-                );
-                f.kind = Kind::Dead;
-                let node = &mut self.nodes[n as usize];
-                node.role = taken.0;
-                node.ax_role = taken.1;
-                node.name = taken.2;
-                node.states = taken.3;
-                node.value = taken.4;
-                node.src = taken.6;
-                node.refable = taken.7;
-                node.sel |= taken.8;
-                node.item_head = true;
-                let mut merged = taken.5;
-                merged.extend_from_slice(&kids[1..]);
-                kids = merged;
-                node.kind = Kind::Line;
-                node.children = kids;
-                return;
-            }
+    /// Step 5: a list item becomes a line. It takes a first text run as the text after its
+    /// bullet, or takes over a first line (a lone one, or one without children); an empty
+    /// item is removed.
+    fn finish_item(&mut self, n: u32, ax_role: &'a str, mut kids: Vec<u32>) {
+        let Some(&first) = kids.first() else {
+            self.kill(n);
+            return;
+        };
+        let fk = self.kind(first);
+        let single = kids.len() == 1;
+        if fk == Kind::Text && !self.nodes[first as usize].text.contains('\n') {
+            let t = std::mem::take(&mut self.nodes[first as usize].text);
+            let sel = self.nodes[first as usize].sel;
+            self.kill(first);
+            kids.remove(0);
             let node = &mut self.nodes[n as usize];
-            node.kind = Kind::Line;
-            node.item_head = true;
-            node.ax_role = ax_role;
-            node.children = kids;
+            node.lead = t;
+            node.sel |= sel;
+        } else if fk == Kind::Line
+            && self.nodes[first as usize].prefix.is_empty()
+            && (single || self.nodes[first as usize].children.is_empty())
+        {
+            self.take_over_line(n, first, &kids[1..]);
             return;
         }
+        let node = &mut self.nodes[n as usize];
+        node.kind = Kind::Line;
+        node.item_head = true;
+        node.ax_role = ax_role;
+        node.children = kids;
+    }
 
-        // 6. An element that holds nothing but one text run shows it as its value.
-        if kind == Kind::Line
-            && kids.len() == 1
+    /// The list item `n` becomes its first line `first`, whose children come before the
+    /// item's other children `rest`.
+    fn take_over_line(&mut self, n: u32, first: u32, rest: &[u32]) {
+        let f = &mut self.nodes[first as usize];
+        let taken = (
+            std::mem::take(&mut f.role),
+            std::mem::take(&mut f.ax_role),
+            std::mem::take(&mut f.name),
+            std::mem::take(&mut f.states),
+            std::mem::take(&mut f.value),
+            std::mem::take(&mut f.children),
+            f.src,
+            f.refable,
+            f.sel,
+        );
+        f.kind = Kind::Dead;
+        let node = &mut self.nodes[n as usize];
+        node.role = taken.0;
+        node.ax_role = taken.1;
+        node.name = taken.2;
+        node.states = taken.3;
+        node.value = taken.4;
+        node.src = taken.6;
+        node.refable = taken.7;
+        node.sel |= taken.8;
+        node.item_head = true;
+        let mut merged = taken.5;
+        merged.extend_from_slice(rest);
+        node.kind = Kind::Line;
+        node.children = merged;
+    }
+
+    /// Step 6: a line whose only child is a one-line text run shows it as its value.
+    fn lone_text_as_value(&mut self, n: u32, kids: &mut Vec<u32>) {
+        if kids.len() == 1
             && self.open_or_sealed_text(kids[0])
             && self.nodes[n as usize].value.is_empty()
             && !self.nodes[kids[0] as usize].text.contains('\n')
@@ -1091,8 +1212,11 @@ impl Tree<'_> {
             node.value = t;
             node.sel |= sel;
         }
+    }
 
-        // 7. Drop empty containers; hoist the lone child of an unnamed one.
+    /// Step 7: drops an empty plain line, turns an unnamed plain line with one child into
+    /// a wrapper, and gives the node back its role and children.
+    fn settle(&mut self, n: u32, kind: Kind, ax_role: &'a str, kids: Vec<u32>) {
         let node = &mut self.nodes[n as usize];
         if kind == Kind::Line {
             let plain = !node.refable && node.states.is_empty() && node.value.is_empty();

@@ -401,16 +401,100 @@ impl Layout<'_, '_> {
     }
 }
 
-pub(crate) fn layout(t: &mut Tree, refs: &mut dyn Refs, opts: &Options) -> Snapshot {
-    let len = t.nodes.len();
-    let mut order = reachable(t);
-    let mut depth = vec![0u32; len];
-    for &n in &order {
+/// Each node's depth below the root (the root's children are at 0).
+fn depths(t: &Tree, order: &[u32]) -> Vec<u32> {
+    let mut depth = vec![0u32; t.nodes.len()];
+    for &n in order {
         let d = if n == 0 { 0 } else { depth[n as usize] + 1 };
         for &c in &t.nodes[n as usize].children {
             depth[c as usize] = d;
         }
     }
+    depth
+}
+
+impl Layout<'_, '_> {
+    /// Counts the lines of every subtree; `order` is in document order.
+    fn count_lines(&mut self, order: &[u32]) {
+        for &n in order.iter().rev() {
+            let mut count = self.node_lines(n);
+            for &c in &self.t.nodes[n as usize].children {
+                count += self.lines[c as usize];
+            }
+            self.lines[n as usize] = count;
+        }
+    }
+
+    /// The `only` and `find` views: marks the selected nodes (for `find`, those whose line
+    /// contains `query`), keeps them and their ancestors, and notes for each match how many
+    /// lines below it the view leaves out. Returns the number of matches.
+    fn select(&mut self, order: &[u32], query: Option<&str>) -> usize {
+        let len = self.t.nodes.len();
+        let mut matches = 0;
+        let mut sel = vec![false; len];
+        for &n in order {
+            if n == 0 {
+                continue;
+            }
+            let node = &self.t.nodes[n as usize];
+            let mut s = !self.t.filtered || node.sel;
+            if let Some(q) = query
+                && s
+            {
+                s = content(self.t, n).to_lowercase().contains(q);
+                if s {
+                    matches += 1;
+                }
+            }
+            sel[n as usize] = s;
+        }
+        let mut keep = vec![false; len];
+        for &n in order.iter().rev() {
+            let i = n as usize;
+            let kids = std::mem::take(&mut self.t.nodes[i].children);
+            let kept: Vec<u32> = kids.iter().copied().filter(|&c| keep[c as usize]).collect();
+            if query.is_some() && sel[i] {
+                self.hidden[i] = kids
+                    .iter()
+                    .filter(|&&c| !keep[c as usize])
+                    .map(|&c| self.lines[c as usize])
+                    .sum();
+            }
+            keep[i] = sel[i] || !kept.is_empty() || n == 0;
+            self.t.nodes[i].children = kept;
+        }
+        matches
+    }
+
+    /// Room for refs (guessed from each ref's rank), then the characters of each node's
+    /// own line(s) and of its whole subtree.
+    fn measure(&mut self, order: &[u32]) {
+        let mut rank = 0usize;
+        for &n in order {
+            let i = n as usize;
+            if self.t.nodes[i].refable {
+                rank += 1;
+                self.ref_room[i] = 4 + rank.ilog10() as usize + 1;
+            } else if self.hidden[i] > 0 {
+                self.ref_room[i] = REF;
+            }
+        }
+        for &n in order.iter().rev() {
+            let i = n as usize;
+            self.own[i] = self.own_chars(n);
+            let mut f = self.own[i];
+            for &c in &self.t.nodes[i].children {
+                f += self.full[c as usize];
+            }
+            self.full[i] = f;
+        }
+    }
+}
+
+pub(crate) fn layout(t: &mut Tree, refs: &mut dyn Refs, opts: &Options) -> Snapshot {
+    let len = t.nodes.len();
+    let mut order = reachable(t);
+    let depth = depths(t, &order);
     let mut l = Layout {
         t,
         depth,
@@ -421,13 +505,7 @@ pub(crate) fn layout(t: &mut Tree, refs: &mut dyn Refs, opts: &Options) -> Snaps
         ref_room: vec![0; len],
         plan: vec![Plan::Full; len],
     };
-    for &n in order.iter().rev() {
-        let mut count = l.node_lines(n);
-        for &c in &l.t.nodes[n as usize].children {
-            count += l.lines[c as usize];
-        }
-        l.lines[n as usize] = count;
-    }
+    l.count_lines(&order);
 
     // The `only` and `find` views keep the selected nodes and their ancestors.
     let query = opts
@@ -438,67 +516,12 @@ pub(crate) fn layout(t: &mut Tree, refs: &mut dyn Refs, opts: &Options) -> Snaps
         .map(str::to_lowercase);
     let mut matches = 0;
     if query.is_some() || l.t.filtered {
-        let mut sel = vec![false; len];
-        for &n in &order {
-            if n == 0 {
-                continue;
-            }
-            let node = &l.t.nodes[n as usize];
-            let mut s = !l.t.filtered || node.sel;
-            if let Some(q) = &query
-                && s
-            {
-                s = content(l.t, n).to_lowercase().contains(q.as_str());
-                if s {
-                    matches += 1;
-                }
-            }
-            sel[n as usize] = s;
-        }
-        let mut keep = vec![false; len];
-        for &n in order.iter().rev() {
-            let i = n as usize;
-            let kids = std::mem::take(&mut l.t.nodes[i].children);
-            let kept: Vec<u32> = kids.iter().copied().filter(|&c| keep[c as usize]).collect();
-            if query.is_some() && sel[i] {
-                l.hidden[i] = kids
-                    .iter()
-                    .filter(|&&c| !keep[c as usize])
-                    .map(|&c| l.lines[c as usize])
-                    .sum();
-            }
-            keep[i] = sel[i] || !kept.is_empty() || n == 0;
-            l.t.nodes[i].children = kept;
-        }
+        matches = l.select(&order, query.as_deref());
         order = reachable(l.t);
-        for &n in order.iter().rev() {
-            let mut count = l.node_lines(n);
-            for &c in &l.t.nodes[n as usize].children {
-                count += l.lines[c as usize];
-            }
-            l.lines[n as usize] = count;
-        }
+        l.count_lines(&order);
     }
 
-    let mut rank = 0usize;
-    for &n in &order {
-        let i = n as usize;
-        if l.t.nodes[i].refable {
-            rank += 1;
-            l.ref_room[i] = 4 + rank.ilog10() as usize + 1;
-        } else if l.hidden[i] > 0 {
-            l.ref_room[i] = REF;
-        }
-    }
-    for &n in order.iter().rev() {
-        let i = n as usize;
-        l.own[i] = l.own_chars(n);
-        let mut f = l.own[i];
-        for &c in &l.t.nodes[i].children {
-            f += l.full[c as usize];
-        }
-        l.full[i] = f;
-    }
+    l.measure(&order);
     let total_lines = l.lines[0];
     let budget = opts.max_chars;
     let fits = budget == 0 || l.full[0] <= budget;
