@@ -159,7 +159,20 @@ async fn collector_agrees_with_the_accessibility_tree() {
     require_chromium();
     let fx = Fixtures::start().await;
     // The accessibility tree of the rustdoc page takes seconds on a loaded machine.
-    let c = Client::start("oracle-test", &["--launch", "--command-timeout", "120"]).await;
+    // The pages are files of the repository: the client lists it as one of its roots.
+    let opts = common::Opts {
+        roots: Some(vec![
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+            std::env::temp_dir(),
+        ]),
+        cwd: None,
+    };
+    let c = Client::start_opts(
+        "oracle-test",
+        &["--launch", "--command-timeout", "120"],
+        opts,
+    )
+    .await;
     let mut pages: Vec<(String, String)> = Vec::new();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut fixtures: Vec<String> = std::fs::read_dir(&dir)
