@@ -118,6 +118,27 @@ def tree_cpu(pid, extra_browser=None):
     return server, browser
 
 
+def reset_peak(pid):
+    """Resets the process's peak RSS (VmHWM) to its current RSS (Linux: clear_refs 5)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_kb(pid):
+    """VmHWM of one process, in KiB: its peak RSS since start or the last reset_peak."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
+
+
 def tree_rss_kb(pid):
     """VmRSS of the server process and its non-browser descendants (node workers)."""
     kids = {}
@@ -224,6 +245,10 @@ class Bench:
                 await self.actions(ad, r)
                 r["rss_after_200_kb"] = tree_rss_kb(proc.pid)
                 await self.page_set(ad, r)
+                # Back on a small page: what the big pages left behind.
+                await ad.navigate_snapshot(self.srv.url("form.html"))
+                await asyncio.sleep(0.5)
+                r["rss_small_after_kb"] = tree_rss_kb(proc.pid)
                 await self.evaluate_loop(ad, r)
                 r["rss_end_kb"] = tree_rss_kb(proc.pid)
                 ad.session = None
@@ -277,6 +302,7 @@ class Bench:
                 n = 2 if heavy else 3
             url = self.srv.url(path)
             p = {"nav_snapshot_s": [], "nav_s": [], "snapshot_s": []}
+            reset_peak(self.pid)
             for _ in range(n):
                 _, dt = await ad.navigate_snapshot(url)
                 p["nav_snapshot_s"].append(dt)
@@ -289,6 +315,8 @@ class Bench:
                 p["snapshot_s"].append(dt)
             c1 = tree_cpu(self.pid, self.ext.proc.pid if ad.label.endswith("(extension)") else None)
             p["snapshot_cpu_s"] = {"server": (c1[0] - c0[0]) / n, "browser": (c1[1] - c0[1]) / n}
+            p["rss_peak_kb"] = peak_kb(self.pid)
+            p["rss_kb"] = tree_rss_kb(self.pid)
             p["chars"] = len(snap)
             p["tokens"] = self.tok.count(snap)
             with open(os.path.join(snapdir, f"{key}.txt"), "w") as f:
@@ -303,7 +331,8 @@ class Bench:
                 for k in ("interactive", "heading", "focus")
             }
             p["found"], p["total"] = c["found"], c["total"]
-            log(f"  {key}: {p['chars']} chars, snapshot {ms(p['snapshot_s'])} ms, found {c['found']}/{c['total']}")
+            log(f"  {key}: {p['chars']} chars, snapshot {ms(p['snapshot_s'])} ms, found {c['found']}/{c['total']}, "
+                f"RSS peak {(p['rss_peak_kb'] or 0) / 1024:.1f} MB, after {(p['rss_kb'] or 0) / 1024:.1f} MB")
             r["pages"][key] = p
 
     def pages(self):

@@ -18,6 +18,7 @@ pub mod error;
 pub mod extension_files;
 pub mod link;
 pub mod mcp;
+pub mod memory;
 pub mod progress;
 pub mod registry;
 pub mod secure_fs;

@@ -212,6 +212,7 @@ fn init_logging(to_file: bool) {
 }
 
 fn main() -> anyhow::Result<()> {
+    tabmux::memory::configure();
     let cli = Cli::parse();
     init_logging(matches!(
         cli.command,

@@ -39,17 +39,6 @@ pub(crate) struct Node<'a> {
     pub kind: Kind,
     /// The CDP role.
     pub ax_role: &'a str,
-    /// The word printed for the role ("" for a list item that holds text).
-    pub role: Cow<'a, str>,
-    pub name: Cow<'a, str>,
-    /// States, each preceded by a space.
-    pub states: String,
-    /// Printed after ": ".
-    pub value: Cow<'a, str>,
-    /// List bullet ("-", "1.").
-    pub prefix: Cow<'a, str>,
-    /// Text a list item shows after its bullet.
-    pub lead: Cow<'a, str>,
     /// Text of a run.
     pub text: Cow<'a, str>,
     /// A text run that must not merge with its neighbours (it came out of a block).
@@ -62,39 +51,71 @@ pub(crate) struct Node<'a> {
     pub item_head: bool,
     /// A text run that is a description list term: the description joins it after ": ".
     pub term: bool,
-    pub src: Option<(usize, i64)>,
     pub refable: bool,
     /// Selected by `Options::only`.
     pub sel: bool,
     pub depth: u32,
     pub up: u32,
+    pub src: Option<(usize, i64)>,
     pub children: Vec<u32>,
+    /// What only lines have (most nodes of a big page are text runs, which go without).
+    line: Option<Box<LineParts<'a>>>,
 }
+
+/// The parts of an element's line.
+#[derive(Default)]
+pub(crate) struct LineParts<'a> {
+    /// The word printed for the role ("" for a list item that holds text).
+    pub role: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    /// States, each preceded by a space.
+    pub states: String,
+    /// Printed after ": ".
+    pub value: Cow<'a, str>,
+    /// List bullet ("-", "1.").
+    pub prefix: Cow<'a, str>,
+    /// Text a list item shows after its bullet.
+    pub lead: Cow<'a, str>,
+}
+
+static NO_PARTS: LineParts<'static> = LineParts {
+    role: Cow::Borrowed(""),
+    name: Cow::Borrowed(""),
+    states: String::new(),
+    value: Cow::Borrowed(""),
+    prefix: Cow::Borrowed(""),
+    lead: Cow::Borrowed(""),
+};
 
 impl<'a> Node<'a> {
     fn new(kind: Kind, up: u32, depth: u32) -> Node<'a> {
         Node {
             kind,
             ax_role: "",
-            role: Cow::Borrowed(""),
-            name: Cow::Borrowed(""),
-            states: String::new(),
-            value: Cow::Borrowed(""),
-            prefix: Cow::Borrowed(""),
-            lead: Cow::Borrowed(""),
             text: Cow::Borrowed(""),
             sealed: false,
             normalized: false,
             from_dom: false,
             item_head: false,
             term: false,
-            src: None,
             refable: false,
             sel: false,
             depth,
             up,
+            src: None,
             children: Vec::new(),
+            line: None,
         }
+    }
+
+    /// The line's parts (all empty for a node without any).
+    pub fn x(&self) -> &LineParts<'a> {
+        self.line.as_deref().unwrap_or(&NO_PARTS)
+    }
+
+    /// The line's parts, to change.
+    pub fn xm(&mut self) -> &mut LineParts<'a> {
+        self.line.get_or_insert_with(Box::default)
     }
 }
 
@@ -615,7 +636,7 @@ fn node_class(ax: &Src, role: &str, refable: bool) -> Class {
 fn element_line<'a>(n: &mut Node<'a>, ax: &'a Src, click: bool, base: Option<&str>) {
     let role: &'a str = &ax.role;
     n.ax_role = role;
-    n.role = if role == "heading" {
+    n.xm().role = if role == "heading" {
         heading_word(ax)
     } else if matches!(role, "generic" | "none" | "presentation" | "") {
         Cow::Borrowed(if click {
@@ -628,22 +649,22 @@ fn element_line<'a>(n: &mut Node<'a>, ax: &'a Src, click: bool, base: Option<&st
     } else {
         role_word(role)
     };
-    n.name = normalized(Cow::Borrowed(&ax.name));
-    if n.name.contains('\n') {
-        n.name = Cow::Owned(n.name.replace('\n', " "));
+    n.xm().name = normalized(Cow::Borrowed(&ax.name));
+    if n.x().name.contains('\n') {
+        n.xm().name = Cow::Owned(n.x().name.replace('\n', " "));
     }
-    shorten(&mut n.name, MAX_NAME);
-    n.states = states(ax, role);
+    shorten(&mut n.xm().name, MAX_NAME);
+    n.xm().states = states(ax, role);
     if let Some(base) = base
         && role == "link"
         && !ax.url.is_empty()
     {
-        n.states.push_str(" -> ");
-        n.states.push_str(&short_url(&ax.url, base));
+        n.xm().states.push_str(" -> ");
+        n.xm().states.push_str(&short_url(&ax.url, base));
     }
-    n.value = value(ax);
-    if n.value == n.name {
-        n.value = Cow::Borrowed("");
+    n.xm().value = value(ax);
+    if n.x().value == n.x().name {
+        n.xm().value = Cow::Borrowed("");
     }
 }
 
@@ -750,7 +771,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                 if p.kind == Kind::Item {
                     let m = ax.name.trim();
                     if m.chars().any(char::is_alphanumeric) {
-                        p.prefix = Cow::Borrowed(m);
+                        p.xm().prefix = Cow::Borrowed(m);
                     }
                 }
                 continue;
@@ -776,7 +797,7 @@ pub(crate) fn build<'a>(frames: &'a [Frame], opts: &Options) -> Option<Tree<'a>>
                     _ => Kind::Pass,
                 };
                 let mut n = Node::new(kind, parent, depth);
-                n.prefix = Cow::Borrowed(if kind == Kind::Item { "-" } else { "" });
+                n.xm().prefix = Cow::Borrowed(if kind == Kind::Item { "-" } else { "" });
                 n.src = backend.map(|b| (fi, b));
                 n.ax_role = role;
                 n.sel = in_set(only, fi, backend);
@@ -988,7 +1009,7 @@ impl<'a> Tree<'a> {
             cn.kind == Kind::Line && cn.children.is_empty() && !cn.refable
         });
         let name_key = if kind == Kind::Line && (texts || leaves) {
-            key(&self.nodes[n as usize].name)
+            key(&self.nodes[n as usize].x().name)
         } else {
             String::new()
         };
@@ -997,9 +1018,9 @@ impl<'a> Tree<'a> {
             kids.iter()
                 .filter(|&&c| {
                     let cn = &self.nodes[c as usize];
-                    cn.kind == Kind::Line && cn.refable && !cn.name.is_empty()
+                    cn.kind == Kind::Line && cn.refable && !cn.x().name.is_empty()
                 })
-                .map(|&c| key(&self.nodes[c as usize].name))
+                .map(|&c| key(&self.nodes[c as usize].x().name))
                 .collect()
         } else {
             HashSet::new()
@@ -1023,14 +1044,14 @@ impl<'a> Tree<'a> {
                     !name_key.is_empty()
                         && cn.children.is_empty()
                         && !cn.refable
-                        && cn.states.is_empty()
-                        && cn.value.is_empty()
-                        && cn.prefix.is_empty()
+                        && cn.x().states.is_empty()
+                        && cn.x().value.is_empty()
+                        && cn.x().prefix.is_empty()
                         && matches!(
                             cn.ax_role,
                             "image" | "img" | "SvgRoot" | "graphics-document"
                         )
-                        && key(&cn.name) == name_key
+                        && key(&cn.x().name) == name_key
                 }
                 _ => false,
             };
@@ -1047,7 +1068,7 @@ impl<'a> Tree<'a> {
     /// A select that is not expanded and holds nothing but plain options.
     fn is_closed_select(&self, n: u32, kids: &[u32]) -> bool {
         !kids.is_empty()
-            && !self.nodes[n as usize].states.contains(" expanded")
+            && !self.nodes[n as usize].x().states.contains(" expanded")
             && kids.iter().all(|&c| {
                 let cn = &self.nodes[c as usize];
                 cn.kind == Kind::Line
@@ -1065,8 +1086,8 @@ impl<'a> Tree<'a> {
             if i > 0 {
                 list.push_str(" | ");
             }
-            list.push_str(&cn.name);
-            if cn.states.contains(" disabled") {
+            list.push_str(&cn.x().name);
+            if cn.x().states.contains(" disabled") {
                 list.push_str(" (disabled)");
             }
             sel |= cn.sel;
@@ -1076,7 +1097,7 @@ impl<'a> Tree<'a> {
         }
         let node = &mut self.nodes[n as usize];
         node.sel |= sel;
-        let v = node.value.to_mut();
+        let v = node.xm().value.to_mut();
         if !v.is_empty() {
             v.push(' ');
         }
@@ -1115,9 +1136,9 @@ impl<'a> Tree<'a> {
             kids.clear();
             let node = &mut self.nodes[n as usize];
             node.sel |= sel;
-            node.name = Cow::Borrowed("");
+            node.xm().name = Cow::Borrowed("");
             if cells.iter().any(|c| !c.is_empty()) {
-                node.value = Cow::Owned(cells.join(" | "));
+                node.xm().value = Cow::Owned(cells.join(" | "));
             }
         } else {
             let mut flat = Vec::with_capacity(kids.len());
@@ -1129,7 +1150,7 @@ impl<'a> Tree<'a> {
                 }
             }
             *kids = flat;
-            self.nodes[n as usize].name = Cow::Borrowed("");
+            self.nodes[n as usize].xm().name = Cow::Borrowed("");
         }
     }
 
@@ -1149,10 +1170,10 @@ impl<'a> Tree<'a> {
             self.kill(first);
             kids.remove(0);
             let node = &mut self.nodes[n as usize];
-            node.lead = t;
+            node.xm().lead = t;
             node.sel |= sel;
         } else if fk == Kind::Line
-            && self.nodes[first as usize].prefix.is_empty()
+            && self.nodes[first as usize].x().prefix.is_empty()
             && (single || self.nodes[first as usize].children.is_empty())
         {
             self.take_over_line(n, first, &kids[1..]);
@@ -1170,11 +1191,11 @@ impl<'a> Tree<'a> {
     fn take_over_line(&mut self, n: u32, first: u32, rest: &[u32]) {
         let f = &mut self.nodes[first as usize];
         let taken = (
-            std::mem::take(&mut f.role),
+            std::mem::take(&mut f.xm().role),
             std::mem::take(&mut f.ax_role),
-            std::mem::take(&mut f.name),
-            std::mem::take(&mut f.states),
-            std::mem::take(&mut f.value),
+            std::mem::take(&mut f.xm().name),
+            std::mem::take(&mut f.xm().states),
+            std::mem::take(&mut f.xm().value),
             std::mem::take(&mut f.children),
             f.src,
             f.refable,
@@ -1182,11 +1203,11 @@ impl<'a> Tree<'a> {
         );
         f.kind = Kind::Dead;
         let node = &mut self.nodes[n as usize];
-        node.role = taken.0;
+        node.xm().role = taken.0;
         node.ax_role = taken.1;
-        node.name = taken.2;
-        node.states = taken.3;
-        node.value = taken.4;
+        node.xm().name = taken.2;
+        node.xm().states = taken.3;
+        node.xm().value = taken.4;
         node.src = taken.6;
         node.refable = taken.7;
         node.sel |= taken.8;
@@ -1201,7 +1222,7 @@ impl<'a> Tree<'a> {
     fn lone_text_as_value(&mut self, n: u32, kids: &mut Vec<u32>) {
         if kids.len() == 1
             && self.open_or_sealed_text(kids[0])
-            && self.nodes[n as usize].value.is_empty()
+            && self.nodes[n as usize].x().value.is_empty()
             && !self.nodes[kids[0] as usize].text.contains('\n')
         {
             let c = kids.pop().unwrap_or_default();
@@ -1209,7 +1230,7 @@ impl<'a> Tree<'a> {
             let sel = self.nodes[c as usize].sel;
             self.kill(c);
             let node = &mut self.nodes[n as usize];
-            node.value = t;
+            node.xm().value = t;
             node.sel |= sel;
         }
     }
@@ -1219,12 +1240,12 @@ impl<'a> Tree<'a> {
     fn settle(&mut self, n: u32, kind: Kind, ax_role: &'a str, kids: Vec<u32>) {
         let node = &mut self.nodes[n as usize];
         if kind == Kind::Line {
-            let plain = !node.refable && node.states.is_empty() && node.value.is_empty();
-            if plain && kids.is_empty() && !keeps_when_empty(ax_role, !node.name.is_empty()) {
+            let plain = !node.refable && node.x().states.is_empty() && node.x().value.is_empty();
+            if plain && kids.is_empty() && !keeps_when_empty(ax_role, !node.x().name.is_empty()) {
                 node.kind = Kind::Dead;
                 return;
             }
-            if plain && node.name.is_empty() && kids.len() == 1 && !keeps_line(ax_role) {
+            if plain && node.x().name.is_empty() && kids.len() == 1 && !keeps_line(ax_role) {
                 node.kind = Kind::Pass;
             }
         }

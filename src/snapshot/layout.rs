@@ -63,32 +63,32 @@ fn head(t: &Tree, n: u32, out: &mut String) {
         }
     };
     if node.item_head {
-        out.push_str(&node.prefix);
+        out.push_str(&node.x().prefix);
     }
-    if !node.role.is_empty() {
+    if !node.x().role.is_empty() {
         sep(out);
-        out.push_str(&node.role);
+        out.push_str(&node.x().role);
     }
-    if !node.name.is_empty() {
+    if !node.x().name.is_empty() {
         sep(out);
-        quote(&node.name, out);
+        quote(&node.x().name, out);
     }
     if out.len() > start {
-        out.push_str(&node.states);
+        out.push_str(&node.x().states);
     } else {
-        out.push_str(node.states.trim_start());
+        out.push_str(node.x().states.trim_start());
     }
-    if !node.lead.is_empty() {
+    if !node.x().lead.is_empty() {
         sep(out);
-        out.push_str(&node.lead);
+        out.push_str(&node.x().lead);
     }
 }
 
 fn tail(t: &Tree, n: u32, out: &mut String) {
     let node = &t.nodes[n as usize];
-    if !node.value.is_empty() {
+    if !node.x().value.is_empty() {
         out.push_str(": ");
-        out.push_str(&node.value);
+        out.push_str(&node.x().value);
     }
 }
 
@@ -103,26 +103,26 @@ fn line_chars(t: &Tree, n: u32) -> usize {
         *len += chars;
     };
     if node.item_head {
-        part(&mut len, node.prefix.chars().count());
+        part(&mut len, node.x().prefix.chars().count());
     }
-    if !node.role.is_empty() {
-        part(&mut len, node.role.chars().count());
+    if !node.x().role.is_empty() {
+        part(&mut len, node.x().role.chars().count());
     }
-    if !node.name.is_empty() {
-        let quotes = node.name.bytes().filter(|&b| b == b'"').count();
-        part(&mut len, node.name.chars().count() + 2 + quotes);
+    if !node.x().name.is_empty() {
+        let quotes = node.x().name.bytes().filter(|&b| b == b'"').count();
+        part(&mut len, node.x().name.chars().count() + 2 + quotes);
     }
-    let states = node.states.chars().count();
+    let states = node.x().states.chars().count();
     if len > 0 {
         len += states;
     } else {
-        len += node.states.trim_start().chars().count();
+        len += node.x().states.trim_start().chars().count();
     }
-    if !node.lead.is_empty() {
-        part(&mut len, node.lead.chars().count());
+    if !node.x().lead.is_empty() {
+        part(&mut len, node.x().lead.chars().count());
     }
-    if !node.value.is_empty() {
-        len += 2 + node.value.chars().count();
+    if !node.x().value.is_empty() {
+        len += 2 + node.x().value.chars().count();
     }
     debug_assert_eq!(len, content(t, n).chars().count());
     len
@@ -324,7 +324,7 @@ impl Layout<'_, '_> {
                 frame,
                 node: backend,
                 role: node.ax_role.to_string(),
-                name: node.name.to_string(),
+                name: node.x().name.to_string(),
             });
             pushed_ref = true;
         }
