@@ -76,10 +76,14 @@ const ACTIONABLE_JS: &str = r#"function(kind) {
     r = el.getBoundingClientRect();
   }
   const cx = r.left + r.width / 2, cy = r.top + r.height / 2, top = window === window.top;
+  // The shadow roots the element is in, by host: closed ones too, which a hit test
+  // otherwise stops at (it answers with their host).
+  const rootsOf = new Map();
+  for (let rt = el.getRootNode(); rt && rt.host; rt = rt.host.getRootNode()) rootsOf.set(rt.host, rt);
   const hitAt = (x, y) => {
     let hit = el.ownerDocument.elementFromPoint(x, y);
-    while (hit && hit.shadowRoot) {
-      const inner = hit.shadowRoot.elementFromPoint(x, y);
+    for (let root; hit && (root = hit.shadowRoot || rootsOf.get(hit));) {
+      const inner = root.elementFromPoint(x, y);
       if (!inner || inner === hit) break;
       hit = inner;
     }

@@ -368,13 +368,103 @@ async fn collect_frame(
         "viewport": viewport,
         "track": generation.is_some() || !viewport,
     });
-    let r = run::<Collected>(page, m, &opts, true).await?;
-    if let Some(ex) = &r.exception {
-        return Err(script_error("a frame", ex));
+    let mut adopted = false;
+    loop {
+        let r = run::<String>(page, m, &opts, true).await?;
+        if let Some(ex) = &r.exception {
+            return Err(script_error("a frame", ex));
+        }
+        let text = r
+            .result
+            .and_then(|r| r.value)
+            .ok_or_else(|| Error::new(codes::CDP_ERROR, "the snapshot collector gave no answer"))?;
+        let c: Collected = serde_json::from_str(&text).map_err(|e| {
+            Error::new(
+                codes::CDP_ERROR,
+                format!("the snapshot collector's answer is malformed: {e}"),
+            )
+        })?;
+        drop(text);
+        // Content in closed shadow roots: once the collector holds them, walk again.
+        if adopted || c.hosts.is_empty() || !adopt_closed_roots(page, m, &c.hosts).await {
+            return Ok(c);
+        }
+        adopted = true;
     }
-    r.result
-        .and_then(|r| r.value)
-        .ok_or_else(|| Error::new(codes::CDP_ERROR, "the snapshot collector gave no answer"))
+}
+
+/// Hands the collector the closed shadow roots of the custom elements it reported: the
+/// page's scripts keep those to themselves, CDP sees them. True when there was any.
+async fn adopt_closed_roots(page: &Page, m: &FrameMeta, hosts: &[u64]) -> bool {
+    let calls = hosts
+        .iter()
+        .take(MAX_HOSTS)
+        .map(|&h| adopt_closed_root(page, m, h));
+    let found = futures_util::future::join_all(calls).await;
+    found.into_iter().any(|f| f.unwrap_or(false))
+}
+
+/// At most this many hosts are looked at per walk (the collector reports no more).
+const MAX_HOSTS: usize = 64;
+
+async fn adopt_closed_root(page: &Page, m: &FrameMeta, host: u64) -> Result<bool> {
+    let s = m.session.as_deref();
+    let r = run::<Value>(page, m, &json!({"op": "el", "id": host}), false).await?;
+    let Some(object) = r.result.and_then(|r| r.object_id) else {
+        return Ok(false);
+    };
+    let d: Result<Value> = page
+        .call_in(
+            s,
+            "DOM.describeNode",
+            json!({"objectId": object, "pierce": true}),
+        )
+        .await;
+    release(page, s, object).await;
+    let d = d?;
+    let closed = d["node"]["shadowRoots"].as_array().and_then(|roots| {
+        roots
+            .iter()
+            .find(|r| r["shadowRootType"] == "closed")
+            .and_then(|r| r["backendNodeId"].as_i64())
+    });
+    let Some(backend) = closed else {
+        return Ok(false);
+    };
+    let ctx = world(page, m, false).await?;
+    let r: Value = page
+        .call_in(
+            s,
+            "DOM.resolveNode",
+            json!({"backendNodeId": backend, "executionContextId": ctx}),
+        )
+        .await?;
+    let Some(root) = r["object"]["objectId"].as_str().map(str::to_string) else {
+        return Ok(false);
+    };
+    let f = format!(
+        "function() {{ return ({})({{op: 'root', root: this}}); }}",
+        snapshot::collect::SCRIPT
+    );
+    let a: Result<Value> = page
+        .call_in(
+            s,
+            "Runtime.callFunctionOn",
+            json!({"functionDeclaration": f, "objectId": root, "returnByValue": true}),
+        )
+        .await;
+    release(page, s, root).await;
+    Ok(a?["result"]["value"] == true)
+}
+
+async fn release(page: &Page, session: Option<&str>, object: String) {
+    let _ = page
+        .call_in::<Value>(
+            session,
+            "Runtime.releaseObject",
+            json!({"objectId": object}),
+        )
+        .await;
 }
 
 /// The collector's id of the `<iframe>` element that hosts frame `m`, in its parent's
@@ -401,18 +491,15 @@ async fn owner_id(page: &Page, metas: &[FrameMeta], m: &FrameMeta) -> Option<i64
         "function() {{ return ({})({{op: 'id', el: this}}); }}",
         snapshot::collect::SCRIPT
     );
-    let id: Value = page
+    let id: Result<Value> = page
         .call_in(
             ps,
             "Runtime.callFunctionOn",
             json!({"functionDeclaration": f, "objectId": object, "returnByValue": true}),
         )
-        .await
-        .ok()?;
-    let _ = page
-        .call_in::<Value>(ps, "Runtime.releaseObject", json!({"objectId": object}))
         .await;
-    id["result"]["value"].as_i64()
+    release(page, ps, object).await;
+    id.ok()?["result"]["value"].as_i64()
 }
 
 /// The collector's frames, or None when nothing changed since `last` (the generations
@@ -459,6 +546,7 @@ async fn collected_frames(
             Err(_) => collected.push(Collected {
                 generation: 0,
                 frame: Some(Frame::default()),
+                hosts: Vec::new(),
             }),
         }
     }
@@ -515,23 +603,13 @@ pub async fn take(browser: &Browser, page: &Page, req: &Request) -> Result<Snaps
     // page's last answer was freed meanwhile).
     let before = std::mem::replace(&mut page.state().snap.nodes, nodes);
     if nodes >= BIG_PAGE_NODES || before >= BIG_PAGE_NODES {
-        release_memory();
+        crate::memory::release();
     }
     r
 }
 
 /// A page this big leaves megabytes of freed heap behind.
 const BIG_PAGE_NODES: usize = 20_000;
-
-/// Gives the heap freed after a big snapshot back to the system: glibc keeps freed pages
-/// in each thread's arena otherwise, and the process would stay at its peak.
-fn release_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory of the allocator to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 async fn take_counted(
     browser: &Browser,
@@ -540,7 +618,9 @@ async fn take_counted(
     nodes: &mut usize,
 ) -> Result<Snapshot> {
     let source = req.source.unwrap_or(browser.config().snapshot_source);
+    let started = std::time::Instant::now();
     let (metas, sessions) = discover(page).await?;
+    let discovered = started.elapsed();
     let plain = req.root.is_none()
         && req.find.is_none()
         && !req.viewport
@@ -559,10 +639,18 @@ async fn take_counted(
             (frames, only)
         }
         Source::Collector => {
-            let last = if plain {
-                page.state().snap.last.take()
-            } else {
-                None
+            let last = {
+                let mut s = page.state();
+                // A text of a document the tab no longer shows is never reused.
+                let shown = |g: &[Generation]| {
+                    g.first()
+                        .zip(metas.first())
+                        .is_some_and(|(g, m)| g.0 == m.id && g.1 == m.loader)
+                };
+                if s.snap.last.as_ref().is_some_and(|(g, _)| !shown(g)) {
+                    s.snap.last = None;
+                }
+                if plain { s.snap.last.take() } else { None }
             };
             let (frames, generations) = collected_frames(
                 page,
@@ -587,7 +675,13 @@ async fn take_counted(
                 return Ok(snap);
             };
             *nodes = frames.iter().map(|f| f.nodes.len()).sum();
-            tracing::debug!(frames = frames.len(), nodes = *nodes, "snapshot: collected");
+            tracing::debug!(
+                frames = frames.len(),
+                nodes = *nodes,
+                discover_ms = discovered.as_millis() as u64,
+                collect_ms = (started.elapsed() - discovered).as_millis() as u64,
+                "snapshot: collected"
+            );
             let only = req.viewport.then(|| in_view(&frames));
             if plain {
                 let gens = metas
@@ -640,7 +734,13 @@ fn render(
         frames: metas,
         source,
     };
+    let started = std::time::Instant::now();
     let snap = snapshot::render(frames, &mut refs, &opts);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        chars = snap.text.len(),
+        "snapshot: rendered"
+    );
     for r in &snap.refs {
         if let Some(n) = refs::parse_ref(&r.r#ref) {
             table.describe(n, &r.role, &r.name);
@@ -720,13 +820,7 @@ pub async fn backend_of(page: &Page, t: &RefTarget) -> Result<Option<i64>> {
             json!({"objectId": object}),
         )
         .await?;
-    let _ = page
-        .call_in::<Value>(
-            t.session.as_deref(),
-            "Runtime.releaseObject",
-            json!({"objectId": object}),
-        )
-        .await;
+    release(page, t.session.as_deref(), object).await;
     Ok(d["node"]["backendNodeId"].as_i64())
 }
 

@@ -20,6 +20,9 @@ pub struct Collected {
     pub generation: u64,
     /// None when nothing changed since the generation that was passed in.
     pub frame: Option<Frame>,
+    /// Custom elements (collector ids) shown without a shadow root: a closed one may hide
+    /// their content.
+    pub hosts: Vec<u64>,
 }
 
 impl<'de> Deserialize<'de> for Collected {
@@ -34,7 +37,7 @@ impl<'de> Visitor<'de> for AnswerVisitor {
     type Value = Collected;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("[generation, url, items] or [generation]")
+        f.write_str("[generation, url, items, hosts?] or [generation]")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Collected, A::Error> {
@@ -45,14 +48,17 @@ impl<'de> Visitor<'de> for AnswerVisitor {
             return Ok(Collected {
                 generation,
                 frame: None,
+                hosts: Vec::new(),
             });
         };
         let nodes: Items = seq
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(2, &self))?;
+        let hosts = seq.next_element::<Vec<u64>>()?.unwrap_or_default();
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Collected {
             generation,
+            hosts,
             frame: Some(Frame {
                 nodes: nodes.0,
                 parent: None,
@@ -105,6 +111,7 @@ impl<'de> Visitor<'de> for ItemsVisitor {
                 open.push(i);
             }
         }
+        nodes.shrink_to_fit();
         Ok(Items(nodes))
     }
 }

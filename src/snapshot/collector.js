@@ -1,8 +1,9 @@
 // The in-page snapshot collector. Runs in an isolated world of one frame (the page's own
 // scripts cannot see or change it) and answers with the frame's content as compact nodes
-// in document order:
+// in document order, as JSON text:
 //
 //   [gen, url, items]        the document changed (or a full answer was asked for)
+//   [gen, url, items, hosts] … and these custom elements (ids) showed no shadow root
 //   [gen]                    nothing changed since generation `gen` (opts.gen)
 //
 // An item is a string (a text run; "\n" is a line break) or an array
@@ -14,7 +15,8 @@
 //
 // Called as `(SCRIPT)(opts)` with opts {gen, viewport, track, urls} (collect), {op: "id", el} (the id
 // of an element, made on first sight) or {op: "el", id} (the element of an id, or null
-// once it left the document).
+// once it left the document), or {op: 'root', root} (a closed shadow root tabmux found,
+// to walk from now on).
 (opts) => {
   const KEY = '__tabmuxSnapshot';
   const T = globalThis[KEY] || (globalThis[KEY] = (() => {
@@ -48,6 +50,21 @@
     let hoverRules = false;
     let hovered = [];
 
+    // Closed shadow roots: the page's scripts keep them to themselves, but tabmux finds them
+    // through CDP and hands them in ({op: 'root'}). A walk reports the custom elements it
+    // shows without a shadow root (`hosts`), each once, for tabmux to look for one.
+    const closedRoots = new WeakMap();
+    const asked = new WeakSet();
+    let hosts = [];
+    const MAX_HOSTS = 64;
+    const rootOf = (el) => el.shadowRoot || closedRoots.get(el) || null;
+    function adopt(root) {
+      if (!(root instanceof ShadowRoot) || !root.host) return false;
+      closedRoots.set(root.host, root);
+      bump();
+      return true;
+    }
+
     function idOf(el) {
       let id = ids.get(el);
       if (id === undefined) {
@@ -69,7 +86,7 @@
       'range', 'color']);
     function deepActive() {
       let a = document.activeElement;
-      while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+      while (a && rootOf(a) && rootOf(a).activeElement) a = rootOf(a).activeElement;
       if (!a || a === document.body || a === document.documentElement) return null;
       const t = a.localName;
       const field = a.isContentEditable || t === 'textarea' || t === 'select'
@@ -148,6 +165,7 @@
       'toolbar', 'tree', 'list', 'navigation', 'main', 'complementary', 'banner', 'contentinfo', 'search',
       'article', 'meter', 'progressbar', 'Video', 'Audio', 'Canvas', 'math', 'status', 'alert', 'log',
       'document', 'note', 'graphics-document', 'Details']);
+    const CONTENT_SHOWN = new Set(['row', 'cell', 'gridcell', 'columnheader', 'rowheader']);
     // Roles whose content does not go into an ancestor's name.
     const CONTAINERS = new Set(['group', 'tree', 'treegrid', 'list', 'listbox', 'menu', 'menubar',
       'grid', 'table', 'tablist', 'toolbar', 'dialog', 'alertdialog', 'radiogroup', 'region',
@@ -161,6 +179,15 @@
     const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
       'onpointerdown', 'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup',
       'onchange', 'oninput', 'oncontextmenu']);
+    // The elements of the document with an attribute that gives a state (or that makes them
+    // clickable), found by the selector engine in one pass per walk; in shadow trees, which
+    // it does not reach, each element is asked instead.
+    const STATE_ATTRS = ['aria-checked', 'aria-pressed', 'aria-selected', 'aria-expanded',
+      'aria-disabled', 'aria-required', 'aria-readonly', 'aria-invalid', 'aria-modal',
+      'aria-multiselectable', 'aria-busy', 'contenteditable', 'disabled'].map((a) => `[${a}]`).join(',');
+    const CLICK_ATTRS = ['[draggable="true"]', ...Array.from(INLINE_HANDLERS, (h) => `[${h}]`)].join(',');
+    let stateEls = null;
+    let clickEls = null;
 
     function explicitRole(el) {
       const r = el.getAttribute('role');
@@ -231,6 +258,9 @@
     // Selectors of the rules that give ::before/::after text, to skip computing pseudo
     // styles for the elements no such rule matches ('*' when a sheet cannot be read).
     let pseudoSel = '*';
+    // The elements such a rule matches, found in one pass of the selector engine (null:
+    // every element may match).
+    let pseudoEls = null;
     let inShadow = 0;
     function pseudoRules() {
       const sels = [];
@@ -262,7 +292,7 @@
       return all;
     }
     function generated(el, which) {
-      if (!inShadow && pseudoSel !== '*' && (!pseudoSel || !el.matches(pseudoSel))) return '';
+      if (!inShadow && pseudoEls !== null && !pseudoEls.has(el)) return '';
       const ps = getComputedStyle(el, which);
       const c = ps.content;
       if (!c || c === 'none' || c === 'normal') return '';
@@ -306,7 +336,9 @@
     // `tt`: the node's text-transform (looked up when not given).
     function contentText(node, depth, visited, tt) {
       let out = '';
-      for (const c of kidsOf(node)) {
+      const kids = kidsOf(node);
+      for (let i = 0; i < kids.length; i++) {
+        const c = kids[i];
         if (c.nodeType === 3) {
           if (tt === undefined) {
             const p = c.parentElement;
@@ -329,7 +361,10 @@
       if (st.visibility !== 'visible') {
         // Its own text is hidden; visible descendants still count.
         let t = '';
-        for (const c of kidsOf(el)) if (c.nodeType === 1) t += nameOfChild(c, depth + 1, visited);
+        const kids = kidsOf(el);
+        for (let i = 0; i < kids.length; i++) {
+          if (kids[i].nodeType === 1) t += nameOfChild(kids[i], depth + 1, visited);
+        }
         return t;
       }
       const block = !st.display.startsWith('inline') && st.display !== 'contents';
@@ -423,7 +458,8 @@
 
     // ---- the walk ----
     function kidsOf(node) {
-      if (node.shadowRoot) return node.shadowRoot.childNodes;
+      const sr = rootOf(node);
+      if (sr) return sr.childNodes;
       if (node.localName === 'slot') {
         const a = node.assignedNodes({ flatten: true });
         return a.length ? a : node.childNodes;
@@ -441,7 +477,7 @@
     const NATIVE_STATE = new Set(['input', 'option', 'summary', 'select', 'textarea', 'dialog',
       'button', 'fieldset', 'optgroup']);
     function states(el, tag, role, st) {
-      if (el.attributes.length === 0 && el !== active && !NATIVE_STATE.has(tag)) return 0;
+      if (el !== active && !NATIVE_STATE.has(tag) && !(inShadow || stateEls === null ? el.hasAttributes() : stateEls.has(el))) return 0;
       let f = 0;
       const a = (n) => el.getAttribute(n);
       const checked = a('aria-checked');
@@ -519,12 +555,13 @@
       }
     }
     function clickable(el, tag, st, pcur) {
-      if (el.getAttribute('draggable') === 'true') return true;
-      const attrs = el.attributes;
-      for (let i = 0; i < attrs.length; i++) {
-        const n = attrs[i].name;
-        if (n.charCodeAt(0) === 111 && n.charCodeAt(1) === 110 && INLINE_HANDLERS.has(n)) return true;
-      }
+      if (inShadow || clickEls === null) {
+        if (el.hasAttributes()) {
+          for (const n of el.getAttributeNames()) {
+            if (n === 'draggable' ? el.getAttribute(n) === 'true' : INLINE_HANDLERS.has(n)) return true;
+          }
+        }
+      } else if (clickEls.has(el)) return true;
       const c = st.cursor;
       // A cursor of its own (the same as the parent's is inherited).
       if ((c === 'pointer' || c === 'grab' || c === 'move') && c !== pcur) return true;
@@ -538,7 +575,15 @@
       let t = pre ? data.replace(/\r\n?/g, '\n') : data.replace(/\s+/g, ' ');
       if (!t) return;
       if (tt !== 'none') t = transform(t, tt);
-      out.push(t);
+      text(t);
+    }
+    // Appends a text run; runs that follow each other in one element join (but a lone
+    // line break, which stands for a LineBreak).
+    let textAt = -1;
+    function text(t) {
+      if (textAt === out.length && t !== '\n' && out[textAt - 1] !== '\n') out[textAt - 1] += t;
+      else out.push(t);
+      textAt = out.length;
     }
     // Emits `el` (and its subtree) unless it is hidden. `pcur`: the parent's cursor.
     function walk(el, pcur, depth) {
@@ -580,10 +625,10 @@
         const inline = INLINE_ROLES.has(role) || st.display.startsWith('inline') || st.display === 'contents';
         if (inline) {
           const b = generated(el, '::before');
-          if (b) out.push(b);
+          if (b) text(b);
           walkKids(el, st, childPtr, depth);
           const a = generated(el, '::after');
-          if (a) out.push(a);
+          if (a) text(a);
           return;
         }
       }
@@ -593,7 +638,10 @@
       // text under them is placed by them.
       const id = plain && !viewport ? 0 : idOf(el);
       if (viewport && inView(el)) flags |= F.IN_VIEW;
-      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || FROM_CONTENT.has(role) || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
+      // Rows and cells show their content, not their name (src/snapshot/build.rs flattens
+      // rows and dissolves cells): only a cell with a ref needs one.
+      const fromContent = FROM_CONTENT.has(role) && (CONTENT_SHOWN.has(role) ? refd && role !== 'row' : true);
+      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || fromContent || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
       const value = valueOf(el, tag, role);
       let level = 0;
       if (role === 'heading') {
@@ -636,22 +684,28 @@
           if (s) walk(s, childPtr, depth + 1);
         } else {
           const b = generated(el, '::before');
-          if (b) out.push(b);
+          if (b) text(b);
           walkKids(el, st, childPtr, depth + 1);
           const a = generated(el, '::after');
-          if (a) out.push(a);
+          if (a) text(a);
         }
       }
       item[0] = out.length - at - 1;
+      textAt = -1;
     }
     function walkKids(el, st, ptr, depth) {
-      const shadow = el.shadowRoot;
-      if (shadow) { observe(shadow); inShadow++; }
+      const shadow = rootOf(el);
+      if (shadow) { observe(shadow); inShadow++; } else if (el.localName.includes('-') && !asked.has(el) && hosts.length < MAX_HOSTS) {
+        asked.add(el);
+        hosts.push(idOf(el));
+      }
       if (depth <= 1000) {
         const shown = st.visibility === 'visible';
         let pre = null;
         let tt = null;
-        for (const c of kidsOf(el)) {
+        const kids = kidsOf(el);
+        for (let i = 0; i < kids.length; i++) {
+          const c = kids[i];
           if (c.nodeType === 3) {
             if (!shown) continue;
             if (pre === null) {
@@ -683,6 +737,11 @@
       modal = document.querySelector('dialog:modal');
       hoverRules = findHoverRules();
       pseudoSel = pseudoRules();
+      pseudoEls = pseudoSel === '*' ? null : new Set(pseudoSel ? document.querySelectorAll(pseudoSel) : []);
+      stateEls = new Set(document.querySelectorAll(STATE_ATTRS));
+      clickEls = new Set(document.querySelectorAll(CLICK_ATTRS));
+      textAt = -1;
+      hosts = [];
       hovered = hoverChain();
       const root = document.documentElement;
       const doc = [0, 0, 'RootWebArea', norm(document.title), 0, '', 0, String(location.href)];
@@ -692,11 +751,14 @@
       const items = out;
       out = null;
       if (!o.track) [controls, active, hoverRules, hovered] = saved;
-      return [gen, String(location.href), items];
+      return hosts.length ? [gen, String(location.href), items, hosts] : [gen, String(location.href), items];
     }
-    return { collect, idOf, el: elOf };
+    return { collect, idOf, el: elOf, adopt };
   })());
   if (opts.op === 'id') return T.idOf(opts.el);
   if (opts.op === 'el') return T.el(opts.id);
-  return T.collect(opts);
+  if (opts.op === 'root') return T.adopt(opts.root);
+  // As one JSON text: a single string crosses CDP (and the extension) far cheaper than
+  // tens of thousands of small arrays.
+  return JSON.stringify(T.collect(opts));
 }

@@ -291,12 +291,32 @@ pub async fn frames(c: &Client, fx: &Fixtures) {
     assert!(v.text.contains("across sites @ localhost"), "{}", v.text);
 }
 
-/// Open shadow roots are in the snapshot and their elements can be driven.
+/// Open and closed shadow roots are in the snapshot and their elements can be driven.
 pub async fn shadow_dom(c: &Client, fx: &Fixtures) {
     let nav = c
         .ok("browser_navigate", json!({"url": fx.url("shadow.html")}))
         .await;
     assert!(nav.text.contains("Shadow button"), "{}", nav.text);
+    // A closed root's content, with the light-DOM child slotted into it.
+    for seen in ["Sealed part", "Sealed button", "Slotted note"] {
+        assert!(nav.text.contains(seen), "{seen} missing: {}", nav.text);
+    }
+    c.ok(
+        "browser_type",
+        json!({"target": nav.ref_of(&["Sealed input"]), "text": "closed"}),
+    )
+    .await;
+    let sealed = c
+        .ok(
+            "browser_click",
+            json!({"target": nav.ref_of(&["Sealed button"])}),
+        )
+        .await;
+    assert!(
+        sealed.text.contains("sealed clicked with closed"),
+        "{}",
+        sealed.text
+    );
     c.ok(
         "browser_type",
         json!({"target": nav.ref_of(&["Shadow input"]), "text": "deep"}),
