@@ -356,6 +356,8 @@
       if (SKIP.has(tag) || visited.has(el) || depth > 30) return '';
       if (el.getAttribute('aria-hidden') === 'true') return '';
       const st = getComputedStyle(el);
+      // The walk reads it again when it comes to the element.
+      styles.set(el, st);
       if (st.display === 'none') return '';
       visited.add(el);
       if (st.visibility !== 'visible') {
@@ -467,6 +469,8 @@
       return node.childNodes;
     }
     let out;
+    // Styles that names read before the walk came to their elements.
+    let styles = new Map();
     let viewport;
     let vw;
     let vh;
@@ -591,7 +595,9 @@
       if (SKIP.has(tag)) return;
       if (el.getAttribute('aria-hidden') === 'true' || el.inert) return;
       if (modal && el !== modal && !el.contains(modal) && !modal.contains(el) && el.getRootNode() === document) return;
-      const st = getComputedStyle(el);
+      let st = styles.size ? styles.get(el) : undefined;
+      if (st) styles.delete(el);
+      else st = getComputedStyle(el);
       if (st.display === 'none') return;
       if (tag === 'slot') { walkKids(el, st, pcur, depth); return; }
       const shown = st.visibility === 'visible';
@@ -650,12 +656,12 @@
       }
       const url = urls && role === 'link' && el.href ? String(el.href) : '';
       // Trailing parts that are empty are left out.
-      const item = [0, id, role];
-      if (name || flags || value || level || url) item.push(name);
-      if (flags || value || level || url) item.push(flags);
-      if (value || level || url) item.push(value);
-      if (level || url) item.push(level);
-      if (url) item.push(url);
+      // (Made at its final length: an array grown by push leaves garbage behind.)
+      const item = url ? [0, id, role, name, flags, value, level, url]
+        : level ? [0, id, role, name, flags, value, level]
+          : value ? [0, id, role, name, flags, value]
+            : flags ? [0, id, role, name, flags]
+              : name ? [0, id, role, name] : [0, id, role];
       out.push(item);
       const list = el.parentElement;
       if (tag === 'li' && list && list.localName === 'ol' && st.display === 'list-item' && st.listStyleType === 'decimal') {
@@ -703,9 +709,11 @@
         const shown = st.visibility === 'visible';
         let pre = null;
         let tt = null;
-        const kids = kidsOf(el);
-        for (let i = 0; i < kids.length; i++) {
-          const c = kids[i];
+        // Children by their links (no child list made for every element); a slot's
+        // assigned nodes from their list.
+        const slotted = shadow || el.localName !== 'slot' ? null : kidsOf(el);
+        const first = slotted ? slotted[0] : (shadow || el).firstChild;
+        for (let c = first, i = 0; c; c = slotted ? slotted[++i] : c.nextSibling) {
           if (c.nodeType === 3) {
             if (!shown) continue;
             if (pre === null) {
@@ -742,6 +750,7 @@
       clickEls = new Set(document.querySelectorAll(CLICK_ATTRS));
       textAt = -1;
       hosts = [];
+      styles = new Map();
       hovered = hoverChain();
       const root = document.documentElement;
       const doc = [0, 0, 'RootWebArea', norm(document.title), 0, '', 0, String(location.href)];
@@ -750,6 +759,7 @@
       doc[0] = out.length - 1;
       const items = out;
       out = null;
+      styles = new Map();
       if (!o.track) [controls, active, hoverRules, hovered] = saved;
       return hosts.length ? [gen, String(location.href), items, hosts] : [gen, String(location.href), items];
     }
