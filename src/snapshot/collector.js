@@ -179,15 +179,27 @@
     const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
       'onpointerdown', 'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup',
       'onchange', 'oninput', 'oncontextmenu']);
-    // The elements of the document with an attribute that gives a state (or that makes them
-    // clickable), found by the selector engine in one pass per walk; in shadow trees, which
-    // it does not reach, each element is asked instead.
-    const STATE_ATTRS = ['aria-checked', 'aria-pressed', 'aria-selected', 'aria-expanded',
+    // What an element's attribute names say: STATEFUL (an attribute that gives a state) and
+    // HANDLER (an inline handler, or draggable=true). From the names alone: reading
+    // `attributes` would make the page create an Attr node for each one, and a selector
+    // pass over the document costs more than the walk's own look.
+    const STATE_ATTRS = new Set(['aria-checked', 'aria-pressed', 'aria-selected', 'aria-expanded',
       'aria-disabled', 'aria-required', 'aria-readonly', 'aria-invalid', 'aria-modal',
-      'aria-multiselectable', 'aria-busy', 'contenteditable', 'disabled'].map((a) => `[${a}]`).join(',');
-    const CLICK_ATTRS = ['[draggable="true"]', ...Array.from(INLINE_HANDLERS, (h) => `[${h}]`)].join(',');
-    let stateEls = null;
-    let clickEls = null;
+      'aria-multiselectable', 'aria-busy', 'contenteditable', 'disabled']);
+    const STATEFUL = 1;
+    const HANDLER = 2;
+    function attrKinds(el) {
+      if (!el.hasAttributes()) return 0;
+      const names = el.getAttributeNames();
+      if (names.length === 1 && names[0] === 'class') return 0;
+      let k = 0;
+      for (let i = 0; i < names.length; i++) {
+        const n = names[i];
+        if (STATE_ATTRS.has(n)) k |= STATEFUL;
+        else if (INLINE_HANDLERS.has(n) || (n === 'draggable' && el.getAttribute(n) === 'true')) k |= HANDLER;
+      }
+      return k;
+    }
 
     function explicitRole(el) {
       const r = el.getAttribute('role');
@@ -305,7 +317,8 @@
         out += m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (el.getAttribute(m[2]) || '');
       }
       if (!out) return '';
-      return ps.display.startsWith('inline') && ps.display !== 'inline-block' ? out : ' ' + out + ' ';
+      const d = ps.display;
+      return d.startsWith('inline') && d !== 'inline-block' ? out : ' ' + out + ' ';
     }
     function byIds(el, attr) {
       const v = el.getAttribute(attr);
@@ -358,7 +371,8 @@
       const st = getComputedStyle(el);
       // The walk reads it again when it comes to the element.
       styles.set(el, st);
-      if (st.display === 'none') return '';
+      const display = st.display;
+      if (display === 'none') return '';
       visited.add(el);
       if (st.visibility !== 'visible') {
         // Its own text is hidden; visible descendants still count.
@@ -369,7 +383,7 @@
         }
         return t;
       }
-      const block = !st.display.startsWith('inline') && st.display !== 'contents';
+      const block = !display.startsWith('inline') && display !== 'contents';
       const sp = block ? ' ' : '';
       const explicit = explicitRole(el);
       if (CONTAINERS.has(explicit)) return '';
@@ -480,8 +494,8 @@
 
     const NATIVE_STATE = new Set(['input', 'option', 'summary', 'select', 'textarea', 'dialog',
       'button', 'fieldset', 'optgroup']);
-    function states(el, tag, role, st) {
-      if (el !== active && !NATIVE_STATE.has(tag) && !(inShadow || stateEls === null ? el.hasAttributes() : stateEls.has(el))) return 0;
+    function states(el, tag, role, kinds) {
+      if (el !== active && !NATIVE_STATE.has(tag) && !(kinds & STATEFUL)) return 0;
       let f = 0;
       const a = (n) => el.getAttribute(n);
       const checked = a('aria-checked');
@@ -558,15 +572,8 @@
         default: return '';
       }
     }
-    function clickable(el, tag, st, pcur) {
-      if (inShadow || clickEls === null) {
-        if (el.hasAttributes()) {
-          for (const n of el.getAttributeNames()) {
-            if (n === 'draggable' ? el.getAttribute(n) === 'true' : INLINE_HANDLERS.has(n)) return true;
-          }
-        }
-      } else if (clickEls.has(el)) return true;
-      const c = st.cursor;
+    function clickable(kinds, c, pcur) {
+      if (kinds & HANDLER) return true;
       // A cursor of its own (the same as the parent's is inherited).
       if ((c === 'pointer' || c === 'grab' || c === 'move') && c !== pcur) return true;
       return false;
@@ -575,8 +582,12 @@
       const r = el.getBoundingClientRect();
       return r.right > 0 && r.bottom > 0 && r.left < vw && r.top < vh && (r.width > 0 || r.height > 0);
     }
+    // Whitespace a text run's spaces collapse from (a test allocates nothing; most runs
+    // of a big page need no replacing).
+    const SPACES = /\s\s|[\t\n\r\f\v\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
     function pushText(data, pre, tt) {
-      let t = pre ? data.replace(/\r\n?/g, '\n') : data.replace(/\s+/g, ' ');
+      let t = pre ? (data.includes('\r') ? data.replace(/\r\n?/g, '\n') : data)
+        : SPACES.test(data) ? data.replace(/\s+/g, ' ') : data;
       if (!t) return;
       if (tt !== 'none') t = transform(t, tt);
       text(t);
@@ -598,9 +609,11 @@
       let st = styles.size ? styles.get(el) : undefined;
       if (st) styles.delete(el);
       else st = getComputedStyle(el);
-      if (st.display === 'none') return;
-      if (tag === 'slot') { walkKids(el, st, pcur, depth); return; }
+      // (Each property read of a computed style makes a value and its text: once each.)
+      const display = st.display;
+      if (display === 'none') return;
       const shown = st.visibility === 'visible';
+      if (tag === 'slot') { walkKids(el, st, shown, pcur, depth); return; }
       let role = explicitRole(el) || implicitRole(el, tag);
       if (role === '' ) return; // <input type=hidden>
       // Focusable: in the tab order, or (tabindex=-1) by script in a widget, like a grid
@@ -610,29 +623,30 @@
       if ((role === 'none' || role === 'presentation') && (focusable || el.hasAttribute('aria-label'))) {
         role = implicitRole(el, tag);
       }
+      const cursor = st.cursor;
       if (!shown) {
         // Invisible itself, its visible descendants still show.
-        walkKids(el, st, st.cursor, depth);
+        walkKids(el, st, false, cursor, depth);
         return;
       }
-      let flags = states(el, tag, role, st);
+      const kinds = attrKinds(el);
+      let flags = states(el, tag, role, kinds);
       if (focusable && role !== 'Iframe') flags |= F.FOCUSABLE;
       const widget = WIDGET.has(role);
       let click = false;
       if (!widget && !(flags & F.EDITABLE)) {
-        click = clickable(el, tag, st, pcur);
+        click = clickable(kinds, cursor, pcur);
         if (click) flags |= F.CLICKABLE;
       }
       const refd = widget || click || (flags & (F.EDITABLE | F.FOCUSABLE)) !== 0;
-      const childPtr = st.cursor;
       const plain = (role === 'generic' || role === 'none' || role === 'presentation') && !refd;
       if ((plain || (INLINE_ROLES.has(role) && !refd)) && !el.hasAttribute('aria-label') && depth > 0) {
         // Inline text semantics and inline wrappers: their text flows into the parent's.
-        const inline = INLINE_ROLES.has(role) || st.display.startsWith('inline') || st.display === 'contents';
+        const inline = INLINE_ROLES.has(role) || display.startsWith('inline') || display === 'contents';
         if (inline) {
           const b = generated(el, '::before');
           if (b) text(b);
-          walkKids(el, st, childPtr, depth);
+          walkKids(el, st, true, cursor, depth);
           const a = generated(el, '::after');
           if (a) text(a);
           return;
@@ -664,7 +678,7 @@
               : name ? [0, id, role, name] : [0, id, role];
       out.push(item);
       const list = el.parentElement;
-      if (tag === 'li' && list && list.localName === 'ol' && st.display === 'list-item' && st.listStyleType === 'decimal') {
+      if (tag === 'li' && list && list.localName === 'ol' && display === 'list-item' && st.listStyleType === 'decimal') {
         let n = numbers.get(list);
         if (n === undefined) n = list.start;
         if (el.hasAttribute('value')) n = el.value;
@@ -687,11 +701,11 @@
       } else if (!(role === 'image' && tag === 'img') && !LEAF_TAGS.has(tag)) {
         if (tag === 'details' && !el.open) {
           const s = el.querySelector(':scope > summary');
-          if (s) walk(s, childPtr, depth + 1);
+          if (s) walk(s, cursor, depth + 1);
         } else {
           const b = generated(el, '::before');
           if (b) text(b);
-          walkKids(el, st, childPtr, depth + 1);
+          walkKids(el, st, true, cursor, depth + 1);
           const a = generated(el, '::after');
           if (a) text(a);
         }
@@ -699,14 +713,13 @@
       item[0] = out.length - at - 1;
       textAt = -1;
     }
-    function walkKids(el, st, ptr, depth) {
+    function walkKids(el, st, shown, ptr, depth) {
       const shadow = rootOf(el);
       if (shadow) { observe(shadow); inShadow++; } else if (el.localName.includes('-') && !asked.has(el) && hosts.length < MAX_HOSTS) {
         asked.add(el);
         hosts.push(idOf(el));
       }
       if (depth <= 1000) {
-        const shown = st.visibility === 'visible';
         let pre = null;
         let tt = null;
         // Children by their links (no child list made for every element); a slot's
@@ -746,8 +759,6 @@
       hoverRules = findHoverRules();
       pseudoSel = pseudoRules();
       pseudoEls = pseudoSel === '*' ? null : new Set(pseudoSel ? document.querySelectorAll(pseudoSel) : []);
-      stateEls = new Set(document.querySelectorAll(STATE_ATTRS));
-      clickEls = new Set(document.querySelectorAll(CLICK_ATTRS));
       textAt = -1;
       hosts = [];
       styles = new Map();
