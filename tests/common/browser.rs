@@ -222,6 +222,25 @@ impl ExtBrowser {
     /// and debugger sessions gone.
     pub async fn reload_extension(&self) {
         let (id, s) = self.open_target("chrome://extensions").await;
+        // The page gets its `chrome.developerPrivate` binding once it has loaded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let ready = self
+                .call(
+                    Some(&s),
+                    "Runtime.evaluate",
+                    json!({"expression": "!!(globalThis.chrome && chrome.developerPrivate)", "returnByValue": true}),
+                )
+                .await;
+            if ready["result"]["value"] == true {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chrome://extensions has no developerPrivate binding after 15 s: {ready}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let expr = format!(
             "chrome.developerPrivate.updateProfileConfiguration({{inDeveloperMode: true}})
                 .then(() => chrome.developerPrivate.reload('{EXTENSION_ID}', {{failQuietly: false}}))
