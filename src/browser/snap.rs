@@ -407,9 +407,21 @@ async fn adopt_closed_roots(page: &Page, m: &FrameMeta, hosts: &[u64]) -> bool {
 /// At most this many hosts are looked at per walk (the collector reports no more).
 const MAX_HOSTS: usize = 64;
 
+/// The collector's handle in its world, which the walk that reported the hosts just set
+/// up (short expressions: the whole script for each of 64 lookups would cost more than
+/// the lookups).
+const HANDLE: &str = "globalThis.__tabmuxSnapshot";
+
 async fn adopt_closed_root(page: &Page, m: &FrameMeta, host: u64) -> Result<bool> {
     let s = m.session.as_deref();
-    let r = run::<Value>(page, m, &json!({"op": "el", "id": host}), false).await?;
+    let ctx = world(page, m, false).await?;
+    let r: Evaluated<Value> = page
+        .call_in(
+            s,
+            "Runtime.evaluate",
+            json!({"expression": format!("{HANDLE} && {HANDLE}.el({host})"), "contextId": ctx}),
+        )
+        .await?;
     let Some(object) = r.result.and_then(|r| r.object_id) else {
         return Ok(false);
     };
@@ -431,7 +443,6 @@ async fn adopt_closed_root(page: &Page, m: &FrameMeta, host: u64) -> Result<bool
     let Some(backend) = closed else {
         return Ok(false);
     };
-    let ctx = world(page, m, false).await?;
     let r: Value = page
         .call_in(
             s,
@@ -442,10 +453,7 @@ async fn adopt_closed_root(page: &Page, m: &FrameMeta, host: u64) -> Result<bool
     let Some(root) = r["object"]["objectId"].as_str().map(str::to_string) else {
         return Ok(false);
     };
-    let f = format!(
-        "function() {{ return ({})({{op: 'root', root: this}}); }}",
-        snapshot::collect::SCRIPT
-    );
+    let f = format!("function() {{ return !!{HANDLE} && {HANDLE}.adopt(this); }}");
     let a: Result<Value> = page
         .call_in(
             s,

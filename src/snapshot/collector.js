@@ -52,15 +52,20 @@
 
     // Closed shadow roots: the page's scripts keep them to themselves, but tabmux finds them
     // through CDP and hands them in ({op: 'root'}). A walk reports the custom elements it
-    // shows without a shadow root (`hosts`), each once, for tabmux to look for one.
+    // shows without a shadow root (`hosts`), each once, for tabmux to look for one; a
+    // document whose first MAX_HOSTS such elements had none (custom tags used as plain
+    // containers) is not asked about again.
     const closedRoots = new WeakMap();
     const asked = new WeakSet();
+    let askedCount = 0;
+    let adopted = 0;
     let hosts = [];
     const MAX_HOSTS = 64;
     const rootOf = (el) => el.shadowRoot || closedRoots.get(el) || null;
     function adopt(root) {
       if (!(root instanceof ShadowRoot) || !root.host) return false;
       closedRoots.set(root.host, root);
+      adopted++;
       bump();
       return true;
     }
@@ -715,8 +720,10 @@
     }
     function walkKids(el, st, shown, ptr, depth) {
       const shadow = rootOf(el);
-      if (shadow) { observe(shadow); inShadow++; } else if (el.localName.includes('-') && !asked.has(el) && hosts.length < MAX_HOSTS) {
+      if (shadow) { observe(shadow); inShadow++; } else if (hosts.length < MAX_HOSTS && (adopted || askedCount < MAX_HOSTS)
+        && el.localName.includes('-') && !asked.has(el)) {
         asked.add(el);
+        askedCount++;
         hosts.push(idOf(el));
       }
       if (depth <= 1000) {
