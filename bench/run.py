@@ -25,7 +25,7 @@ setup.ensure_python()
 setup.ensure_peers()
 
 from lib import cdp, completeness, fixtures, report  # noqa: E402
-from lib.mcpclient import rss_kb, stdio_session, stop_process, text_of  # noqa: E402
+from lib.mcpclient import rss_kb, status_kb, stdio_session, stop_process, text_of  # noqa: E402
 from lib.servers import DevtoolsMcp, Playwright, Tabmux, ToolError  # noqa: E402
 
 OUT = fixtures.OUT
@@ -129,14 +129,7 @@ def reset_peak(pid):
 
 def peak_kb(pid):
     """VmHWM of one process, in KiB: its peak RSS since start or the last reset_peak."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except FileNotFoundError:
-        return None
-    return None
+    return status_kb(pid, "VmHWM")
 
 
 def tree_rss_kb(pid):

@@ -121,16 +121,21 @@ def kill_tree(pid, sig=9):
             pass
 
 
-def rss_kb(pid):
-    """VmRSS of one process, in KiB (None when gone)."""
+def status_kb(pid, field):
+    """A KiB field of /proc/<pid>/status (VmRSS, VmHWM, ...); None when gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except FileNotFoundError:
         return None
     return None
+
+
+def rss_kb(pid):
+    """VmRSS of one process, in KiB (None when gone)."""
+    return status_kb(pid, "VmRSS")
 
 
 def text_of(result):

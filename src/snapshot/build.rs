@@ -636,7 +636,8 @@ fn node_class(ax: &Src, role: &str, refable: bool) -> Class {
 fn element_line<'a>(n: &mut Node<'a>, ax: &'a Src, click: bool, base: Option<&str>) {
     let role: &'a str = &ax.role;
     n.ax_role = role;
-    n.xm().role = if role == "heading" {
+    let x = n.xm();
+    x.role = if role == "heading" {
         heading_word(ax)
     } else if matches!(role, "generic" | "none" | "presentation" | "") {
         Cow::Borrowed(if click {
@@ -649,22 +650,22 @@ fn element_line<'a>(n: &mut Node<'a>, ax: &'a Src, click: bool, base: Option<&st
     } else {
         role_word(role)
     };
-    n.xm().name = normalized(Cow::Borrowed(&ax.name));
-    if n.x().name.contains('\n') {
-        n.xm().name = Cow::Owned(n.x().name.replace('\n', " "));
+    x.name = normalized(Cow::Borrowed(&ax.name));
+    if x.name.contains('\n') {
+        x.name = Cow::Owned(x.name.replace('\n', " "));
     }
-    shorten(&mut n.xm().name, MAX_NAME);
-    n.xm().states = states(ax, role);
+    shorten(&mut x.name, MAX_NAME);
+    x.states = states(ax, role);
     if let Some(base) = base
         && role == "link"
         && !ax.url.is_empty()
     {
-        n.xm().states.push_str(" -> ");
-        n.xm().states.push_str(&short_url(&ax.url, base));
+        x.states.push_str(" -> ");
+        x.states.push_str(&short_url(&ax.url, base));
     }
-    n.xm().value = value(ax);
-    if n.x().value == n.x().name {
-        n.xm().value = Cow::Borrowed("");
+    x.value = value(ax);
+    if x.value == x.name {
+        x.value = Cow::Borrowed("");
     }
 }
 

@@ -15,10 +15,10 @@
 //
 // Called as `(SCRIPT)(opts)` with opts {gen, viewport, track, urls} (collect), {op: "id", el} (the id
 // of an element, made on first sight) or {op: "el", id} (the element of an id, or null
-// once it left the document), or {op: 'root', root} (a closed shadow root tabmux found,
-// to walk from now on).
+// once it left the document). Closed shadow roots come in through the handle this
+// leaves in the world (`globalThis.__tabmuxSnapshot.adopt(root)`, src/browser/snap.rs).
 (opts) => {
-  const KEY = '__tabmuxSnapshot';
+  const KEY = '__tabmuxSnapshot'; // src/browser/snap.rs reaches it as HANDLE
   const T = globalThis[KEY] || (globalThis[KEY] = (() => {
     const F = {
       IGNORED: 1, FOCUSABLE: 2, EDITABLE: 4, CHECKED: 8, MIXED: 16, PRESSED: 32,
@@ -51,7 +51,7 @@
     let hovered = [];
 
     // Closed shadow roots: the page's scripts keep them to themselves, but tabmux finds them
-    // through CDP and hands them in ({op: 'root'}). A walk reports the custom elements it
+    // through CDP and hands them in (adopt). A walk reports the custom elements it
     // shows without a shadow root (`hosts`), each once, for tabmux to look for one; a
     // document whose first MAX_HOSTS such elements had none (custom tags used as plain
     // containers) is not asked about again.
@@ -91,7 +91,7 @@
       'range', 'color']);
     function deepActive() {
       let a = document.activeElement;
-      while (a && rootOf(a) && rootOf(a).activeElement) a = rootOf(a).activeElement;
+      for (let r; a && (r = rootOf(a)) && r.activeElement;) a = r.activeElement;
       if (!a || a === document.body || a === document.documentElement) return null;
       const t = a.localName;
       const field = a.isContentEditable || t === 'textarea' || t === 'select'
@@ -785,7 +785,6 @@
   })());
   if (opts.op === 'id') return T.idOf(opts.el);
   if (opts.op === 'el') return T.el(opts.id);
-  if (opts.op === 'root') return T.adopt(opts.root);
   // As one JSON text: a single string crosses CDP (and the extension) far cheaper than
   // tens of thousands of small arrays.
   return JSON.stringify(T.collect(opts));

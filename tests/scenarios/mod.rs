@@ -301,38 +301,31 @@ pub async fn shadow_dom(c: &Client, fx: &Fixtures) {
     for seen in ["Sealed part", "Sealed button", "Slotted note"] {
         assert!(nav.text.contains(seen), "{seen} missing: {}", nav.text);
     }
-    c.ok(
-        "browser_type",
-        json!({"target": nav.ref_of(&["Sealed input"]), "text": "closed"}),
-    )
-    .await;
-    let sealed = c
-        .ok(
-            "browser_click",
-            json!({"target": nav.ref_of(&["Sealed button"])}),
+    // Type into each root's field, click its button, and see what the page did.
+    for (input, text, button, done) in [
+        (
+            "Sealed input",
+            "closed",
+            "Sealed button",
+            "sealed clicked with closed",
+        ),
+        (
+            "Shadow input",
+            "deep",
+            "Shadow button",
+            "shadow clicked with deep",
+        ),
+    ] {
+        c.ok(
+            "browser_type",
+            json!({"target": nav.ref_of(&[input]), "text": text}),
         )
         .await;
-    assert!(
-        sealed.text.contains("sealed clicked with closed"),
-        "{}",
-        sealed.text
-    );
-    c.ok(
-        "browser_type",
-        json!({"target": nav.ref_of(&["Shadow input"]), "text": "deep"}),
-    )
-    .await;
-    let click = c
-        .ok(
-            "browser_click",
-            json!({"target": nav.ref_of(&["Shadow button"])}),
-        )
-        .await;
-    assert!(
-        click.text.contains("shadow clicked with deep"),
-        "{}",
-        click.text
-    );
+        let click = c
+            .ok("browser_click", json!({"target": nav.ref_of(&[button])}))
+            .await;
+        assert!(click.text.contains(done), "{}", click.text);
+    }
 }
 
 /// Console messages from page start (levels, uncaught errors) and network requests.
