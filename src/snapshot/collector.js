@@ -170,6 +170,11 @@
       'toolbar', 'tree', 'list', 'navigation', 'main', 'complementary', 'banner', 'contentinfo', 'search',
       'article', 'meter', 'progressbar', 'Video', 'Audio', 'Canvas', 'math', 'status', 'alert', 'log',
       'document', 'note', 'graphics-document', 'Details']);
+    // Tags whose name comes from elsewhere than their content.
+    const NAME_TAGS = new Set(['input', 'select', 'textarea', 'meter', 'progress', 'output', 'img',
+      'area', 'fieldset', 'table', 'svg', 'optgroup', 'option']);
+    // Roles a name reads a value of.
+    const VALUED = new Set(['textbox', 'searchbox', 'spinbutton', 'slider', 'combobox', 'listbox']);
     const CONTENT_SHOWN = new Set(['row', 'cell', 'gridcell', 'columnheader', 'rowheader']);
     // Roles whose content does not go into an ancestor's name.
     const CONTAINERS = new Set(['group', 'tree', 'treegrid', 'list', 'listbox', 'menu', 'menubar',
@@ -181,6 +186,8 @@
       'superscript', 'insertion', 'deletion']);
     const LEAF_TAGS = new Set(['iframe', 'frame', 'input', 'textarea', 'select', 'img', 'video',
       'audio', 'canvas', 'object', 'embed', 'progress', 'meter']);
+    // Elements whose part of an ancestor's name is not their text.
+    const OWN_NAME_TAGS = new Set([...NAME_TAGS, ...LEAF_TAGS, 'br', 'wbr', 'details']);
     const INLINE_HANDLERS = new Set(['onclick', 'ondblclick', 'onmousedown', 'onmouseup',
       'onpointerdown', 'onpointerup', 'ontouchstart', 'ondragstart', 'ondrop', 'onkeydown', 'onkeyup',
       'onchange', 'oninput', 'oncontextmenu']);
@@ -193,6 +200,10 @@
       'aria-multiselectable', 'aria-busy', 'contenteditable', 'disabled']);
     const STATEFUL = 1;
     const HANDLER = 2;
+    // A name may read more than the element's text: its title (when the text is empty),
+    // the elements aria-labelledby names.
+    const TITLED = 4;
+    const LABELLEDBY = 8;
     function attrKinds(el) {
       if (!el.hasAttributes()) return 0;
       const names = el.getAttributeNames();
@@ -201,6 +212,8 @@
       for (let i = 0; i < names.length; i++) {
         const n = names[i];
         if (STATE_ATTRS.has(n)) k |= STATEFUL;
+        else if (n === 'title') k |= TITLED;
+        else if (n === 'aria-labelledby') k |= LABELLEDBY;
         else if (INLINE_HANDLERS.has(n) || (n === 'draggable' && el.getAttribute(n) === 'true')) k |= HANDLER;
       }
       return k;
@@ -375,7 +388,7 @@
       if (el.getAttribute('aria-hidden') === 'true') return '';
       const st = getComputedStyle(el);
       // The walk reads it again when it comes to the element.
-      styles.set(el, st);
+      if (ahead) styles.set(el, st);
       const display = st.display;
       if (display === 'none') return '';
       visited.add(el);
@@ -490,6 +503,28 @@
     let out;
     // Styles that names read before the walk came to their elements.
     let styles = new Map();
+    // Whether a name is computed ahead of the walk (its styles are then kept for the walk).
+    let ahead = true;
+    // Names from content are read off the walk's own text (walkedText) when it holds all a
+    // name would read. `lost` counts what the walk leaves out of its text that a name would
+    // read: a subtree with a loss is named by the rules instead.
+    let lost = 0;
+    // Text runs that are not all spaces, counted while `watch` (> 0) says so.
+    let solid = 0;
+    let watch = 0;
+    // Per item of `out` (by index): OPAQUE (its part of an ancestor's name is not its text) and
+    // BLOCK (shown as a block: a name spaces its text out).
+    let meta = new Uint8Array(4096);
+    const OPAQUE = 1;
+    const BLOCK = 2;
+    function mark(i, m) {
+      if (i >= meta.length) {
+        const grown = new Uint8Array(meta.length * 2);
+        grown.set(meta);
+        meta = grown;
+      }
+      meta[i] = m;
+    }
     let viewport;
     let vw;
     let vh;
@@ -601,6 +636,7 @@
     // line break, which stands for a LineBreak).
     let textAt = -1;
     function text(t) {
+      if (watch && /\S/.test(t)) solid++;
       if (textAt === out.length && t !== '\n' && out[textAt - 1] !== '\n') out[textAt - 1] += t;
       else out.push(t);
       textAt = out.length;
@@ -609,7 +645,8 @@
     function walk(el, pcur, depth) {
       const tag = el.localName;
       if (SKIP.has(tag)) return;
-      if (el.getAttribute('aria-hidden') === 'true' || el.inert) return;
+      if (el.getAttribute('aria-hidden') === 'true') return;
+      if (el.inert) { lost++; return; }
       if (modal && el !== modal && !el.contains(modal) && !modal.contains(el) && el.getRootNode() === document) return;
       let st = styles.size ? styles.get(el) : undefined;
       if (st) styles.delete(el);
@@ -620,7 +657,7 @@
       const shown = st.visibility === 'visible';
       if (tag === 'slot') { walkKids(el, st, shown, pcur, depth); return; }
       let role = explicitRole(el) || implicitRole(el, tag);
-      if (role === '' ) return; // <input type=hidden>
+      if (role === '') { lost++; return; } // <input type=hidden>
       // Focusable: in the tab order, or (tabindex=-1) by script in a widget, like a grid
       // cell of a roving focus.
       const ti = el.tabIndex;
@@ -649,15 +686,25 @@
         // Inline text semantics and inline wrappers: their text flows into the parent's.
         const inline = INLINE_ROLES.has(role) || display.startsWith('inline') || display === 'contents';
         if (inline) {
+          // (A name spaces out a block's text and reads <wbr> as a space; the walk's text does not.)
+          if ((kinds & LABELLEDBY) || tag === 'wbr' || (!display.startsWith('inline') && display !== 'contents')) lost++;
+          const titled = kinds & TITLED;
+          const solidAt = solid;
+          if (titled) watch++;
           const b = generated(el, '::before');
           if (b) text(b);
           walkKids(el, st, true, cursor, depth);
           const a = generated(el, '::after');
           if (a) text(a);
+          if (titled) {
+            watch--;
+            // Without text of its own, a name reads its title.
+            if (solid === solidAt) lost++;
+          }
           return;
         }
       }
-      if (tag === 'svg' && !el.getAttribute('aria-label') && !el.querySelector(':scope > title') && !refd) return;
+      if (tag === 'svg' && !el.getAttribute('aria-label') && !el.querySelector(':scope > title') && !refd) { lost++; return; }
       const at = out.length;
       // Wrappers need no id (nothing refers to them), but in a viewport walk, where the
       // text under them is placed by them.
@@ -666,7 +713,12 @@
       // Rows and cells show their content, not their name (src/snapshot/build.rs flattens
       // rows and dissolves cells): only a cell with a ref needs one.
       const fromContent = FROM_CONTENT.has(role) && (CONTENT_SHOWN.has(role) ? refd && role !== 'row' : true);
-      const name = plain ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || fromContent || click || el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby') ? nameOf(el, tag, role, st.textTransform) : '');
+      const labelled = el.hasAttribute('aria-label') || el.hasAttribute('aria-labelledby');
+      // A name from content is read off the walk's text after the subtree's walk (late); the
+      // rules compute it there when that text cannot tell it.
+      const late = fromContent && !labelled && !modal && !OWN_NAME_TAGS.has(tag);
+      const name = plain || late ? '' : (role === 'heading' || widget || NAMED_ALWAYS.has(role) || fromContent || click || labelled ? nameOf(el, tag, role, st.textTransform) : '');
+      const lostAt = lost;
       const value = valueOf(el, tag, role);
       let level = 0;
       if (role === 'heading') {
@@ -680,14 +732,19 @@
         : level ? [0, id, role, name, flags, value, level]
           : value ? [0, id, role, name, flags, value]
             : flags ? [0, id, role, name, flags]
-              : name ? [0, id, role, name] : [0, id, role];
+              : name || late ? [0, id, role, name] : [0, id, role];
       out.push(item);
+      const own = labelled || OWN_NAME_TAGS.has(tag) || CONTAINERS.has(role) || VALUED.has(role);
+      // A title is read when the element has no text: known after its walk.
+      const titled = !own && (kinds & TITLED) !== 0;
+      mark(at, (own || titled ? OPAQUE : 0) | (!display.startsWith('inline') && display !== 'contents' ? BLOCK : 0));
       const list = el.parentElement;
       if (tag === 'li' && list && list.localName === 'ol' && display === 'list-item' && st.listStyleType === 'decimal') {
         let n = numbers.get(list);
         if (n === undefined) n = list.start;
         if (el.hasAttribute('value')) n = el.value;
         numbers.set(list, n + 1);
+        mark(out.length, 0);
         out.push([0, 0, 'ListMarker', `${n}.`, 0]);
       }
       if (tag === 'select') {
@@ -717,6 +774,37 @@
       }
       item[0] = out.length - at - 1;
       textAt = -1;
+      if (late || titled) {
+        const t = lost === lostAt ? norm(walkedText(at)) : '';
+        if (t && titled) meta[at] &= ~OPAQUE;
+        if (late) {
+          let n = t;
+          if (!n) {
+            ahead = false;
+            n = nameOf(el, tag, role, st.textTransform);
+            ahead = true;
+          }
+          if (n) item[3] = n;
+          else if (item.length === 4) item.pop();
+        }
+      }
+    }
+    // The text a name from content reads in the subtree of the item at `at`, from the walk's
+    // output: its text runs, with a space around the elements shown as blocks; '' when an
+    // element in it takes part otherwise (OPAQUE), for the rules to compute.
+    function walkedText(at) {
+      const end = out.length;
+      let t = '';
+      const closes = [];
+      for (let i = at + 1; i < end; i++) {
+        while (closes.length && closes[closes.length - 1] < i) { t += ' '; closes.pop(); }
+        const x = out[i];
+        if (typeof x === 'string') { t += x; continue; }
+        const m = meta[i];
+        if (m & OPAQUE) return '';
+        if (m & BLOCK) { t += ' '; closes.push(i + x[0]); }
+      }
+      return t;
     }
     function walkKids(el, st, shown, ptr, depth) {
       const shadow = rootOf(el);
