@@ -376,13 +376,45 @@ fn key(s: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in word.chars() {
-            out.extend(c.to_lowercase());
+        if word.is_ascii() {
+            let at = out.len();
+            out.push_str(word);
+            out[at..].make_ascii_lowercase();
+        } else {
+            for c in word.chars() {
+                out.extend(c.to_lowercase());
+            }
         }
     }
     let trimmed = out.trim_end_matches([':', ' ']).len();
     out.truncate(trimmed);
     out
+}
+
+/// The length of `key(s)` without making it, for an ASCII `s` (None otherwise: lower
+/// case may change the length of other text).
+fn ascii_key_len(s: &str) -> Option<usize> {
+    if !s.is_ascii() {
+        return None;
+    }
+    // (The ASCII characters char::is_whitespace takes.)
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let (mut len, mut kept, mut gap) = (0, 0, false);
+    for &b in s.as_bytes() {
+        if space(b) {
+            gap = true;
+            continue;
+        }
+        if gap && len > 0 {
+            len += 1;
+        }
+        gap = false;
+        len += 1;
+        if b != b':' {
+            kept = len;
+        }
+    }
+    Some(kept)
 }
 
 /// Shortens to at most `max` characters, marking the cut.
@@ -1027,6 +1059,12 @@ impl<'a> Tree<'a> {
             HashSet::new()
         };
         let holds_value = kind == Kind::Line && value_holder(ax_role);
+        // The key lengths a text could repeat: most texts are told apart by length alone.
+        let sibling_lens: Vec<usize> = sibling_names.iter().map(String::len).collect();
+        let may_repeat = |n: usize| {
+            (!name_key.is_empty() && (n == name_key.len() || (from_content && n <= name_key.len())))
+                || sibling_lens.contains(&n)
+        };
         let mut removed = Vec::new();
         kids.retain(|&c| {
             let cn = &self.nodes[c as usize];
@@ -1034,6 +1072,10 @@ impl<'a> Tree<'a> {
                 Kind::Text => {
                     if holds_value {
                         true
+                    } else if (name_key.is_empty() && sibling_names.is_empty())
+                        || ascii_key_len(&cn.text).is_some_and(|n| !may_repeat(n))
+                    {
+                        false
                     } else {
                         let k = key(&cn.text);
                         (!name_key.is_empty()
@@ -1256,5 +1298,30 @@ impl<'a> Tree<'a> {
 
     fn open_or_sealed_text(&self, n: u32) -> bool {
         self.kind(n) == Kind::Text
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::{ascii_key_len, key};
+
+    #[test]
+    fn ascii_key_len_is_the_length_of_the_key() {
+        for s in [
+            "",
+            " ",
+            "Save",
+            "  Full   name:  ",
+            "a:b",
+            "foo : :",
+            "x\u{b}y",
+            "\t\r\nA\u{c}B ",
+            ":::",
+            "Name *:",
+            "one two  three",
+        ] {
+            assert_eq!(ascii_key_len(s), Some(key(s).len()), "{s:?}");
+        }
+        assert_eq!(ascii_key_len("İstanbul"), None);
     }
 }
