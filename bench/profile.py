@@ -57,10 +57,10 @@ async def main(args):
     url = srv.url(args.page)
     await one("direct", [TABMUX, "--launch"], {}, url, args.rounds)
     first, last = free_range()
-    ext = await cdp.launch_with_extension(first, last)
+    state = tempfile.mkdtemp(prefix="tabmux-profile-")
+    ext = await cdp.launch_with_extension(first, last, state)
     try:
-        state = tempfile.mkdtemp(prefix="tabmux-profile-")
-        await one("extension", [TABMUX, "--ports", f"{first}-{last}", "--extension-wait", "15"],
+        await one("extension", [TABMUX, "--ports", f"{first}-{last}", "--extension", "--extension-wait", "15"],
                   {"TABMUX_STATE_DIR": state}, url, args.rounds, ext.proc.pid)
     finally:
         await ext.close()

@@ -165,7 +165,9 @@ class Bench:
 
     def adapters(self):
         a, b = self.ports
-        ext_args = ("--ports", f"{a}-{b}", "--extension-wait", "15")
+        # --extension: an instance that does not find the bench's browser fails instead of
+        # launching a browser of its own (its numbers would not be the bench browser's).
+        ext_args = ("--ports", f"{a}-{b}", "--extension", "--extension-wait", "15")
         return [
             Tabmux("tabmux (direct)", ("--launch",)),
             Tabmux("tabmux (extension)", ext_args, {"TABMUX_STATE_DIR": self.state_dir}),
@@ -349,7 +351,7 @@ class Bench:
     async def spawn_raw(self, extra=()):
         a, b = self.ports
         return await asyncio.create_subprocess_exec(
-            setup_tabmux(), "--ports", f"{a}-{b}", *extra,
+            setup_tabmux(), "--ports", f"{a}-{b}", "--extension", *extra,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=self.ext_env(), start_new_session=True)
 
@@ -408,7 +410,7 @@ class Bench:
     async def locks(self):
         """Hand-over latency between two instances, and recovery from a killed holder."""
         a, b = self.ports
-        args = ("--ports", f"{a}-{b}", "--extension-wait", "15")
+        args = ("--ports", f"{a}-{b}", "--extension", "--extension-wait", "15")
         env = {"TABMUX_STATE_DIR": self.state_dir}
         out = {"handover_claim_s": [], "handover_next_s": [], "release_s": []}
         tid, _ = await self.ext.open_page(self.srv.url("soak.html?who=user"))
@@ -517,7 +519,7 @@ class Bench:
         self.srv = fixtures.Server()
         self.ports = free_range()
         log(f"pages on {self.srv.url('')}; extension ports {self.ports[0]}-{self.ports[1]}")
-        self.ext = await cdp.launch_with_extension(*self.ports)
+        self.ext = await cdp.launch_with_extension(*self.ports, self.state_dir)
         try:
             await self.take_inventory(self.ext)
             self.results["chromium"] = (await self.ext.call("Browser.getVersion"))["product"]

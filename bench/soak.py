@@ -127,11 +127,11 @@ async def main(args):
     first, last = free_range(args.instances)
     state = tempfile.mkdtemp(prefix="tabmux-soak-state-")
     os.makedirs(os.path.join(fixtures.OUT, "logs"), exist_ok=True)
-    ext = await cdp.launch_with_extension(first, last)
+    ext = await cdp.launch_with_extension(first, last, state)
     stats = Stats()
     try:
         mem_start = await ext.worker_memory()
-        targs = ["--ports", f"{first}-{last}", "--extension-wait", "15"]
+        targs = ["--ports", f"{first}-{last}", "--extension", "--extension-wait", "15"]
         env = {"TABMUX_STATE_DIR": state}
         readies = [asyncio.Event() for _ in range(args.instances)]
         go = asyncio.Event()

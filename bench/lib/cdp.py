@@ -188,10 +188,20 @@ async def launch_plain():
     return await b.start()
 
 
-async def launch_with_extension(first, last):
-    """Headless Chromium with the repository's extension, pointed at ports first..last."""
+async def launch_with_extension(first, last, state=None):
+    """Headless Chromium with the tabmux extension, pointed at ports first..last.
+
+    With `state` (a tabmux state directory) the extension is the copy `tabmux extension
+    install` makes with that directory's secret, as a user installs it: the instances
+    run with TABMUX_STATE_DIR=state trust it and it trusts them. Without, the repository's
+    unpaired extension (no tabmux instance accepts it)."""
     profile = tempfile.mkdtemp(prefix="tabmux-bench-ext-")
     ext = os.path.join(REPO, "extension")
+    if state is not None:
+        ext = os.path.join(profile, "tabmux-extension")
+        tabmux = os.path.join(REPO, "target", "release", "tabmux")
+        subprocess.run([tabmux, "extension", "install", ext], env=dict(os.environ, TABMUX_STATE_DIR=state),
+                       check=True, capture_output=True)
     b = PipeBrowser([
         f"--load-extension={ext}",
         f"--disable-extensions-except={ext}",
