@@ -3,8 +3,11 @@
 //! A big page's snapshot allocates tens of megabytes for a moment. glibc's allocator keeps
 //! one arena per thread that ever allocated and returns little of a freed arena to the
 //! system, so without care the process stays near its peak after big pages. With one
-//! arena (tabmux runs two worker threads; allocation is never its bottleneck) and a trim
-//! after each big snapshot, it goes back to a few megabytes above idle.
+//! arena (tabmux runs two worker threads; allocation is never its bottleneck), blocks of
+//! 256 KiB and more always mapped on their own (glibc would otherwise raise that
+//! threshold as such blocks are freed, and put the next page's megabyte-sized answer and
+//! text in the arena, where they fragment it) and a trim after each big snapshot, it goes
+//! back to a few megabytes above idle.
 
 /// Called once at start, before the runtime's threads exist.
 pub fn configure() {
@@ -12,6 +15,7 @@ pub fn configure() {
     // SAFETY: mallopt only changes the allocator's tuning; called before any other thread.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 
