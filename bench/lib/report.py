@@ -288,7 +288,7 @@ def write(res, path):
         t.add("lost or unanswered calls", f_n(sk["lost"]))
         t.add("tool errors", f_n(sk["errors"]) + (f" ({'; '.join(sk['error_samples'][:3])})" if sk["errors"] else ""))
         t.add("median / p99 call time", f"{f_ms(sk['median_s'])} / {f_ms(sk['p99_s'])}")
-        t.add("extension worker JS heap: start → 11 connected → end (after the instances left)",
+        t.add(f"extension worker JS heap: start → {sk['instances']} connected → end (after the instances left)",
               f"{sk['mem_start']['used'] / 1048576:.1f} MB → {sk['mem_ready']['used'] / 1048576:.1f} MB → {sk['mem_end']['used'] / 1048576:.1f} MB")
         t.add("tabs open after the instances left (grace period over)", f_n(sk.get("tabs_left_after")) + " (the browser's own first tab)")
         L.append(t.md())
