@@ -454,7 +454,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         tabmux::mcp::guard::MAX_LINE,
     ));
     let service = tokio::select! {
-        s = server.serve((rmcp_in, stdout)) => {
+        s = server.serve(tabmux::mcp::out::Lines::new(rmcp_in, stdout)) => {
             Some(s.map_err(|e| anyhow::anyhow!("MCP handshake failed: {e}"))?)
         }
         _ = &mut shutdown => None,

@@ -6,6 +6,7 @@ pub mod confine;
 pub mod guard;
 mod look;
 pub mod nav;
+pub mod out;
 mod page_tool;
 pub mod report;
 mod tabs;
