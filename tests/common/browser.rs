@@ -223,24 +223,13 @@ impl ExtBrowser {
     pub async fn reload_extension(&self) {
         let (id, s) = self.open_target("chrome://extensions").await;
         // The page gets its `chrome.developerPrivate` binding once it has loaded.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        loop {
-            let ready = self
-                .call(
-                    Some(&s),
-                    "Runtime.evaluate",
-                    json!({"expression": "!!(globalThis.chrome && chrome.developerPrivate)", "returnByValue": true}),
-                )
-                .await;
-            if ready["result"]["value"] == true {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "chrome://extensions has no developerPrivate binding after 15 s: {ready}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        self.until_in(
+            &s,
+            "chrome://extensions",
+            "!!(globalThis.chrome && chrome.developerPrivate)",
+            Duration::from_secs(15),
+        )
+        .await;
         let expr = format!(
             "chrome.developerPrivate.updateProfileConfiguration({{inDeveloperMode: true}})
                 .then(() => chrome.developerPrivate.reload('{EXTENSION_ID}', {{failQuietly: false}}))
@@ -273,28 +262,46 @@ impl ExtBrowser {
 
     /// Evaluates `expression` in the popup page (awaiting promises); its value.
     pub async fn popup_eval(&self, popup: &Popup, expression: &str) -> Value {
+        self.eval_in(&popup.session, "popup", expression).await
+    }
+
+    /// Waits (up to `within`) until `expression` is truthy in the popup; its last value.
+    pub async fn popup_until(&self, popup: &Popup, expression: &str, within: Duration) -> Value {
+        self.until_in(&popup.session, "the popup", expression, within)
+            .await
+    }
+
+    /// Evaluates `expression` in the page of `session` (awaiting promises); its value.
+    async fn eval_in(&self, session: &str, page: &str, expression: &str) -> Value {
         let r = self
             .call(
-                Some(&popup.session),
+                Some(session),
                 "Runtime.evaluate",
                 json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
             )
             .await;
         if let Some(ex) = r.get("exceptionDetails") {
-            panic!("popup evaluation failed: {ex}");
+            panic!("{page} evaluation failed: {ex}");
         }
         r["result"]["value"].clone()
     }
 
-    /// Waits (up to `within`) until `expression` is truthy in the popup; its last value.
-    pub async fn popup_until(&self, popup: &Popup, expression: &str, within: Duration) -> Value {
+    /// Waits (up to `within`) until `expression` is truthy in the page of `session`; its
+    /// last value.
+    async fn until_in(
+        &self,
+        session: &str,
+        page: &str,
+        expression: &str,
+        within: Duration,
+    ) -> Value {
         let deadline = std::time::Instant::now() + within;
         // The page may still be loading: an exception counts as "not yet".
         let guarded = format!(
             "(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
         );
         loop {
-            let v = self.popup_eval(popup, &guarded).await;
+            let v = self.eval_in(session, page, &guarded).await;
             let truthy =
                 !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
@@ -302,8 +309,8 @@ impl ExtBrowser {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the popup did not show `{expression}` within {within:?}; it shows: {}",
-                self.popup_eval(popup, "document.body && document.body.innerText")
+                "{page} did not show `{expression}` within {within:?}; it shows: {}",
+                self.eval_in(session, page, "document.body && document.body.innerText")
                     .await
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
