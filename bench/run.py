@@ -374,7 +374,6 @@ class Bench:
     async def discovery(self):
         """tabmux start -> extension connected, on the first and on the last port of the range."""
         n = 3 if self.args.quick else 5
-        first, last = [], []
         # Every instance started here is stopped, also when a step fails (a live instance
         # left behind would keep its port and the browser's attention).
         running = []
@@ -388,27 +387,20 @@ class Bench:
             running.remove(p)
             await stop_process(p)
 
+        async def once(pause):
+            """One instance started until the extension connects; (seconds, port)."""
+            p = await spawn()
+            dt, port = await self.until_connected(p)
+            await stop(p)
+            await asyncio.sleep(pause)
+            return dt, port
+
         try:
-            for _ in range(n):
-                p = await spawn()
-                t0 = time.perf_counter()
-                dt, port = await self.until_connected(p)
-                first.append((time.perf_counter() - t0, port))
-                await stop(p)
-                await asyncio.sleep(0.5)
+            first = [await once(0.5) for _ in range(n)]
             # Ten instances hold the first ten ports; the eleventh gets the last one.
-            holders = []
             for _ in range(10):
-                p = await spawn()
-                await self.until_connected(p)
-                holders.append(p)
-            for _ in range(n):
-                p = await spawn()
-                t0 = time.perf_counter()
-                dt, port = await self.until_connected(p)
-                last.append((time.perf_counter() - t0, port))
-                await stop(p)
-                await asyncio.sleep(1.5)
+                await self.until_connected(await spawn())
+            last = [await once(1.5) for _ in range(n)]
         finally:
             for p in list(running):
                 await stop(p)
