@@ -277,6 +277,9 @@
 
     // ---- names ----
     const norm = (s) => s.replace(/\s+/g, ' ').trim();
+    // Shown inline (or as its children alone): its text flows with its neighbours' where a
+    // block's is set apart.
+    const flows = (display) => display.startsWith('inline') || display === 'contents';
     function transform(text, tt) {
       switch (tt) {
         case 'uppercase': return text.toUpperCase();
@@ -401,7 +404,7 @@
         }
         return t;
       }
-      const block = !display.startsWith('inline') && display !== 'contents';
+      const block = !flows(display);
       const sp = block ? ' ' : '';
       const explicit = explicitRole(el);
       if (CONTAINERS.has(explicit)) return '';
@@ -681,13 +684,14 @@
         if (click) flags |= F.CLICKABLE;
       }
       const refd = widget || click || (flags & (F.EDITABLE | F.FOCUSABLE)) !== 0;
+      const flowing = flows(display);
       const plain = (role === 'generic' || role === 'none' || role === 'presentation') && !refd;
       if ((plain || (INLINE_ROLES.has(role) && !refd)) && !el.hasAttribute('aria-label') && depth > 0) {
         // Inline text semantics and inline wrappers: their text flows into the parent's.
-        const inline = INLINE_ROLES.has(role) || display.startsWith('inline') || display === 'contents';
+        const inline = INLINE_ROLES.has(role) || flowing;
         if (inline) {
           // (A name spaces out a block's text and reads <wbr> as a space; the walk's text does not.)
-          if ((kinds & LABELLEDBY) || tag === 'wbr' || (!display.startsWith('inline') && display !== 'contents')) lost++;
+          if ((kinds & LABELLEDBY) || tag === 'wbr' || !flowing) lost++;
           const titled = kinds & TITLED;
           const solidAt = solid;
           if (titled) watch++;
@@ -737,7 +741,7 @@
       const own = labelled || OWN_NAME_TAGS.has(tag) || CONTAINERS.has(role) || VALUED.has(role);
       // A title is read when the element has no text: known after its walk.
       const titled = !own && (kinds & TITLED) !== 0;
-      mark(at, (own || titled ? OPAQUE : 0) | (!display.startsWith('inline') && display !== 'contents' ? BLOCK : 0));
+      mark(at, (own || titled ? OPAQUE : 0) | (flowing ? 0 : BLOCK));
       const list = el.parentElement;
       if (tag === 'li' && list && list.localName === 'ol' && display === 'list-item' && st.listStyleType === 'decimal') {
         let n = numbers.get(list);
