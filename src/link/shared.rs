@@ -340,6 +340,13 @@ impl Shared {
     /// because no live instance was registered for the whole linger.
     pub fn watch(&self, pid: u32) {
         super::tree::hold(pid);
+        // The instance that launched the browser starts this watcher first and records the
+        // browser just after (the record names the watcher): a watcher that looked before
+        // the record was written would leave at once, and nothing would close the browser.
+        let recorded = Instant::now() + Duration::from_secs(10);
+        while self.running().is_none_or(|r| r.pid != pid) && Instant::now() < recorded {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         loop {
             match self.running() {
                 Some(r) if r.pid == pid => {}
